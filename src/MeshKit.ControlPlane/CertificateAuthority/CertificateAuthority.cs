@@ -1,0 +1,365 @@
+using System.Net;
+using System.Numerics;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using MeshKit.ControlPlane.Storage;
+using MeshKit.Identity;
+using Microsoft.Extensions.Options;
+
+namespace MeshKit.ControlPlane.CertificateAuthority;
+
+/// <summary>A certificate that signs workload certificates, with its key and the chain up to (not including) its root.</summary>
+/// <param name="Id">A stable name for the signer (the file stem for generated roots).</param>
+/// <param name="Certificate">The signing certificate (a root or an intermediate).</param>
+/// <param name="Key">Its private key.</param>
+/// <param name="Chain">The signing certificate followed by any intermediates above it, excluding the root when the signer is not itself a root.</param>
+internal sealed record Signer(string Id, X509Certificate2 Certificate, AsymmetricAlgorithm Key, IReadOnlyList<X509Certificate2> Chain);
+
+/// <summary>A certificate issued by <see cref="CertificateAuthority"/>.</summary>
+/// <param name="Leaf">The issued certificate (public part only).</param>
+/// <param name="ChainPem">PEM of the leaf followed by the intermediates between it and the root.</param>
+/// <param name="Bundle">The trust bundle at the time of issuance.</param>
+internal sealed record IssuedCertificate(X509Certificate2 Leaf, string ChainPem, TrustBundle Bundle);
+
+/// <summary>
+/// The control service's certificate authority: a root it generates on first start and persists, or a root or
+/// intermediate supplied by the user. The trust bundle may hold several roots so that the CA can be rotated with an
+/// overlap: a new root is added to the bundle first, issuance switches to it later, and the old root is removed last.
+/// </summary>
+internal sealed class CertificateAuthority : IDisposable
+{
+    private const string StateFileName = "state.json";
+    private readonly ControlPlaneOptions _options;
+    private readonly TimeProvider _time;
+    private readonly string _caDirectory;
+    private readonly bool _userSupplied;
+    private readonly Lock _gate = new();
+    private State _state;
+
+    public CertificateAuthority(IOptions<ControlPlaneOptions> options, ControlPlaneDataDirectory dataDirectory, TimeProvider time)
+    {
+        _options = options.Value;
+        _time = time;
+        _caDirectory = Path.Combine(dataDirectory.Path, "ca");
+        _userSupplied = !string.IsNullOrEmpty(_options.Ca.CertificatePath);
+        _state = _userSupplied ? LoadUserSupplied(_options.Ca) : LoadOrCreateGenerated();
+    }
+
+    /// <summary>Raised after the trust bundle or the active signer changes.</summary>
+    public event Action<TrustBundle>? BundleChanged;
+
+    public string TrustDomain => _options.TrustDomain;
+
+    public TrustBundle Bundle => _state.Bundle;
+
+    public Signer ActiveSigner => _state.Active;
+
+    /// <summary>Gets the ids of the generated roots in the bundle, the active one marked.</summary>
+    public IReadOnlyList<(string Id, X509Certificate2 Certificate, bool Active)> Roots
+    {
+        get
+        {
+            var state = _state;
+            var list = new List<(string, X509Certificate2, bool)>();
+            foreach (var signer in state.Signers)
+            {
+                list.Add((signer.Id, signer.Certificate, ReferenceEquals(signer, state.Active)));
+            }
+
+            return list;
+        }
+    }
+
+    /// <summary>Issues a workload certificate for <paramref name="id"/> over <paramref name="publicKey"/>.</summary>
+    public IssuedCertificate Issue(SpiffeId id, PublicKey publicKey) =>
+        Issue(id, publicKey, _options.CertificateLifetime, dnsNames: null, ipAddresses: null);
+
+    /// <summary>Issues a certificate; the extensions are always the CA's own, never the requester's.</summary>
+    public IssuedCertificate Issue(
+        SpiffeId id,
+        PublicKey publicKey,
+        TimeSpan lifetime,
+        IEnumerable<string>? dnsNames,
+        IEnumerable<IPAddress>? ipAddresses)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        ArgumentNullException.ThrowIfNull(publicKey);
+        var state = _state;
+        var signer = state.Active;
+        var now = _time.GetUtcNow();
+
+        // A small backdate tolerates clock skew between hosts; never past the signer's own validity.
+        var notBefore = Max(now - TimeSpan.FromSeconds(Math.Min(30, lifetime.TotalSeconds)), signer.Certificate.NotBefore.ToUniversalTime());
+        var notAfter = Min(now + lifetime, signer.Certificate.NotAfter.ToUniversalTime());
+
+        var subjectBuilder = new X500DistinguishedNameBuilder();
+        subjectBuilder.AddOrganizationName("MeshKit");
+        subjectBuilder.AddOrganizationalUnitName(id.Namespace);
+        subjectBuilder.AddCommonName(id.Service);
+        var subject = subjectBuilder.Build();
+        var request = new CertificateRequest(subject, publicKey, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, critical: true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
+            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], critical: false));
+        request.CertificateExtensions.Add(SubjectAlternativeNames.Create(id.Value, dnsNames, ipAddresses));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(publicKey, critical: false));
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(signer.Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
+
+        X509Certificate2 leaf;
+        lock (_gate)
+        {
+            // Crypto key objects are not documented as thread-safe; signing is short, so one signer at a time.
+            leaf = request.Create(signer.Certificate.SubjectName, CreateGenerator(signer.Key), notBefore, notAfter, NewSerialNumber());
+        }
+
+        var chain = new StringBuilder(leaf.ExportCertificatePem()).Append('\n');
+        if (!state.Bundle.Contains(signer.Certificate))
+        {
+            foreach (var intermediate in signer.Chain)
+            {
+                chain.Append(intermediate.ExportCertificatePem()).Append('\n');
+            }
+        }
+
+        return new IssuedCertificate(leaf, chain.ToString(), state.Bundle);
+    }
+
+    /// <summary>Generates a new root and adds it to the trust bundle without issuing from it (CA rotation, step 1).</summary>
+    public string AddRoot()
+    {
+        ThrowIfUserSupplied();
+        lock (_gate)
+        {
+            var signer = GenerateRoot(NextRootId(_state));
+            Persist(signer);
+            var next = _state with { Signers = [.. _state.Signers, signer] };
+            Commit(next);
+            return signer.Id;
+        }
+    }
+
+    /// <summary>Switches issuance to a root already in the bundle (CA rotation, step 2).</summary>
+    public void Activate(string id)
+    {
+        ThrowIfUserSupplied();
+        lock (_gate)
+        {
+            var signer = _state.Signers.FirstOrDefault(s => s.Id == id)
+                ?? throw new KeyNotFoundException($"No root '{id}' is in the trust bundle.");
+            Commit(_state with { Active = signer });
+        }
+    }
+
+    /// <summary>Removes a root from the bundle (CA rotation, step 3). The active root cannot be removed.</summary>
+    public void RemoveRoot(string id)
+    {
+        ThrowIfUserSupplied();
+        lock (_gate)
+        {
+            var signer = _state.Signers.FirstOrDefault(s => s.Id == id)
+                ?? throw new KeyNotFoundException($"No root '{id}' is in the trust bundle.");
+            if (ReferenceEquals(signer, _state.Active))
+            {
+                throw new InvalidOperationException($"Root '{id}' is the one issuing certificates; activate another root before removing it.");
+            }
+
+            Commit(_state with { Signers = [.. _state.Signers.Where(s => !ReferenceEquals(s, signer))] });
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var signer in _state.Signers)
+        {
+            signer.Key.Dispose();
+        }
+    }
+
+    private void Commit(State next)
+    {
+        next = next with { Bundle = TrustBundle.Create(next.Signers.Select(s => s.Certificate)) };
+        var file = new StateFile(next.Active.Id, [.. next.Signers.Select(s => s.Id)]);
+        SecureFile.WriteAllText(Path.Combine(_caDirectory, StateFileName), JsonSerializer.Serialize(file));
+        SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), next.Bundle.Pem);
+        _state = next;
+        BundleChanged?.Invoke(next.Bundle);
+    }
+
+    private void ThrowIfUserSupplied()
+    {
+        if (_userSupplied)
+        {
+            throw new InvalidOperationException("The CA is supplied through ControlPlane:Ca; rotate it by replacing those files and restarting, not through the API.");
+        }
+    }
+
+    private State LoadOrCreateGenerated()
+    {
+        SecureFile.EnsureDirectory(_caDirectory);
+        var statePath = Path.Combine(_caDirectory, StateFileName);
+        if (!File.Exists(statePath))
+        {
+            var root = GenerateRoot("root-1");
+            Persist(root);
+            var created = new State([root], root, TrustBundle.Create([root.Certificate]));
+            SecureFile.WriteAllText(statePath, JsonSerializer.Serialize(new StateFile(root.Id, [root.Id])));
+            SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), created.Bundle.Pem);
+            return created;
+        }
+
+        StateFile file;
+        try
+        {
+            file = JsonSerializer.Deserialize<StateFile>(File.ReadAllText(statePath))
+                ?? throw new InvalidDataException("it is empty");
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidDataException)
+        {
+            throw new InvalidDataException($"The CA state file '{statePath}' is not valid: {ex.Message}", ex);
+        }
+
+        var signers = new List<Signer>();
+        foreach (var id in file.Roots)
+        {
+            if (!IsSafeId(id))
+            {
+                throw new InvalidDataException($"The CA state file '{statePath}' names root '{id}', which is not a plain file name.");
+            }
+
+            var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(_caDirectory, id + ".crt.pem")));
+            var key = ECDsa.Create();
+            key.ImportFromPem(File.ReadAllText(Path.Combine(_caDirectory, id + ".key.pem")));
+            signers.Add(new Signer(id, certificate, key, [certificate]));
+        }
+
+        var active = signers.FirstOrDefault(s => s.Id == file.Active)
+            ?? throw new InvalidDataException($"The CA state file '{statePath}' names active root '{file.Active}', which is not among its roots.");
+        var state = new State(signers, active, TrustBundle.Create(signers.Select(s => s.Certificate)));
+        SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), state.Bundle.Pem);
+        return state;
+    }
+
+    private State LoadUserSupplied(CertificateAuthorityOptions ca)
+    {
+        var certificates = new X509Certificate2Collection();
+        certificates.ImportFromPemFile(ca.CertificatePath!);
+        if (certificates.Count == 0)
+        {
+            throw new InvalidDataException($"ControlPlane:Ca:CertificatePath '{ca.CertificatePath}' holds no PEM certificate.");
+        }
+
+        var certificate = certificates[0];
+        var keyPem = File.ReadAllText(ca.KeyPath!);
+        AsymmetricAlgorithm key = certificate.GetKeyAlgorithm() == "1.2.840.113549.1.1.1" ? RSA.Create() : ECDsa.Create();
+        key.ImportFromPem(keyPem);
+        using (var withKey = key is RSA rsa ? certificate.CopyWithPrivateKey(rsa) : certificate.CopyWithPrivateKey((ECDsa)key))
+        {
+            // CopyWithPrivateKey throws when the key does not belong to the certificate.
+        }
+
+        if (certificate.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is not { CertificateAuthority: true })
+        {
+            throw new InvalidDataException($"ControlPlane:Ca:CertificatePath '{ca.CertificatePath}' is not a CA certificate (basicConstraints CA:TRUE is missing).");
+        }
+
+        var selfSigned = certificate.SubjectName.RawData.AsSpan().SequenceEqual(certificate.IssuerName.RawData);
+        TrustBundle bundle;
+        if (selfSigned)
+        {
+            bundle = TrustBundle.Create([certificate]);
+        }
+        else if (string.IsNullOrEmpty(ca.TrustBundlePath))
+        {
+            throw new InvalidDataException($"ControlPlane:Ca:CertificatePath '{ca.CertificatePath}' is an intermediate CA; set ControlPlane:Ca:TrustBundlePath to the roots it chains to.");
+        }
+        else
+        {
+            bundle = TrustBundle.FromPem(File.ReadAllText(ca.TrustBundlePath));
+        }
+
+        var chain = new List<X509Certificate2>();
+        foreach (var c in certificates)
+        {
+            if (!bundle.Contains(c))
+            {
+                chain.Add(c);
+            }
+        }
+
+        var signer = new Signer("user-supplied", certificate, key, chain);
+        SecureFile.EnsureDirectory(_caDirectory);
+        SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), bundle.Pem);
+        return new State([signer], signer, bundle);
+    }
+
+    private Signer GenerateRoot(string id)
+    {
+        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var now = _time.GetUtcNow();
+        var subject = new X500DistinguishedNameBuilder();
+        subject.AddOrganizationName("MeshKit");
+        subject.AddCommonName($"MeshKit Root CA {_options.TrustDomain} {id}");
+        var request = new CertificateRequest(subject.Build(), key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, critical: true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, critical: true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
+
+        // SPIFFE lets signing certificates carry the trust domain's own ID.
+        request.CertificateExtensions.Add(SubjectAlternativeNames.Create($"{SpiffeId.Prefix}{_options.TrustDomain}"));
+        var certificate = request.CreateSelfSigned(now.AddHours(-1), now.AddYears(10));
+        using var withKey = certificate;
+        var publicOnly = X509CertificateLoader.LoadCertificate(certificate.RawData);
+        return new Signer(id, publicOnly, key, [publicOnly]);
+    }
+
+    private void Persist(Signer signer)
+    {
+        // The key first, mode 0600; the certificate is public.
+        SecureFile.WriteAllText(Path.Combine(_caDirectory, signer.Id + ".key.pem"), ((ECDsa)signer.Key).ExportPkcs8PrivateKeyPem());
+        SecureFile.WritePublicText(Path.Combine(_caDirectory, signer.Id + ".crt.pem"), signer.Certificate.ExportCertificatePem());
+    }
+
+    private static string NextRootId(State state)
+    {
+        var next = 1;
+        foreach (var signer in state.Signers)
+        {
+            if (signer.Id.StartsWith("root-", StringComparison.Ordinal) && int.TryParse(signer.Id.AsSpan(5), out var n))
+            {
+                next = Math.Max(next, n + 1);
+            }
+        }
+
+        return $"root-{next}";
+    }
+
+    private static bool IsSafeId(string id) =>
+        id.Length is > 0 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-');
+
+    private static X509SignatureGenerator CreateGenerator(AsymmetricAlgorithm key) => key switch
+    {
+        ECDsa ecdsa => X509SignatureGenerator.CreateForECDsa(ecdsa),
+        RSA rsa => X509SignatureGenerator.CreateForRSA(rsa, RSASignaturePadding.Pkcs1),
+        _ => throw new NotSupportedException($"CA keys of type {key.GetType().Name} are not supported; use ECDSA or RSA."),
+    };
+
+    private static byte[] NewSerialNumber()
+    {
+        // 16 random bytes, positive as a DER INTEGER (RFC 5280 asks for at most 20 octets, non-negative).
+        var serial = RandomNumberGenerator.GetBytes(16);
+        serial[0] &= 0x7F;
+        serial[0] |= 0x01;
+        return serial;
+    }
+
+    private static DateTimeOffset Max(DateTimeOffset a, DateTime b) => a > b ? a : new DateTimeOffset(b, TimeSpan.Zero);
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTime b) => a < b ? a : new DateTimeOffset(b, TimeSpan.Zero);
+
+    private sealed record State(IReadOnlyList<Signer> Signers, Signer Active, TrustBundle Bundle);
+
+    private sealed record StateFile(string Active, string[] Roots);
+}

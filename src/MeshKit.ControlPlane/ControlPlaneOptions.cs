@@ -1,0 +1,78 @@
+namespace MeshKit.ControlPlane;
+
+/// <summary>Settings of the control service, bound from the <c>ControlPlane</c> configuration section.</summary>
+public sealed class ControlPlaneOptions
+{
+    /// <summary>The configuration section these options bind to.</summary>
+    public const string SectionName = "ControlPlane";
+
+    /// <summary>Gets or sets the trust domain of every SPIFFE ID this control service issues. Default <c>mesh.local</c>.</summary>
+    public string TrustDomain { get; set; } = "mesh.local";
+
+    /// <summary>
+    /// Gets or sets the folder that holds the CA key and certificate, the generated admin token and revocations.
+    /// Default: <c>MeshKit/control-plane</c> under the user's local application data folder.
+    /// </summary>
+    public string? DataDirectory { get; set; }
+
+    /// <summary>Gets or sets the lifetime of issued workload certificates. Default 24 hours; any value from 1 second up.</summary>
+    public TimeSpan CertificateLifetime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Gets the join tokens, by name. Each grants first issuance for a list of services.</summary>
+    public Dictionary<string, JoinTokenOptions> JoinTokens { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Gets or sets whether join tokens may grant wildcards (<c>*</c> for every service of every namespace,
+    /// <c>&lt;namespace&gt;/*</c> for every service of one namespace). Off by default: a wildcard token lets its holder
+    /// become any service it covers. The reserved namespace <c>mesh-system</c> is never granted, wildcard or not.
+    /// </summary>
+    public bool AllowWildcardGrants { get; set; }
+
+    /// <summary>
+    /// Gets or sets the bearer token of the admin API. When empty, a random token is generated on first start and
+    /// written to <c>admin-token</c> in the data directory (readable by its owner only).
+    /// </summary>
+    public string? AdminToken { get; set; }
+
+    /// <summary>Gets or sets where the CA comes from. By default a root is generated on first start and persisted.</summary>
+    public CertificateAuthorityOptions Ca { get; set; } = new();
+
+    /// <summary>
+    /// Gets the extra DNS names and IP addresses of the control service's own HTTPS certificate, besides
+    /// <c>localhost</c>, the machine name, <c>127.0.0.1</c> and <c>::1</c>.
+    /// </summary>
+    public List<string> HostNames { get; } = [];
+
+    /// <summary>Gets or sets the longest wait a workload's control-channel watch may ask for. Default 5 minutes.</summary>
+    public TimeSpan MaxWatchWait { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>A join token: a secret that lets a workload obtain its first certificate for the services it grants.</summary>
+public sealed class JoinTokenOptions
+{
+    /// <summary>Gets or sets the secret. At least 16 characters; compared in constant time and never logged.</summary>
+    public string? Token { get; set; }
+
+    /// <summary>
+    /// Gets the services this token grants, as <c>&lt;namespace&gt;/&lt;service&gt;</c>; a bare <c>&lt;service&gt;</c>
+    /// means namespace <c>default</c>.
+    /// </summary>
+    public List<string> Services { get; } = [];
+}
+
+/// <summary>Where the control service's certificate authority comes from.</summary>
+public sealed class CertificateAuthorityOptions
+{
+    /// <summary>
+    /// Gets or sets the path of a user-supplied CA certificate (PEM). When it is self-signed it is used as the root;
+    /// otherwise it is an intermediate and <see cref="TrustBundlePath"/> names the roots. The file may hold further
+    /// intermediates after the first certificate.
+    /// </summary>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>Gets or sets the path of the user-supplied CA's private key (PEM, PKCS#8 or SEC1/PKCS#1).</summary>
+    public string? KeyPath { get; set; }
+
+    /// <summary>Gets or sets the path of the roots (PEM) to publish when <see cref="CertificatePath"/> is an intermediate.</summary>
+    public string? TrustBundlePath { get; set; }
+}

@@ -1,0 +1,97 @@
+using MeshKit.ControlPlane.Tokens;
+using MeshKit.Identity;
+using Microsoft.Extensions.Options;
+
+namespace MeshKit.ControlPlane;
+
+/// <summary>Validates <see cref="ControlPlaneOptions"/>; every error names its configuration key and what would be valid.</summary>
+internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPlaneOptions>
+{
+    internal const int MinimumTokenLength = 16;
+    private static readonly TimeSpan MinimumLifetime = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaximumLifetime = TimeSpan.FromDays(366);
+
+    public ValidateOptionsResult Validate(string? name, ControlPlaneOptions options)
+    {
+        var errors = new List<string>();
+        const string Root = ControlPlaneOptions.SectionName;
+
+        if (!SpiffeId.IsValidTrustDomain(options.TrustDomain, out var why))
+        {
+            errors.Add($"{Root}:TrustDomain '{options.TrustDomain}' {why}.");
+        }
+
+        if (options.CertificateLifetime < MinimumLifetime || options.CertificateLifetime > MaximumLifetime)
+        {
+            errors.Add($"{Root}:CertificateLifetime is {options.CertificateLifetime}; use a value from 00:00:01 to 366.00:00:00.");
+        }
+
+        if (options.MaxWatchWait < TimeSpan.FromSeconds(1) || options.MaxWatchWait > TimeSpan.FromMinutes(10))
+        {
+            errors.Add($"{Root}:MaxWatchWait is {options.MaxWatchWait}; use a value from 00:00:01 to 00:10:00.");
+        }
+
+        if (options.AdminToken is { Length: > 0 } admin && admin.Length < MinimumTokenLength)
+        {
+            errors.Add($"{Root}:AdminToken is too short; use at least {MinimumTokenLength} random characters.");
+        }
+
+        foreach (var (tokenName, token) in options.JoinTokens)
+        {
+            var key = $"{Root}:JoinTokens:{tokenName}";
+            if (string.IsNullOrEmpty(token.Token))
+            {
+                errors.Add($"{key}:Token is missing; set a secret of at least {MinimumTokenLength} random characters.");
+            }
+            else if (token.Token.Length < MinimumTokenLength)
+            {
+                errors.Add($"{key}:Token is too short; use at least {MinimumTokenLength} random characters.");
+            }
+
+            if (token.Services.Count == 0)
+            {
+                errors.Add($"{key}:Services is empty; list the services it grants as '<namespace>/<service>' or '<service>'.");
+            }
+
+            for (var i = 0; i < token.Services.Count; i++)
+            {
+                if (!ServiceGrant.TryParse(token.Services[i], options.AllowWildcardGrants, out _, out var error))
+                {
+                    errors.Add($"{key}:Services:{i} '{token.Services[i]}' {error}");
+                }
+            }
+        }
+
+        var ca = options.Ca;
+        const string CaKey = Root + ":Ca";
+        if (string.IsNullOrEmpty(ca.CertificatePath) != string.IsNullOrEmpty(ca.KeyPath))
+        {
+            errors.Add($"{CaKey}:CertificatePath and {CaKey}:KeyPath go together; set both to use your own CA, or neither to let the control service generate a root.");
+        }
+
+        if (!string.IsNullOrEmpty(ca.TrustBundlePath) && string.IsNullOrEmpty(ca.CertificatePath))
+        {
+            errors.Add($"{CaKey}:TrustBundlePath is only used with {CaKey}:CertificatePath (an intermediate CA).");
+        }
+
+        CheckPath(errors, $"{CaKey}:CertificatePath", ca.CertificatePath);
+        CheckPath(errors, $"{CaKey}:KeyPath", ca.KeyPath);
+        CheckPath(errors, $"{CaKey}:TrustBundlePath", ca.TrustBundlePath);
+        CheckPath(errors, $"{Root}:DataDirectory", options.DataDirectory);
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void CheckPath(List<string> errors, string key, string? path)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            return;
+        }
+
+        if (path.Contains('\0', StringComparison.Ordinal))
+        {
+            errors.Add($"{key} contains a NUL character; give a plain file path.");
+        }
+    }
+}

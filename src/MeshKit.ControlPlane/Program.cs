@@ -1,0 +1,4 @@
+using MeshKit.ControlPlane;
+
+var app = ControlPlaneApplication.Create(args);
+app.Run();
