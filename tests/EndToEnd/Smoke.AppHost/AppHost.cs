@@ -1,0 +1,3 @@
+var builder = DistributedApplication.CreateBuilder(args);
+builder.AddProject<Projects.Smoke_Service>("smoke").WithHttpEndpoint(name: "http");
+builder.Build().Run();
