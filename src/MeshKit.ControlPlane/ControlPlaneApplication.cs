@@ -39,6 +39,8 @@ public static class ControlPlaneApplication
         builder.Services.AddSingleton<JoinTokenRegistry>();
         builder.Services.AddSingleton<AdminCredential>();
         builder.Services.AddSingleton<WorkloadRegistry>();
+        builder.Services.AddSingleton<IdentityRevocations>();
+        builder.Services.AddSingleton<ControlChannel.ControlChannelFeed>();
         builder.Services.AddProblemDetails();
 
         var urls = ReadUrls(builder.Configuration);
@@ -70,7 +72,13 @@ public static class ControlPlaneApplication
 
         app.MapGet("/", () => Results.Json(new { service = "meshkit-control-plane", trustDomain = ca.TrustDomain }));
         app.MapGet("/healthz", () => Results.Text("ok"));
+        // Everything the control channel carries raises its index, so waiting watches answer at once.
+        var feed = app.Services.GetRequiredService<ControlChannel.ControlChannelFeed>();
+        ca.BundleChanged += _ => feed.Publish();
+        app.Services.GetRequiredService<IdentityRevocations>().Changed += feed.Publish;
+
         app.MapSignApi();
+        ControlChannel.WatchEndpoints.MapControlChannel(app);
         app.MapWorkloadAdminApi();
         return app;
     }

@@ -54,11 +54,12 @@ internal static partial class SignEndpoints
         CertificateAuthority.CertificateAuthority ca,
         JoinTokenRegistry tokens,
         WorkloadRegistry workloads,
+        IdentityRevocations revocations,
         TimeProvider time,
         ILoggerFactory loggerFactory)
     {
         var logger = loggerFactory.CreateLogger("MeshKit.ControlPlane.Signing");
-        var refusal = await SignCoreAsync(http, ca, tokens, workloads, time, logger).ConfigureAwait(false);
+        var refusal = await SignCoreAsync(http, ca, tokens, workloads, revocations, time, logger).ConfigureAwait(false);
         if (refusal.Refusal is { } r)
         {
             LogRefused(logger, r.Status, r.Reason, r.Detail, refusal.Subject ?? "-", http.Connection.RemoteIpAddress?.ToString() ?? "-");
@@ -73,6 +74,7 @@ internal static partial class SignEndpoints
         CertificateAuthority.CertificateAuthority ca,
         JoinTokenRegistry tokens,
         WorkloadRegistry workloads,
+        IdentityRevocations revocations,
         TimeProvider time,
         ILogger logger)
     {
@@ -162,6 +164,11 @@ internal static partial class SignEndpoints
         }
 
         // 4. May the caller have it?
+        if (revocations.IsRevoked(id.Value, out var revocationReason))
+        {
+            return (new SignRefusal(StatusCodes.Status403Forbidden, "identity-revoked", $"'{id}' is revoked: {revocationReason}"), null, id.Value);
+        }
+
         if (renewingAs is not null)
         {
             if (renewingAs != id)

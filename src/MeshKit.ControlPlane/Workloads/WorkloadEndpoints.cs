@@ -16,6 +16,59 @@ internal static class WorkloadEndpoints
             tokens.Revoke(name)
                 ? Results.Json(new { name, revoked = true })
                 : Problems.Refuse(StatusCodes.Status404NotFound, "token-not-found", $"No join token is named '{name}'; GET /v1/tokens lists them."));
+        // CA rotation, step by step (see docs/operations.md): add a root, switch issuance to it, remove the old one.
+        admin.MapGet("/ca/roots", (CertificateAuthority.CertificateAuthority ca) => Results.Json(RootsView(ca)));
+        admin.MapPost("/ca/roots", (CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.AddRoot()));
+        admin.MapPost("/ca/roots/{id}/activate", (string id, CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.Activate(id)));
+        admin.MapDelete("/ca/roots/{id}", (string id, CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.RemoveRoot(id)));
+        admin.MapGet("/identities/revoked", (IdentityRevocations revocations) => Results.Json(revocations.All));
+        admin.MapPost("/identities/revoke", (RevokeIdentityRequest body, IdentityRevocations revocations) =>
+        {
+            if (!MeshKit.Identity.SpiffeId.TryParse(body.SpiffeId, out var id, out var error))
+            {
+                return Problems.Refuse(StatusCodes.Status400BadRequest, "spiffe-id-invalid", $"'spiffeId' is not a valid SPIFFE ID: {error}");
+            }
+
+            revocations.Revoke(id.Value, string.IsNullOrWhiteSpace(body.Reason) ? "revoked by an operator" : body.Reason.Trim());
+            return Results.Json(new { spiffeId = id.Value, revoked = true });
+        });
+        admin.MapPost("/identities/restore", (RevokeIdentityRequest body, IdentityRevocations revocations) =>
+            revocations.Restore(body.SpiffeId ?? string.Empty)
+                ? Results.Json(new { spiffeId = body.SpiffeId, revoked = false })
+                : Problems.Refuse(StatusCodes.Status404NotFound, "identity-not-revoked", $"'{body.SpiffeId}' is not revoked."));
         return endpoints;
     }
+
+    private static object RootsView(CertificateAuthority.CertificateAuthority ca) => new
+    {
+        bundleVersion = ca.Bundle.Version,
+        roots = ca.Roots.Select(r => new
+        {
+            id = r.Id,
+            active = r.Active,
+            subject = r.Certificate.Subject,
+            sha256 = r.Certificate.GetCertHashString(System.Security.Cryptography.HashAlgorithmName.SHA256),
+            notAfter = new DateTimeOffset(r.Certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero),
+        }),
+    };
+
+    private static IResult CaChange(CertificateAuthority.CertificateAuthority ca, Action change)
+    {
+        try
+        {
+            change();
+            return Results.Json(RootsView(ca));
+        }
+        catch (KeyNotFoundException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status404NotFound, "root-not-found", ex.Message);
+        }
+        catch (InvalidOperationException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status409Conflict, "ca-change-refused", ex.Message);
+        }
+    }
 }
+
+/// <summary>The body of the identity revocation calls.</summary>
+internal sealed record RevokeIdentityRequest(string? SpiffeId, string? Reason);

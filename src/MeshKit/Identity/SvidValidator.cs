@@ -72,7 +72,21 @@ public static class SvidValidator
         TrustBundle bundle,
         string trustDomain,
         DateTimeOffset now,
-        SvidUsage? usage = null)
+        SvidUsage? usage = null) =>
+        Validate(certificate, intermediates, bundle, trustDomain, now, usage, chainVerified: false);
+
+    /// <summary>
+    /// Validates a peer certificate whose chain the TLS stack has already built against the bundle's roots (through
+    /// <see cref="System.Net.Security.SslClientAuthenticationOptions.CertificateChainPolicy"/>), so it is not built twice.
+    /// </summary>
+    internal static SvidValidationResult Validate(
+        X509Certificate2? certificate,
+        X509Certificate2Collection? intermediates,
+        TrustBundle bundle,
+        string trustDomain,
+        DateTimeOffset now,
+        SvidUsage? usage,
+        bool chainVerified)
     {
         ArgumentNullException.ThrowIfNull(bundle);
         ArgumentNullException.ThrowIfNull(trustDomain);
@@ -123,7 +137,7 @@ public static class SvidValidator
             return SvidValidationResult.Reject(SvidRejection.WrongTrustDomain, $"'{id}' belongs to trust domain '{id.TrustDomain}', not '{trustDomain}'.");
         }
 
-        var chainError = BuildChain(certificate, intermediates, bundle, now);
+        var chainError = chainVerified ? null : BuildChain(certificate, intermediates, bundle, now);
         if (chainError is not null)
         {
             return SvidValidationResult.Reject(SvidRejection.UntrustedChain, chainError);

@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json.Serialization;
+using MeshKit.ControlPlane.Workloads;
+using MeshKit.Identity;
+using Microsoft.Extensions.Options;
+
+namespace MeshKit.ControlPlane.ControlChannel;
+
+/// <summary>One answer of the control-channel watch.</summary>
+internal sealed record WatchResponse(
+    [property: JsonPropertyName("index")] long Index,
+    [property: JsonPropertyName("trustBundle")] string TrustBundle,
+    [property: JsonPropertyName("trustBundleVersion")] string TrustBundleVersion,
+    [property: JsonPropertyName("revoked")] bool Revoked,
+    [property: JsonPropertyName("revocationReason")] string? RevocationReason,
+    [property: JsonPropertyName("policy")] object? Policy,
+    [property: JsonPropertyName("policyVersion")] string? PolicyVersion);
+
+/// <summary>
+/// <c>GET /v1/workloads/self/watch?index=N&amp;wait=30s</c>: the workload's long poll, authenticated by its certificate.
+/// Answers at once when the caller's index is not the current one, else when something changes or after the wait
+/// (plus up to wait/16 of jitter, as Consul does). Every poll records the workload's reported status.
+/// </summary>
+internal static class WatchEndpoints
+{
+    public static IEndpointRouteBuilder MapControlChannel(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/v1/workloads/self/watch", WatchAsync);
+        return endpoints;
+    }
+
+    private static async Task<IResult> WatchAsync(
+        HttpContext http,
+        CertificateAuthority.CertificateAuthority ca,
+        ControlChannelFeed feed,
+        WorkloadRegistry workloads,
+        IdentityRevocations revocations,
+        IOptions<ControlPlaneOptions> options,
+        TimeProvider time)
+    {
+        var certificate = http.Connection.ClientCertificate;
+        var extra = new X509Certificate2Collection();
+        foreach (var c in ca.ActiveSigner.Chain)
+        {
+            extra.Add(c);
+        }
+
+        var validation = SvidValidator.Validate(certificate, extra, ca.Bundle, ca.TrustDomain, time.GetUtcNow(), SvidUsage.Client);
+        if (!validation.IsValid)
+        {
+            return Problems.Refuse(StatusCodes.Status401Unauthorized, "client-certificate-invalid", $"The watch is authenticated by the workload certificate: {validation.Detail}");
+        }
+
+        var query = http.Request.Query;
+        long index = 0;
+        if (query.TryGetValue("index", out var indexText) && !long.TryParse(indexText, NumberStyles.None, CultureInfo.InvariantCulture, out index))
+        {
+            return Problems.Refuse(StatusCodes.Status400BadRequest, "index-invalid", "'index' must be a non-negative integer.");
+        }
+
+        var wait = options.Value.MaxWatchWait;
+        if (query.TryGetValue("wait", out var waitText))
+        {
+            if (!TryParseWait(waitText.ToString(), out var asked))
+            {
+                return Problems.Refuse(StatusCodes.Status400BadRequest, "wait-invalid", "'wait' must be a duration such as 500ms, 30s or 5m.");
+            }
+
+            wait = asked < wait ? asked : wait;
+        }
+
+        var id = validation.SpiffeId!;
+        Record(http, workloads, id, certificate!, ca, time);
+
+        // Consul adds up to wait/16 of jitter so that many watchers do not return in step.
+        var jittered = wait + TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * wait.TotalMilliseconds / 16);
+        try
+        {
+            await feed.WaitAsync(index, jittered, time, http.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            return Results.Empty;
+        }
+
+        var bundle = ca.Bundle;
+        var revoked = revocations.IsRevoked(id.Value, out var reason);
+        var current = feed.Index;
+        http.Response.Headers["X-Mesh-Index"] = current.ToString(CultureInfo.InvariantCulture);
+        return Results.Json(new WatchResponse(current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, null, null));
+    }
+
+    private static void Record(HttpContext http, WorkloadRegistry workloads, SpiffeId id, X509Certificate2 certificate, CertificateAuthority.CertificateAuthority ca, TimeProvider time)
+    {
+        var headers = http.Request.Headers;
+        string? Header(string name, int max)
+        {
+            var value = headers[name].ToString();
+            return string.IsNullOrEmpty(value) ? null : value.Length <= max ? value : value[..max];
+        }
+
+        workloads.Record(new WorkloadStatus
+        {
+            SpiffeId = id.Value,
+            Instance = Header("X-Mesh-Instance", 128),
+            CertificateSerial = certificate.SerialNumber,
+            NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero),
+            BundleVersion = Header("X-Mesh-Bundle-Version", 64),
+            PolicyVersion = Header("X-Mesh-Policy-Version", 64),
+            ServiceVersion = Header("X-Mesh-Service-Version", 64),
+            LastSeen = time.GetUtcNow(),
+        });
+    }
+
+    internal static bool TryParseWait(string text, out TimeSpan wait)
+    {
+        wait = default;
+        var (number, scale) = text switch
+        {
+            _ when text.EndsWith("ms", StringComparison.Ordinal) => (text[..^2], 1.0),
+            _ when text.EndsWith('s') => (text[..^1], 1000.0),
+            _ when text.EndsWith('m') => (text[..^1], 60_000.0),
+            _ when text.EndsWith('h') => (text[..^1], 3_600_000.0),
+            _ => (text, 1000.0),
+        };
+        if (!double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value) || value < 0 || value > 1e9)
+        {
+            return false;
+        }
+
+        wait = TimeSpan.FromMilliseconds(value * scale);
+        return true;
+    }
+}

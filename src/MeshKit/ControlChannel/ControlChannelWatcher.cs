@@ -1,0 +1,129 @@
+using MeshKit.Hosting;
+using MeshKit.Identity;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MeshKit.ControlChannel;
+
+/// <summary>
+/// The workload's one long poll on the control service (Consul-style <c>index</c> and <c>wait</c>). It reports the
+/// workload's status on every poll and applies what comes back: trust-bundle changes and revocations. A change arrives on
+/// the poll that is already waiting; while nothing changes the control service sees one request per wait period.
+/// </summary>
+internal sealed partial class ControlChannelWatcher(
+    IOptions<MeshOptions> options,
+    ControlPlaneClient controlPlane,
+    WorkloadIdentitySource identity,
+    ControlChannelState state,
+    TimeProvider time,
+    ILogger<ControlChannelWatcher> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var meshOptions = options.Value;
+        var wait = meshOptions.ControlPlane.WatchWait;
+        long index = 0;
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var current = identity.Current;
+            if (current is null || current.IsExpired(time.GetUtcNow()))
+            {
+                // The watch is authenticated by the certificate; wait for renewal to produce one.
+                await DelayAsync(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
+                continue;
+            }
+
+            try
+            {
+                var report = new WorkloadReport(meshOptions.Service.InstanceId!, meshOptions.Service.Version, current.Bundle.Version, state.PolicyVersion);
+                var (result, next) = await controlPlane.WatchAsync(index, wait, report, stoppingToken).ConfigureAwait(false);
+
+                // Consul's rules: an index that goes backwards means the server restarted or was replaced; start over.
+                index = next < index ? 0 : next;
+                failures = 0;
+                Apply(result);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                failures++;
+                LogWatchFailed(logger, failures, ex.Message);
+                var backoff = Math.Min(30_000, 250 * Math.Pow(2, Math.Min(failures, 10)));
+                await DelayAsync(TimeSpan.FromMilliseconds(backoff * (0.5 + (Random.Shared.NextDouble() * 0.5))), stoppingToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void Apply(WatchResult result)
+    {
+        if (result.Revoked)
+        {
+            var reason = $"The control service revoked this workload's identity: {result.RevocationReason ?? "no reason given"}.";
+            if (identity.Current is not null)
+            {
+                LogRevoked(logger, reason);
+            }
+
+            identity.Revoke(reason);
+            return;
+        }
+
+        if (!string.IsNullOrEmpty(result.TrustBundle) && result.TrustBundleVersion != identity.Current?.Bundle.Version)
+        {
+            var bundle = TrustBundle.FromPem(result.TrustBundle);
+            LogBundleChanged(logger, identity.Current?.Bundle.Version ?? "-", bundle.Version, bundle.Roots.Count);
+            identity.SetBundle(bundle);
+        }
+
+        state.Apply(result);
+    }
+
+    private async Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "The control-channel watch failed ({Failures} in a row); retrying with backoff. Current certificates and policy stay in use: {Error}")]
+    private static partial void LogWatchFailed(ILogger logger, int failures, string error);
+
+    [LoggerMessage(EventId = 2102, Level = LogLevel.Information, Message = "Trust bundle changed from {OldVersion} to {NewVersion} ({RootCount} root(s)); new connections use it.")]
+    private static partial void LogBundleChanged(ILogger logger, string oldVersion, string newVersion, int rootCount);
+
+    [LoggerMessage(EventId = 2103, Level = LogLevel.Critical, Message = "{Reason} Mesh calls and the mesh endpoint fail closed.")]
+    private static partial void LogRevoked(ILogger logger, string reason);
+}
+
+/// <summary>What the control channel last delivered beyond the bundle (policy, from the live-policy work), and the version applied.</summary>
+internal sealed class ControlChannelState
+{
+    private volatile WatchResult? _last;
+
+    /// <summary>Raised after a watch answer with a new central policy version arrived.</summary>
+    public event Action<WatchResult>? PolicyReceived;
+
+    /// <summary>Gets or sets the policy version this workload applied (reported on every poll).</summary>
+    public string? PolicyVersion { get; set; }
+
+    public WatchResult? Last => _last;
+
+    internal void Apply(WatchResult result)
+    {
+        var previous = _last;
+        _last = result;
+        if (result.PolicyVersion is not null && result.PolicyVersion != previous?.PolicyVersion)
+        {
+            PolicyReceived?.Invoke(result);
+        }
+    }
+}

@@ -1,0 +1,201 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MeshKit.Hosting;
+using MeshKit.Identity;
+using Microsoft.Extensions.Options;
+
+namespace MeshKit.ControlChannel;
+
+/// <summary>The control service's answer to a sign request.</summary>
+internal sealed record SignResult(
+    [property: JsonPropertyName("spiffeId")] string SpiffeId,
+    [property: JsonPropertyName("certificateChain")] string CertificateChain,
+    [property: JsonPropertyName("trustBundle")] string TrustBundle,
+    [property: JsonPropertyName("notAfter")] DateTimeOffset NotAfter);
+
+/// <summary>One answer of the control-channel long poll.</summary>
+internal sealed record WatchResult(
+    [property: JsonPropertyName("index")] long Index,
+    [property: JsonPropertyName("trustBundle")] string? TrustBundle,
+    [property: JsonPropertyName("trustBundleVersion")] string? TrustBundleVersion,
+    [property: JsonPropertyName("revoked")] bool Revoked,
+    [property: JsonPropertyName("revocationReason")] string? RevocationReason,
+    [property: JsonPropertyName("policy")] JsonElement? Policy,
+    [property: JsonPropertyName("policyVersion")] string? PolicyVersion);
+
+/// <summary>What the workload reports on each poll.</summary>
+internal sealed record WorkloadReport(string Instance, string? ServiceVersion, string? BundleVersion, string? PolicyVersion);
+
+/// <summary>A refusal from the control service, with its status and machine-readable reason.</summary>
+internal sealed class ControlPlaneRefusedException(HttpStatusCode status, string? reason, string detail)
+    : Exception($"The control service refused with {(int)status} {reason}: {detail}")
+{
+    public HttpStatusCode Status { get; } = status;
+
+    public string? Reason { get; } = reason;
+
+    /// <summary>Gets whether retrying cannot help (a configuration or authorization problem, not an outage).</summary>
+    public bool IsPermanent => Status is HttpStatusCode.BadRequest or HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized;
+}
+
+/// <summary>
+/// MeshKit's own client of the control service: HTTPS that trusts only the mesh's roots and only the control
+/// service's identity (<c>spiffe://&lt;td&gt;/ns/mesh-system/svc/control-plane</c>), presenting the workload certificate when
+/// there is a valid one. It is not an <c>IHttpClientFactory</c> client, so no app-wide handler touches it.
+/// </summary>
+internal sealed class ControlPlaneClient : IDisposable
+{
+    private const string ControlPlaneService = "control-plane";
+    private readonly HttpClient _http;
+    private readonly WorkloadIdentitySource _identity;
+    private readonly TimeProvider _time;
+    private readonly MeshOptions _options;
+    private readonly SpiffeId _expectedServer;
+    private readonly Lazy<TrustBundle> _initialBundle;
+
+    public ControlPlaneClient(IOptions<MeshOptions> options, WorkloadIdentitySource identity, TimeProvider time)
+    {
+        _options = options.Value;
+        _identity = identity;
+        _time = time;
+        _expectedServer = SpiffeId.Create(_options.TrustDomain, SpiffeId.ReservedNamespace, ControlPlaneService);
+        _initialBundle = new Lazy<TrustBundle>(LoadInitialBundle);
+
+        var handler = new SocketsHttpHandler
+        {
+            // A new connection per call: the control channel is one long poll per wait period plus rare renewals, and a
+            // fresh handshake always presents the current certificate, so no pooled connection outlives one.
+            PooledConnectionLifetime = TimeSpan.Zero,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = ValidateServer,
+                LocalCertificateSelectionCallback = (_, _, _, _, _) => CurrentClientCertificate(),
+            },
+        };
+        _http = new HttpClient(handler)
+        {
+            BaseAddress = _options.ControlPlane.Address,
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+    }
+
+    /// <summary>Asks for a certificate with a join token (first issuance, or after expiry).</summary>
+    public Task<SignResult> SignWithTokenAsync(string csr, CancellationToken cancellationToken) =>
+        SignAsync(csr, _options.ControlPlane.JoinToken, cancellationToken);
+
+    /// <summary>Renews over mTLS: the current certificate authenticates the call.</summary>
+    public Task<SignResult> RenewAsync(string csr, CancellationToken cancellationToken) =>
+        SignAsync(csr, bearer: null, cancellationToken);
+
+    /// <summary>One long poll: returns when the control service has news past <paramref name="index"/>, or after about <paramref name="wait"/>.</summary>
+    public async Task<(WatchResult Result, long Index)> WatchAsync(long index, TimeSpan wait, WorkloadReport report, CancellationToken cancellationToken)
+    {
+        var waitText = ((long)Math.Ceiling(wait.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture) + "ms";
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/workloads/self/watch?index={index.ToString(CultureInfo.InvariantCulture)}&wait={waitText}");
+        request.Headers.Add("X-Mesh-Instance", report.Instance);
+        AddIfSet(request, "X-Mesh-Service-Version", report.ServiceVersion);
+        AddIfSet(request, "X-Mesh-Bundle-Version", report.BundleVersion);
+        AddIfSet(request, "X-Mesh-Policy-Version", report.PolicyVersion);
+
+        // The server may add up to wait/16 of jitter; allow that plus a margin before giving up on the request.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(wait + (wait / 16) + TimeSpan.FromSeconds(10));
+        using var response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+        await ThrowIfRefusedAsync(response, timeout.Token).ConfigureAwait(false);
+        var result = await response.Content.ReadFromJsonAsync<WatchResult>(timeout.Token).ConfigureAwait(false)
+            ?? throw new InvalidDataException("The control service answered the watch with an empty body.");
+        return (result, result.Index);
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    private async Task<SignResult> SignAsync(string csr, string? bearer, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/identity/sign")
+        {
+            Content = JsonContent.Create(new
+            {
+                csr,
+                instance = _options.Service.InstanceId,
+                serviceVersion = _options.Service.Version,
+            }),
+        };
+        if (bearer is not null)
+        {
+            request.Headers.Authorization = new("Bearer", bearer);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        using var response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+        await ThrowIfRefusedAsync(response, timeout.Token).ConfigureAwait(false);
+        return await response.Content.ReadFromJsonAsync<SignResult>(timeout.Token).ConfigureAwait(false)
+            ?? throw new InvalidDataException("The control service answered the sign request with an empty body.");
+    }
+
+    private static async Task ThrowIfRefusedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        string? reason = null;
+        var detail = response.ReasonPhrase ?? string.Empty;
+        try
+        {
+            var problem = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken).ConfigureAwait(false);
+            if (problem.ValueKind == JsonValueKind.Object)
+            {
+                reason = problem.TryGetProperty("reason", out var r) ? r.GetString() : null;
+                detail = problem.TryGetProperty("detail", out var d) ? d.GetString() ?? detail : detail;
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        throw new ControlPlaneRefusedException(response.StatusCode, reason, detail);
+    }
+
+    private static void AddIfSet(HttpRequestMessage request, string name, string? value)
+    {
+        if (!string.IsNullOrEmpty(value))
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+    }
+
+    private X509Certificate2? CurrentClientCertificate()
+    {
+        var current = _identity.Current;
+        return current is not null && !current.IsExpired(_time.GetUtcNow()) ? current.Certificate : null;
+    }
+
+    private bool ValidateServer(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        // The control service is trusted through the mesh's roots: the live bundle once we have one, else the file.
+        var bundle = _identity.Current?.Bundle ?? _initialBundle.Value;
+        var result = SvidValidator.Validate(certificate as X509Certificate2, chain?.ChainPolicy.ExtraStore, bundle, _options.TrustDomain, _time.GetUtcNow(), SvidUsage.Server);
+        return result.IsValid && result.SpiffeId == _expectedServer;
+    }
+
+    private TrustBundle LoadInitialBundle()
+    {
+        var path = _options.ControlPlane.TrustBundlePath!;
+        try
+        {
+            return TrustBundle.FromPem(File.ReadAllText(path));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+        {
+            throw new MeshIdentityException($"Mesh:ControlPlane:TrustBundlePath '{path}' could not be read as PEM roots: {ex.Message}", ex);
+        }
+    }
+}

@@ -1,0 +1,241 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Net;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
+using Microsoft.Extensions.ServiceDiscovery;
+
+namespace MeshKit.Discovery;
+
+/// <summary>One endpoint of a destination, as discovery reported it.</summary>
+internal sealed class MeshEndpoint(EndPoint endPoint, MeshEndpointMetadata metadata)
+{
+    public EndPoint EndPoint { get; } = endPoint;
+
+    public MeshEndpointMetadata Metadata { get; } = metadata;
+
+    /// <summary>Gets a stable key for per-endpoint state (address and port).</summary>
+    public string Key { get; } = endPoint switch
+    {
+        IPEndPoint ip => ip.ToString(),
+        DnsEndPoint dns => $"{dns.Host}:{dns.Port}",
+        _ => endPoint.ToString() ?? string.Empty,
+    };
+
+    public override string ToString() => Key;
+}
+
+/// <summary>The endpoints of one destination at one moment; immutable, swapped whole when discovery changes.</summary>
+internal sealed class EndpointSet(string destination, ImmutableArray<MeshEndpoint> endpoints, Exception? error)
+{
+    public string Destination { get; } = destination;
+
+    public ImmutableArray<MeshEndpoint> Endpoints { get; } = endpoints;
+
+    /// <summary>Gets the last discovery error, when the set is served from the last known endpoints or is empty because of it.</summary>
+    public Exception? Error { get; } = error;
+}
+
+/// <summary>
+/// The endpoints of every destination this workload calls. For each destination it runs MeshKit's endpoint providers
+/// (static, and Consul when configured; the same <c>IServiceEndpointProviderFactory</c> plug-ins Microsoft.Extensions.
+/// ServiceDiscovery uses) and re-runs them when their change tokens fire. It owns that loop because the library's watcher
+/// types are internal and its resolver disposes idle watchers; a failed refresh keeps the last known endpoints (static
+/// stability). Reads on the request path are a dictionary lookup and a field load.
+/// </summary>
+internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
+{
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(2);
+    private readonly IMeshServiceEndpointProviderFactory[] _factories;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _disposed = new();
+
+    public MeshEndpointRegistry(IEnumerable<IMeshServiceEndpointProviderFactory> factories, TimeProvider time, ILogger<MeshEndpointRegistry> logger)
+    {
+        _factories = [.. factories];
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Raised when endpoints leave a destination, so per-endpoint state can be evicted.</summary>
+    public event Action<string, IReadOnlyCollection<string>>? EndpointsRemoved;
+
+    /// <summary>Gets the current endpoints of a destination, resolving them the first time it is called.</summary>
+    public ValueTask<EndpointSet> GetAsync(string destination, CancellationToken cancellationToken)
+    {
+        var entry = _entries.GetOrAdd(destination, static (name, self) => self.Start(name), this);
+        var current = entry.Current;
+        return current is not null ? ValueTask.FromResult(current) : new ValueTask<EndpointSet>(entry.First.Task.WaitAsync(cancellationToken));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _disposed.CancelAsync().ConfigureAwait(false);
+        foreach (var entry in _entries.Values)
+        {
+            foreach (var provider in entry.Providers)
+            {
+                await provider.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        _disposed.Dispose();
+    }
+
+    private Entry Start(string destination)
+    {
+        var query = ServiceEndpointQuery.TryParse("https://" + destination, out var parsed)
+            ? parsed
+            : throw new ArgumentException($"'{destination}' is not a valid service name.", nameof(destination));
+        var providers = new List<IServiceEndpointProvider>();
+        foreach (var factory in _factories)
+        {
+            if (factory.TryCreateProvider(query, out var provider) && provider is not null)
+            {
+                providers.Add(provider);
+            }
+        }
+
+        var entry = new Entry([.. providers]);
+        _ = Task.Run(() => RefreshAsync(destination, entry), CancellationToken.None);
+        return entry;
+    }
+
+    private async Task RefreshAsync(string destination, Entry entry)
+    {
+        if (_disposed.IsCancellationRequested || Interlocked.Exchange(ref entry.Refreshing, 1) == 1)
+        {
+            return;
+        }
+
+        var builder = new EndpointBuilder();
+        Exception? error = null;
+        try
+        {
+            foreach (var provider in entry.Providers)
+            {
+                try
+                {
+                    await provider.PopulateAsync(builder, _disposed.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!_disposed.IsCancellationRequested)
+                {
+                    error = ex;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        finally
+        {
+            Volatile.Write(ref entry.Refreshing, 0);
+        }
+
+        Update(destination, entry, builder.Endpoints, error);
+
+        // Re-run when any provider says something changed; after an error, retry on a timer as well.
+        var tokens = builder.ChangeTokens;
+        if (error is not null)
+        {
+            tokens.Add(new CancellationChangeToken(new CancellationTokenSource(RetryDelay, _time).Token));
+        }
+
+        if (tokens.Count > 0)
+        {
+            new CompositeChangeToken(tokens).RegisterChangeCallback(static state =>
+            {
+                var (self, name, e) = ((MeshEndpointRegistry, string, Entry))state!;
+                _ = Task.Run(() => self.RefreshAsync(name, e));
+            }, (this, destination, entry));
+        }
+    }
+
+    private void Update(string destination, Entry entry, IList<ServiceEndpoint>? endpoints, Exception? error)
+    {
+        var previous = entry.Current;
+        if (error is not null && previous is not null && previous.Endpoints.Length > 0)
+        {
+            // Static stability: a failed refresh keeps serving what was last known.
+            LogKeptLastKnown(_logger, destination, previous.Endpoints.Length, error.Message);
+            entry.Current = new EndpointSet(destination, previous.Endpoints, error);
+            return;
+        }
+
+        var builder = ImmutableArray.CreateBuilder<MeshEndpoint>(endpoints?.Count ?? 0);
+        foreach (var endpoint in endpoints ?? [])
+        {
+            // Only address endpoints: a pass-through or URI endpoint from another provider is not a mesh endpoint.
+            if (endpoint.EndPoint is IPEndPoint or DnsEndPoint)
+            {
+                var metadata = endpoint.Features.Get<IMeshEndpointMetadataFeature>()?.Metadata ?? MeshEndpointMetadata.Empty;
+                builder.Add(new MeshEndpoint(endpoint.EndPoint, metadata));
+            }
+        }
+
+        var next = new EndpointSet(destination, builder.ToImmutable(), error);
+        entry.Current = next;
+        entry.First.TrySetResult(next);
+        LogUpdated(_logger, destination, next.Endpoints.Length);
+
+        if (previous is not null)
+        {
+            var removed = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var endpoint in previous.Endpoints)
+            {
+                removed.Add(endpoint.Key);
+            }
+
+            foreach (var endpoint in next.Endpoints)
+            {
+                removed.Remove(endpoint.Key);
+            }
+
+            if (removed.Count > 0)
+            {
+                EndpointsRemoved?.Invoke(destination, removed);
+            }
+        }
+    }
+
+    /// <summary>Collects what the providers report.</summary>
+    private sealed class EndpointBuilder : IServiceEndpointBuilder
+    {
+        public IList<ServiceEndpoint> Endpoints { get; } = new List<ServiceEndpoint>();
+
+        public IFeatureCollection Features { get; } = new FeatureCollection();
+
+        public List<IChangeToken> ChangeTokens { get; } = [];
+
+        public void AddChangeToken(IChangeToken changeToken) => ChangeTokens.Add(changeToken);
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Discovery for {Destination}: {Count} endpoint(s).")]
+    private static partial void LogUpdated(ILogger logger, string destination, int count);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Discovery for {Destination} failed; serving the {Count} last known endpoint(s): {Error}")]
+    private static partial void LogKeptLastKnown(ILogger logger, string destination, int count, string error);
+
+    private sealed class Entry(IServiceEndpointProvider[] providers)
+    {
+        public IServiceEndpointProvider[] Providers { get; } = providers;
+
+        public int Refreshing;
+
+        public TaskCompletionSource<EndpointSet> First { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public volatile EndpointSet? Current;
+    }
+}
+
+/// <summary>
+/// Marks an endpoint provider factory as one of MeshKit's own, used for mesh destinations. Providers an app adds for other
+/// clients (configuration, pass-through) never answer for a mesh call.
+/// </summary>
+public interface IMeshServiceEndpointProviderFactory : IServiceEndpointProviderFactory
+{
+}

@@ -1,0 +1,83 @@
+using MeshKit.Hosting;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.ServiceDiscovery;
+
+namespace MeshKit.Discovery;
+
+/// <summary>
+/// Discovery from MeshKit's own section <c>Mesh:Discovery:Static:&lt;service&gt;</c>: a list of endpoints with version, zone
+/// and weight. The library's configuration provider cannot carry that metadata, hence a section of our own. Changes to the
+/// configuration (a reloaded appsettings file) are pushed through its reload token.
+/// </summary>
+internal sealed class StaticEndpointProviderFactory(IConfiguration configuration) : IMeshServiceEndpointProviderFactory
+{
+    public const string SectionPath = MeshOptions.SectionName + ":Discovery:Static";
+
+    public bool TryCreateProvider(ServiceEndpointQuery query, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IServiceEndpointProvider? provider)
+    {
+        provider = new StaticEndpointProvider(configuration, query.ServiceName);
+        return true;
+    }
+
+    /// <summary>Reads one service's endpoints; entries that do not parse are skipped here and reported by validation.</summary>
+    internal static List<ServiceEndpoint> Read(IConfiguration configuration, string service, List<string>? errors)
+    {
+        var list = new List<ServiceEndpoint>();
+        var section = configuration.GetSection(SectionPath).GetSection(service);
+        var index = 0;
+        foreach (var child in section.GetChildren())
+        {
+            var options = new StaticEndpointOptions();
+            child.Bind(options);
+            var key = $"{SectionPath}:{service}:{child.Key}";
+            if (!EndpointAddress.TryParse(options.Address, out var endPoint, out var error))
+            {
+                errors?.Add($"{key}:Address '{options.Address}' {error}.");
+                continue;
+            }
+
+            if (options.Weight is < 0 or > 1_000_000)
+            {
+                errors?.Add($"{key}:Weight is {options.Weight}; use 0 to 1000000 (default {MeshEndpointMetadata.DefaultWeight}).");
+                continue;
+            }
+
+            var values = new Dictionary<string, string>(options.Metadata, StringComparer.Ordinal);
+            if (options.Version is not null)
+            {
+                values["version"] = options.Version;
+            }
+
+            if (options.Zone is not null)
+            {
+                values["zone"] = options.Zone;
+            }
+
+            var features = new FeatureCollection();
+            features.Set<IMeshEndpointMetadataFeature>(new MeshEndpointMetadata(options.Version, options.Zone, options.Weight ?? MeshEndpointMetadata.DefaultWeight, values));
+            list.Add(ServiceEndpoint.Create(endPoint, features));
+            index++;
+        }
+
+        return list;
+    }
+
+    private sealed class StaticEndpointProvider(IConfiguration configuration, string service) : IServiceEndpointProvider
+    {
+        public ValueTask PopulateAsync(IServiceEndpointBuilder endpoints, CancellationToken cancellationToken)
+        {
+            foreach (var endpoint in Read(configuration, service, errors: null))
+            {
+                endpoints.Endpoints.Add(endpoint);
+            }
+
+            endpoints.AddChangeToken(configuration.GetReloadToken());
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+        public override string ToString() => $"MeshKit static ({SectionPath}:{service})";
+    }
+}

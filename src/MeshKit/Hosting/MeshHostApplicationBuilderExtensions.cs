@@ -1,0 +1,96 @@
+using MeshKit.Authorization;
+using MeshKit.ControlChannel;
+using MeshKit.Discovery;
+using MeshKit.Identity;
+using MeshKit.Server;
+using MeshKit.Telemetry;
+using MeshKit.Transport;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.ServiceDiscovery;
+
+namespace Microsoft.Extensions.Hosting;
+
+/// <summary>The entry point of MeshKit: <c>builder.AddMesh()</c>.</summary>
+public static class MeshHostApplicationBuilderExtensions
+{
+    /// <summary>
+    /// Joins the mesh: obtains a SPIFFE certificate from the control service before the host starts, renews it, adds the
+    /// mesh endpoint (<c>Mesh:Endpoint:Port</c>) that requires mesh client certificates, registers the <c>Mesh</c>
+    /// authentication scheme, and lets <see cref="MeshHttpClientBuilderExtensions.AddMesh(IHttpClientBuilder)"/> make any
+    /// <c>IHttpClientFactory</c> client a mesh client. Settings come from the <c>Mesh</c> configuration section.
+    /// </summary>
+    /// <typeparam name="TBuilder">The host builder.</typeparam>
+    /// <param name="builder">The host builder.</param>
+    /// <param name="configure">Changes to the settings after they are read from configuration.</param>
+    /// <returns>The builder.</returns>
+    public static TBuilder AddMesh<TBuilder>(this TBuilder builder, Action<MeshKit.Hosting.MeshOptions>? configure = null)
+        where TBuilder : IHostApplicationBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        if (services.Any(d => d.ServiceType == typeof(MeshMarker)))
+        {
+            return builder;
+        }
+
+        services.AddSingleton<MeshMarker>();
+
+        var options = services.AddOptions<MeshKit.Hosting.MeshOptions>()
+            .Bind(builder.Configuration.GetSection(MeshKit.Hosting.MeshOptions.SectionName))
+            .ValidateOnStart();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.PostConfigure(o => o.Service.InstanceId ??= $"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant());
+        services.AddSingleton<IValidateOptions<MeshKit.Hosting.MeshOptions>, MeshKit.Hosting.MeshOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
+
+        // Identity and the control channel.
+        services.TryAddSingleton<WorkloadIdentitySource>();
+        services.TryAddSingleton<MeshMetrics>();
+        services.TryAddSingleton<ControlPlaneClient>();
+        services.TryAddSingleton<ControlChannelState>();
+        services.AddHostedService<CertificateRenewalService>();
+        services.AddHostedService<ControlChannelWatcher>();
+
+        // Discovery: MeshKit's providers, also offered to Microsoft.Extensions.ServiceDiscovery for other clients.
+        services.AddServiceDiscoveryCore();
+        services.TryAddSingleton<StaticEndpointProviderFactory>();
+        services.AddSingleton<IMeshServiceEndpointProviderFactory>(sp => sp.GetRequiredService<StaticEndpointProviderFactory>());
+        services.AddSingleton<IServiceEndpointProviderFactory>(sp => sp.GetRequiredService<StaticEndpointProviderFactory>());
+        services.TryAddSingleton<MeshEndpointRegistry>();
+
+        // Client side.
+        services.TryAddSingleton(sp =>
+        {
+            var mesh = sp.GetRequiredService<IOptions<MeshKit.Hosting.MeshOptions>>().Value;
+            return new MeshDestination.Cache(mesh.TrustDomain, mesh.Service.Namespace);
+        });
+        services.TryAddSingleton<MeshConnectionPools>();
+        services.TryAddSingleton<PassThroughTransport>();
+        services.AddHttpClient();
+
+        // Server side.
+        services.TryAddSingleton<MeshEndpointInfo>();
+        services.TryAddSingleton<MeshServerTls>();
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, MeshKestrelSetup>();
+        services.AddSingleton<IStartupFilter, MeshServerStartupFilter>();
+        services.AddAuthentication().AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, MeshAuthenticationHandler>(MeshAuthenticationDefaults.AuthenticationScheme, displayName: "Mesh (SPIFFE mTLS)", configureOptions: null);
+        services.AddSingleton<IPostConfigureOptions<Microsoft.AspNetCore.Authentication.AuthenticationOptions>, MeshAuthenticationOptionsSetup>();
+        services.AddAuthorization();
+        services.AddSingleton<IAuthorizationHandler, MeshCallerAuthorizationHandler>();
+        return builder;
+    }
+
+    private sealed class MeshMarker;
+}

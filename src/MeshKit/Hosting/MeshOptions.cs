@@ -1,0 +1,126 @@
+namespace MeshKit.Hosting;
+
+/// <summary>MeshKit's settings, bound from the <c>Mesh</c> configuration section.</summary>
+public sealed class MeshOptions
+{
+    /// <summary>The configuration section these options bind to.</summary>
+    public const string SectionName = "Mesh";
+
+    /// <summary>Gets or sets who this workload is.</summary>
+    public MeshServiceOptions Service { get; set; } = new();
+
+    /// <summary>Gets or sets the trust domain of the mesh. Default <c>mesh.local</c>; must equal the control service's.</summary>
+    public string TrustDomain { get; set; } = "mesh.local";
+
+    /// <summary>Gets or sets how this workload reaches and trusts the control service.</summary>
+    public MeshControlPlaneOptions ControlPlane { get; set; } = new();
+
+    /// <summary>Gets or sets when the workload certificate is renewed.</summary>
+    public MeshIdentityOptions Identity { get; set; } = new();
+
+    /// <summary>Gets or sets the mesh endpoint: the Kestrel endpoint that requires a mesh client certificate.</summary>
+    public MeshEndpointOptions Endpoint { get; set; } = new();
+
+    /// <summary>Gets or sets how mesh clients connect.</summary>
+    public MeshTransportOptions Transport { get; set; } = new();
+}
+
+/// <summary>Who this workload is: its SPIFFE ID is <c>spiffe://&lt;TrustDomain&gt;/ns/&lt;Namespace&gt;/svc/&lt;Name&gt;</c>.</summary>
+public sealed class MeshServiceOptions
+{
+    /// <summary>Gets or sets the service name (a DNS label). Required.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>Gets or sets the namespace (a DNS label). Default <c>default</c>.</summary>
+    public string Namespace { get; set; } = Identity.SpiffeId.DefaultNamespace;
+
+    /// <summary>Gets or sets the version of this instance (for example <c>v2</c>); canary subsets match on it.</summary>
+    public string? Version { get; set; }
+
+    /// <summary>Gets or sets the zone of this instance, if any.</summary>
+    public string? Zone { get; set; }
+
+    /// <summary>Gets or sets an id unique to this instance; default: the host name and process id.</summary>
+    public string? InstanceId { get; set; }
+}
+
+/// <summary>How this workload reaches and trusts the control service.</summary>
+public sealed class MeshControlPlaneOptions
+{
+    /// <summary>Gets or sets the control service's HTTPS address, for example <c>https://127.0.0.1:7443</c>. Required.</summary>
+    public Uri? Address { get; set; }
+
+    /// <summary>Gets or sets the join token for the first certificate. Never logged.</summary>
+    public string? JoinToken { get; set; }
+
+    /// <summary>
+    /// Gets or sets the PEM file of the roots that the control service's certificate chains to: how the workload trusts
+    /// the control service on first contact. The control service writes it as <c>trust-bundle.pem</c> in its data
+    /// directory. Required.
+    /// </summary>
+    public string? TrustBundlePath { get; set; }
+
+    /// <summary>Gets or sets how long startup waits for a first certificate before it fails. Default 30 seconds.</summary>
+    public TimeSpan StartupTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Gets or sets the wait of the control-channel long poll. Default 5 minutes; tests use 1 second.</summary>
+    public TimeSpan WatchWait { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>When the workload certificate is renewed, and how failures are retried.</summary>
+public sealed class MeshIdentityOptions
+{
+    /// <summary>Gets or sets the fraction of the certificate's lifetime after which it is renewed. Default 0.5.</summary>
+    public double RenewalFraction { get; set; } = 0.5;
+
+    /// <summary>Gets or sets the jitter around the renewal point, as a fraction of the lifetime. Default 0.1 (±10 %).</summary>
+    public double RenewalJitter { get; set; } = 0.1;
+
+    /// <summary>Gets or sets the first delay after a failed renewal; doubled on each failure. Default 1 second.</summary>
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Gets or sets the longest delay between renewal attempts. Default 1 minute.</summary>
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromMinutes(1);
+}
+
+/// <summary>The mesh endpoint: HTTPS that requires a mesh client certificate, HTTP/2 and HTTP/1.1.</summary>
+public sealed class MeshEndpointOptions
+{
+    /// <summary>
+    /// Gets or sets the port of the mesh endpoint; 0 picks a free port. When unset, the workload has no mesh endpoint
+    /// (it only calls other services).
+    /// </summary>
+    public int? Port { get; set; }
+
+    /// <summary>Gets or sets the address the mesh endpoint binds to. Default <c>0.0.0.0</c> (every IPv4 interface).</summary>
+    public string Address { get; set; } = "0.0.0.0";
+
+    /// <summary>
+    /// Gets or sets the address other workloads use to reach this one (registered in discovery). Default: the bind
+    /// address, or the machine's host name when binding every interface.
+    /// </summary>
+    public string? AdvertiseAddress { get; set; }
+}
+
+/// <summary>How mesh clients connect.</summary>
+public sealed class MeshTransportOptions
+{
+    /// <summary>
+    /// Gets or sets the longest a pooled connection lives. Default 5 minutes. It is further capped at a quarter of the
+    /// certificate lifetime, so that no connection outlives the certificates it was opened with.
+    /// </summary>
+    public TimeSpan MaxConnectionLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Gets or sets how long a connection may sit idle in the pool. Default 1 minute.</summary>
+    public TimeSpan IdleConnectionTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Gets or sets the connect timeout. Default 5 seconds.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Gets or sets the HTTP version mesh calls ask for. Default <c>2.0</c>: HTTP/2 over mTLS costs about as much CPU per
+    /// request as plaintext HTTP/1.1, while mTLS over HTTP/1.1 costs about twice as much. A peer without h2 still gets
+    /// HTTP/1.1 through ALPN.
+    /// </summary>
+    public Version HttpVersion { get; set; } = System.Net.HttpVersion.Version20;
+}

@@ -1,0 +1,124 @@
+using System.Net;
+using MeshKit.Identity;
+using Microsoft.Extensions.Options;
+
+namespace MeshKit.Hosting;
+
+/// <summary>Validates <see cref="MeshOptions"/>; every error names its full configuration key and what would be valid.</summary>
+internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
+{
+    public ValidateOptionsResult Validate(string? name, MeshOptions options)
+    {
+        var errors = new List<string>();
+        const string Root = MeshOptions.SectionName;
+
+        if (string.IsNullOrEmpty(options.Service.Name))
+        {
+            errors.Add($"{Root}:Service:Name is missing; set the name this service is known by in the mesh (a DNS label such as 'orders').");
+        }
+        else if (!SpiffeId.IsValidName(options.Service.Name, out var why))
+        {
+            errors.Add($"{Root}:Service:Name '{options.Service.Name}' {why}.");
+        }
+
+        if (!SpiffeId.IsValidName(options.Service.Namespace, out var nsWhy))
+        {
+            errors.Add($"{Root}:Service:Namespace '{options.Service.Namespace}' {nsWhy}.");
+        }
+        else if (options.Service.Namespace == SpiffeId.ReservedNamespace)
+        {
+            errors.Add($"{Root}:Service:Namespace '{SpiffeId.ReservedNamespace}' is reserved for the control service.");
+        }
+
+        if (options.Service.Version is { Length: > 64 })
+        {
+            errors.Add($"{Root}:Service:Version is longer than 64 characters.");
+        }
+
+        if (!SpiffeId.IsValidTrustDomain(options.TrustDomain, out var tdWhy))
+        {
+            errors.Add($"{Root}:TrustDomain '{options.TrustDomain}' {tdWhy}.");
+        }
+
+        var cp = options.ControlPlane;
+        if (cp.Address is null)
+        {
+            errors.Add($"{Root}:ControlPlane:Address is missing; set the control service's HTTPS address, for example https://127.0.0.1:7443.");
+        }
+        else if (!cp.Address.IsAbsoluteUri || cp.Address.Scheme != Uri.UriSchemeHttps)
+        {
+            errors.Add($"{Root}:ControlPlane:Address '{cp.Address}' must be an absolute https:// address.");
+        }
+
+        if (string.IsNullOrEmpty(cp.TrustBundlePath))
+        {
+            errors.Add($"{Root}:ControlPlane:TrustBundlePath is missing; point it at the control service's trust-bundle.pem (the PEM roots its certificate chains to).");
+        }
+        else if (cp.TrustBundlePath.Contains('\0', StringComparison.Ordinal))
+        {
+            errors.Add($"{Root}:ControlPlane:TrustBundlePath contains a NUL character.");
+        }
+
+        if (cp.StartupTimeout <= TimeSpan.Zero || cp.StartupTimeout > TimeSpan.FromHours(1))
+        {
+            errors.Add($"{Root}:ControlPlane:StartupTimeout is {cp.StartupTimeout}; use a value from 00:00:00.1 to 01:00:00.");
+        }
+
+        if (cp.WatchWait < TimeSpan.FromMilliseconds(100) || cp.WatchWait > TimeSpan.FromMinutes(10))
+        {
+            errors.Add($"{Root}:ControlPlane:WatchWait is {cp.WatchWait}; use a value from 00:00:00.1 to 00:10:00.");
+        }
+
+        var id = options.Identity;
+        if (id.RenewalFraction is <= 0.05 or >= 0.95 || double.IsNaN(id.RenewalFraction))
+        {
+            errors.Add($"{Root}:Identity:RenewalFraction is {id.RenewalFraction}; use a fraction of the lifetime between 0.05 and 0.95 (default 0.5).");
+        }
+
+        if (id.RenewalJitter is < 0 or > 0.25 || double.IsNaN(id.RenewalJitter))
+        {
+            errors.Add($"{Root}:Identity:RenewalJitter is {id.RenewalJitter}; use a value from 0 to 0.25 (default 0.1).");
+        }
+        else if (id.RenewalFraction - id.RenewalJitter <= 0 || id.RenewalFraction + id.RenewalJitter >= 1)
+        {
+            errors.Add($"{Root}:Identity:RenewalFraction ± RenewalJitter must stay inside (0, 1).");
+        }
+
+        if (id.RetryBaseDelay <= TimeSpan.Zero || id.RetryMaxDelay < id.RetryBaseDelay)
+        {
+            errors.Add($"{Root}:Identity:RetryBaseDelay must be positive and {Root}:Identity:RetryMaxDelay at least as long.");
+        }
+
+        var endpoint = options.Endpoint;
+        if (endpoint.Port is < 0 or > 65535)
+        {
+            errors.Add($"{Root}:Endpoint:Port is {endpoint.Port}; use 0 (any free port) to 65535.");
+        }
+
+        if (!IsBindable(endpoint.Address))
+        {
+            errors.Add($"{Root}:Endpoint:Address '{endpoint.Address}' is not an IP address, 'localhost' or '*'.");
+        }
+
+        var transport = options.Transport;
+        if (transport.MaxConnectionLifetime <= TimeSpan.Zero)
+        {
+            errors.Add($"{Root}:Transport:MaxConnectionLifetime must be positive.");
+        }
+
+        if (transport.ConnectTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"{Root}:Transport:ConnectTimeout must be positive.");
+        }
+
+        if (transport.HttpVersion != HttpVersion.Version20 && transport.HttpVersion != HttpVersion.Version11)
+        {
+            errors.Add($"{Root}:Transport:HttpVersion is {transport.HttpVersion}; use 2.0 (default) or 1.1.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static bool IsBindable(string? address) =>
+        address is "*" or "localhost" || IPAddress.TryParse(address, out _);
+}

@@ -1,0 +1,254 @@
+using System.Net.Http;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using MeshKit.ControlChannel;
+using MeshKit.Hosting;
+using MeshKit.Telemetry;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MeshKit.Identity;
+
+/// <summary>
+/// Obtains the workload's first certificate before the host starts serving, then renews it at a fraction of its
+/// lifetime (with jitter). Failed renewals retry with backoff while the certificate is valid; once it has expired,
+/// mesh traffic fails closed and the join token is used again to recover.
+/// </summary>
+internal sealed partial class CertificateRenewalService : IHostedLifecycleService, IDisposable
+{
+    private readonly MeshOptions _options;
+    private readonly ControlPlaneClient _controlPlane;
+    private readonly WorkloadIdentitySource _identity;
+    private readonly MeshMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly SpiffeId _id;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _loop;
+
+    public CertificateRenewalService(
+        IOptions<MeshOptions> options,
+        ControlPlaneClient controlPlane,
+        WorkloadIdentitySource identity,
+        MeshMetrics metrics,
+        TimeProvider time,
+        ILogger<CertificateRenewalService> logger)
+    {
+        _options = options.Value;
+        _controlPlane = controlPlane;
+        _identity = identity;
+        _metrics = metrics;
+        _time = time;
+        _logger = logger;
+        _id = SpiffeId.Create(_options.TrustDomain, _options.Service.Namespace, _options.Service.Name!);
+    }
+
+    /// <summary>Runs before any hosted service starts (Kestrel included), so nothing serves without an identity.</summary>
+    public async Task StartingAsync(CancellationToken cancellationToken)
+    {
+        var timeout = _options.ControlPlane.StartupTimeout;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        Exception? last = null;
+        var attempt = 0;
+        while (true)
+        {
+            try
+            {
+                var identity = await IssueAsync(useToken: true, deadline.Token).ConfigureAwait(false);
+                _identity.Set(identity);
+                LogObtained(_logger, identity.Id.Value, identity.SerialNumber, identity.NotAfter);
+                return;
+            }
+            catch (ControlPlaneRefusedException ex) when (ex.IsPermanent)
+            {
+                // A wrong token or name will not fix itself by waiting.
+                throw new MeshIdentityException(
+                    $"The control service at {_options.ControlPlane.Address} refused the first certificate for {_id}: {ex.Message} "
+                    + "Check Mesh:ControlPlane:JoinToken and Mesh:Service:Name/Namespace against the control service's ControlPlane:JoinTokens.",
+                    ex);
+            }
+            catch (Exception ex) when (IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                last = ex;
+                if (deadline.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                LogBootstrapRetry(_logger, _options.ControlPlane.Address!, ex.Message);
+                try
+                {
+                    await Task.Delay(Backoff(attempt++), _time, deadline.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        throw new MeshIdentityException(
+            $"Mesh:ControlPlane:StartupTimeout ({timeout}) elapsed before the control service at {_options.ControlPlane.Address} issued a certificate for {_id}. "
+            + $"Last error: {last?.Message ?? "none"}. Check that the control service runs and that Mesh:ControlPlane:Address points at it.",
+            last!);
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(() => RenewLoopAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
+        {
+            await _loop.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose() => _stopping.Dispose();
+
+    private async Task RenewLoopAsync(CancellationToken cancellationToken)
+    {
+        var failures = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var current = _identity.Current;
+            var now = _time.GetUtcNow();
+            var delay = current is null ? TimeSpan.Zero : failures > 0 ? Backoff(failures - 1) : RenewalDelay(current, now);
+            try
+            {
+                if (delay > TimeSpan.Zero)
+                {
+                    await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                }
+
+                current = _identity.Current;
+                var expired = current is null || current.IsExpired(_time.GetUtcNow());
+
+                // With a valid certificate, renew over mTLS; after expiry (or revocation) only the join token can recover.
+                var renewed = await IssueAsync(useToken: expired, cancellationToken).ConfigureAwait(false);
+                _identity.Set(renewed);
+                _metrics.RecordRenewal(success: true);
+                LogRenewed(_logger, renewed.Id.Value, renewed.SerialNumber, renewed.NotAfter, expired ? "join token" : "mTLS");
+                failures = 0;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                failures++;
+                _metrics.RecordRenewal(success: false);
+                _identity.ReportFailure(ex.Message);
+                current = _identity.Current;
+                if (current is not null && current.IsExpired(_time.GetUtcNow()))
+                {
+                    LogExpired(_logger, current.Id.Value, current.NotAfter, ex.Message);
+                }
+                else
+                {
+                    LogRenewalFailed(_logger, _id.Value, failures, current?.NotAfter ?? default, ex.Message);
+                }
+            }
+        }
+    }
+
+    private async Task<WorkloadIdentity> IssueAsync(bool useToken, CancellationToken cancellationToken)
+    {
+        // A fresh key for every certificate: it is generated here and never leaves the process.
+        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        try
+        {
+            var csr = CertificateSigningRequests.Create(key, _id);
+            var result = useToken
+                ? await _controlPlane.SignWithTokenAsync(csr, cancellationToken).ConfigureAwait(false)
+                : await _controlPlane.RenewAsync(csr, cancellationToken).ConfigureAwait(false);
+            return Build(result, key);
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+    }
+
+    private WorkloadIdentity Build(SignResult result, ECDsa key)
+    {
+        var chain = new X509Certificate2Collection();
+        chain.ImportFromPem(result.CertificateChain);
+        if (chain.Count == 0)
+        {
+            throw new InvalidDataException("The control service returned no certificate.");
+        }
+
+        var bundle = TrustBundle.FromPem(result.TrustBundle);
+
+        // Check what we were given before using it: our identity, our key, chaining to the bundle.
+        using var leafPublic = chain[0];
+        var validation = SvidValidator.Validate(leafPublic, chain, bundle, _options.TrustDomain, _time.GetUtcNow());
+        if (!validation.IsValid || validation.SpiffeId != _id)
+        {
+            throw new InvalidDataException($"The control service returned a certificate that is not a valid SVID for {_id}: {validation.Detail ?? validation.SpiffeId?.Value}");
+        }
+
+        var leaf = TlsCertificates.WithKey(leafPublic, key);
+        var intermediates = new X509Certificate2Collection();
+        for (var i = 1; i < chain.Count; i++)
+        {
+            intermediates.Add(chain[i]);
+        }
+
+        return new WorkloadIdentity(_id, leaf, intermediates, bundle);
+    }
+
+    private TimeSpan RenewalDelay(WorkloadIdentity identity, DateTimeOffset now)
+    {
+        var identityOptions = _options.Identity;
+        var jitter = ((Random.Shared.NextDouble() * 2) - 1) * identityOptions.RenewalJitter;
+        var renewAt = identity.NotBefore + (identity.Lifetime * (identityOptions.RenewalFraction + jitter));
+        var delay = renewAt - now;
+        return delay > TimeSpan.Zero ? delay : TimeSpan.Zero;
+    }
+
+    private TimeSpan Backoff(int attempt)
+    {
+        var identityOptions = _options.Identity;
+        var exponential = identityOptions.RetryBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Min(attempt, 16));
+        var capped = Math.Min(exponential, identityOptions.RetryMaxDelay.TotalMilliseconds);
+
+        // Full jitter in the upper half, so replicas do not retry in step.
+        return TimeSpan.FromMilliseconds(capped * (0.5 + (Random.Shared.NextDouble() * 0.5)));
+    }
+
+    private static bool IsTransient(Exception ex) =>
+        ex is HttpRequestException or IOException or TimeoutException or OperationCanceledException or InvalidDataException
+        || ex is ControlPlaneRefusedException { IsPermanent: false };
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Obtained the workload certificate for {SpiffeId} (serial {Serial}, valid until {NotAfter:O}).")]
+    private static partial void LogObtained(ILogger logger, string spiffeId, string serial, DateTimeOffset notAfter);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Renewed the workload certificate for {SpiffeId} (serial {Serial}, valid until {NotAfter:O}) using {Credential}.")]
+    private static partial void LogRenewed(ILogger logger, string spiffeId, string serial, DateTimeOffset notAfter, string credential);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Renewing the workload certificate for {SpiffeId} failed ({Failures} in a row); the current certificate is valid until {NotAfter:O} and renewal retries with backoff: {Error}")]
+    private static partial void LogRenewalFailed(ILogger logger, string spiffeId, int failures, DateTimeOffset notAfter, string error);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "The workload certificate for {SpiffeId} expired at {NotAfter:O}; mesh calls and the mesh endpoint fail closed until a new one is issued. Last error: {Error}")]
+    private static partial void LogExpired(ILogger logger, string spiffeId, DateTimeOffset notAfter, string error);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "The control service at {Address} did not issue the first certificate yet; retrying: {Error}")]
+    private static partial void LogBootstrapRetry(ILogger logger, Uri address, string error);
+}

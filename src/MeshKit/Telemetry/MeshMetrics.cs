@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using MeshKit.Identity;
+
+namespace MeshKit.Telemetry;
+
+/// <summary>
+/// MeshKit's instruments, all under the meter <see cref="MeterName"/>. Names, units and attributes are documented in
+/// docs/observability.md.
+/// </summary>
+public sealed class MeshMetrics
+{
+    /// <summary>The name of MeshKit's meter and activity source.</summary>
+    public const string MeterName = "MeshKit";
+
+    private readonly Counter<long> _renewals;
+    private readonly Counter<long> _serverHandshakeRefusals;
+    private readonly Counter<long> _clientHandshakeRefusals;
+    private readonly Counter<long> _expiredConnectionCloses;
+
+    /// <summary>Initializes the instruments.</summary>
+    /// <param name="meterFactory">The meter factory.</param>
+    /// <param name="identity">The workload identity, for the certificate-expiry gauge.</param>
+    /// <param name="time">The clock.</param>
+    public MeshMetrics(IMeterFactory meterFactory, WorkloadIdentitySource identity, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        Meter = meterFactory.Create(MeterName);
+        _renewals = Meter.CreateCounter<long>("mesh.identity.renewals", "{renewal}", "Certificate renewals attempted, by outcome.");
+        _serverHandshakeRefusals = Meter.CreateCounter<long>("mesh.server.handshake.refusals", "{handshake}", "Client certificates the mesh endpoint refused, by reason.");
+        _clientHandshakeRefusals = Meter.CreateCounter<long>("mesh.client.handshake.refusals", "{handshake}", "Server certificates mesh clients refused, by reason and destination.");
+        _expiredConnectionCloses = Meter.CreateCounter<long>("mesh.server.expired_connection.closes", "{connection}", "Mesh connections closed because a certificate on them expired.");
+        Meter.CreateObservableGauge<double>(
+            "mesh.identity.certificate.expiry",
+            () =>
+            {
+                var current = identity.Current;
+                return current is null ? [] : [new Measurement<double>((current.NotAfter - time.GetUtcNow()).TotalSeconds)];
+            },
+            "s",
+            "Seconds until the workload certificate expires.");
+    }
+
+    /// <summary>Gets the meter, for instruments added by other parts of MeshKit.</summary>
+    public Meter Meter { get; }
+
+    internal void RecordRenewal(bool success) =>
+        _renewals.Add(1, new KeyValuePair<string, object?>("mesh.outcome", success ? "success" : "failure"));
+
+    internal void RecordServerHandshakeRefusal(SvidRejection reason) =>
+        _serverHandshakeRefusals.Add(1, new KeyValuePair<string, object?>("mesh.reason", ReasonName(reason)));
+
+    internal void RecordClientHandshakeRefusal(SvidRejection reason, string destination) =>
+        _clientHandshakeRefusals.Add(1, new TagList { { "mesh.reason", ReasonName(reason) }, { "mesh.destination.service", destination } });
+
+    internal void RecordExpiredConnectionClose() => _expiredConnectionCloses.Add(1);
+
+    internal static string ReasonName(SvidRejection reason) => reason switch
+    {
+        SvidRejection.NoCertificate => "no_certificate",
+        SvidRejection.UntrustedChain => "untrusted_chain",
+        SvidRejection.Expired => "expired",
+        SvidRejection.NotYetValid => "not_yet_valid",
+        SvidRejection.NotAnSvid => "not_an_svid",
+        SvidRejection.InvalidSpiffeId => "invalid_spiffe_id",
+        SvidRejection.WrongTrustDomain => "wrong_trust_domain",
+        SvidRejection.UnexpectedIdentity => "unexpected_identity",
+        _ => "none",
+    };
+}

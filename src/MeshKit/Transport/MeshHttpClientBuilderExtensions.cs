@@ -1,0 +1,81 @@
+using MeshKit.Discovery;
+using MeshKit.Hosting;
+using MeshKit.Identity;
+using MeshKit.Transport;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Makes <c>IHttpClientFactory</c> clients mesh clients.</summary>
+public static class MeshHttpClientBuilderExtensions
+{
+    /// <summary>
+    /// Makes this client a mesh client: an https request to a mesh destination name (<c>https://orders/...</c>, or
+    /// <c>https://orders.payments/...</c> for another namespace) is resolved through MeshKit's discovery, sent over mTLS
+    /// with the workload certificate, and only accepted from a server presenting the destination's SPIFFE ID. Requests to
+    /// other hosts go out unchanged. Service discovery and standard resilience handlers that app-wide defaults added to this
+    /// client are removed, since MeshKit does both for mesh calls. Call <c>builder.AddMesh()</c> on the host too.
+    /// </summary>
+    /// <param name="builder">The client builder.</param>
+    /// <returns>The builder.</returns>
+    public static IHttpClientBuilder AddMesh(this IHttpClientBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.ConfigurePrimaryHttpMessageHandler(sp => new MeshTransportHandler(
+            sp.GetRequiredService<MeshConnectionPools>(),
+            sp.GetRequiredService<WorkloadIdentitySource>(),
+            sp.GetRequiredService<PassThroughTransport>()));
+        builder.ConfigureAdditionalHttpMessageHandlers((handlers, sp) =>
+        {
+            // Remove what would stack on top of MeshKit: a second URI rewrite (service discovery) and a second retry loop.
+            for (var i = handlers.Count - 1; i >= 0; i--)
+            {
+                if (IsReplacedByMesh(handlers[i]))
+                {
+                    handlers.RemoveAt(i);
+                }
+            }
+
+            var mesh = sp.GetRequiredService<IOptions<MeshOptions>>().Value;
+            handlers.Add(new MeshCallHandler(
+                sp.GetRequiredService<MeshDestination.Cache>(),
+                sp.GetRequiredService<WorkloadIdentitySource>(),
+                new MeshClientSettings(mesh.Transport.HttpVersion)));
+            handlers.Add(new MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>()));
+        });
+        return builder;
+    }
+
+    /// <summary>
+    /// Adds a named mesh client whose base address is <c>https://&lt;service&gt;</c>; get it with
+    /// <c>IHttpClientFactory.CreateClient(service)</c>.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="service">The destination: <c>orders</c>, or <c>orders.payments</c> for another namespace.</param>
+    /// <returns>The client builder, for further configuration.</returns>
+    public static IHttpClientBuilder AddMeshClient(this IServiceCollection services, string service)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(service);
+        return services.AddHttpClient(service, client => client.BaseAddress = new Uri($"https://{service}")).AddMesh();
+    }
+
+    /// <summary>Adds a typed mesh client whose base address is <c>https://&lt;service&gt;</c>.</summary>
+    /// <typeparam name="TClient">The typed client.</typeparam>
+    /// <param name="services">The services.</param>
+    /// <param name="service">The destination: <c>orders</c>, or <c>orders.payments</c> for another namespace.</param>
+    /// <returns>The client builder, for further configuration.</returns>
+    public static IHttpClientBuilder AddMeshClient<TClient>(this IServiceCollection services, string service)
+        where TClient : class
+    {
+        ArgumentException.ThrowIfNullOrEmpty(service);
+        return services.AddHttpClient<TClient>(client => client.BaseAddress = new Uri($"https://{service}")).AddMesh();
+    }
+
+    private static bool IsReplacedByMesh(DelegatingHandler handler)
+    {
+        var name = handler.GetType().FullName;
+        return name is "Microsoft.Extensions.ServiceDiscovery.Http.ResolvingHttpDelegatingHandler"
+            or "Microsoft.Extensions.Http.Resilience.ResilienceHandler";
+    }
+}

@@ -1,0 +1,25 @@
+using MeshKit.Testing;
+
+namespace MeshKit.Tests.Identity;
+
+/// <summary>A control service shared by a test class, with one join token that grants every service the tests use.</summary>
+public sealed class MeshTestBed : IAsyncLifetime
+{
+    public const string Token = "mesh-tests-join-token-0123456789";
+
+    public ControlPlaneHost ControlPlane { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        var settings = new Dictionary<string, string?> { ["ControlPlane:JoinTokens:tests:Token"] = Token };
+        string[] services = ["frontend", "orders", "inventory", "evil", "caller", "callee"];
+        for (var i = 0; i < services.Length; i++)
+        {
+            settings[$"ControlPlane:JoinTokens:tests:Services:{i}"] = services[i];
+        }
+
+        ControlPlane = await ControlPlaneHost.StartAsync(settings);
+    }
+
+    public async ValueTask DisposeAsync() => await ControlPlane.DisposeAsync();
+}
