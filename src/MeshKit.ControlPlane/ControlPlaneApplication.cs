@@ -40,6 +40,8 @@ public static class ControlPlaneApplication
         builder.Services.AddSingleton<AdminCredential>();
         builder.Services.AddSingleton<WorkloadRegistry>();
         builder.Services.AddSingleton<IdentityRevocations>();
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton<ControlPlaneMetrics>();
         builder.Services.AddSingleton<ControlChannel.ControlChannelFeed>();
         builder.Services.AddProblemDetails();
 

@@ -39,6 +39,9 @@ public sealed class ControlPlaneHost : IAsyncDisposable
     /// <summary>Gets the log lines the control service wrote, for assertions on refusals and on secrets never being logged.</summary>
     public TestLogSink Logs { get; } = new();
 
+    /// <summary>Gets the measurements of the control service's <c>MeshKit</c> meter since it last started.</summary>
+    public MetricRecorder Metrics { get; private set; } = null!;
+
     /// <summary>Gets the running application's services.</summary>
     public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("The control service is not running.");
 
@@ -94,6 +97,8 @@ public sealed class ControlPlaneHost : IAsyncDisposable
             builder.Logging.AddProvider(Logs);
             builder.Logging.SetMinimumLevel(LogLevel.Debug);
         });
+        Metrics?.Dispose();
+        Metrics = new MetricRecorder(_app.Services);
         await _app.StartAsync().ConfigureAwait(false);
         BaseAddress = new Uri(ControlPlaneApplication.GetAddresses(_app)[0].GetLeftPart(UriPartial.Authority) + "/");
         _port = BaseAddress.Port;
@@ -145,6 +150,7 @@ public sealed class ControlPlaneHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
+        Metrics?.Dispose();
         _ownedDirectory?.Dispose();
     }
 }

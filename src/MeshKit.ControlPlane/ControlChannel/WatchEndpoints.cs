@@ -37,8 +37,10 @@ internal static class WatchEndpoints
         WorkloadRegistry workloads,
         IdentityRevocations revocations,
         IOptions<ControlPlaneOptions> options,
+        ControlPlaneMetrics metrics,
         TimeProvider time)
     {
+        metrics.RecordWatch();
         var certificate = http.Connection.ClientCertificate;
         var extra = new X509Certificate2Collection();
         foreach (var c in ca.ActiveSigner.Chain)

@@ -55,6 +55,7 @@ internal static partial class SignEndpoints
         JoinTokenRegistry tokens,
         WorkloadRegistry workloads,
         IdentityRevocations revocations,
+        ControlPlaneMetrics metrics,
         TimeProvider time,
         ILoggerFactory loggerFactory)
     {
@@ -62,10 +63,12 @@ internal static partial class SignEndpoints
         var refusal = await SignCoreAsync(http, ca, tokens, workloads, revocations, time, logger).ConfigureAwait(false);
         if (refusal.Refusal is { } r)
         {
+            metrics.RecordSign(r.Reason);
             LogRefused(logger, r.Status, r.Reason, r.Detail, refusal.Subject ?? "-", http.Connection.RemoteIpAddress?.ToString() ?? "-");
             return Problems.Refuse(r.Status, r.Reason, r.Detail);
         }
 
+        metrics.RecordSign("issued");
         return Results.Json(refusal.Response);
     }
 

@@ -118,6 +118,9 @@ public sealed class RotationTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
 
         await Eventually.WaitAsync(() => identity.Current!.Bundle.Roots.Count == 2, TimeSpan.FromSeconds(10), "the new root to reach the workload");
         Assert.True(started.Elapsed < TimeSpan.FromSeconds(10));
+
+        // No polling loop: the first poll answered at once, the second waited and carried the change, a third now waits.
+        Assert.InRange(controlPlane.Metrics.Sum("mesh.control_plane.watch.requests"), 2, 3);
         Assert.Contains(orders.Logs.Entries, e => e.EventId.Id == 2102);
 
         // And the workload reports the new bundle version on its next poll.
