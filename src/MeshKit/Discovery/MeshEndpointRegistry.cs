@@ -29,12 +29,46 @@ internal sealed class MeshEndpoint(EndPoint endPoint, MeshEndpointMetadata metad
 /// <summary>The endpoints of one destination at one moment; immutable, swapped whole when discovery changes.</summary>
 internal sealed class EndpointSet(string destination, ImmutableArray<MeshEndpoint> endpoints, Exception? error)
 {
+    private readonly ConcurrentDictionary<(string Key, string Value), MeshEndpoint[]> _subsets = new();
+
     public string Destination { get; } = destination;
 
     public ImmutableArray<MeshEndpoint> Endpoints { get; } = endpoints;
 
     /// <summary>Gets the last discovery error, when the set is served from the last known endpoints or is empty because of it.</summary>
     public Exception? Error { get; } = error;
+
+    /// <summary>Gets the endpoints whose metadata <paramref name="key"/> equals <paramref name="value"/>; computed once per set.</summary>
+    public MeshEndpoint[] Subset(string key, string value)
+    {
+        if (_subsets.TryGetValue((key, value), out var cached))
+        {
+            return cached;
+        }
+
+        var list = new List<MeshEndpoint>();
+        foreach (var endpoint in Endpoints)
+        {
+            if (string.Equals(endpoint.Metadata.Get(key), value, StringComparison.Ordinal))
+            {
+                list.Add(endpoint);
+            }
+        }
+
+        return _subsets.GetOrAdd((key, value), list.ToArray());
+    }
+
+    /// <summary>Gets the distinct values of a metadata key, for error messages.</summary>
+    public string DescribeSubsets(string key)
+    {
+        var values = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var endpoint in Endpoints)
+        {
+            values.Add(endpoint.Metadata.Get(key) ?? "(none)");
+        }
+
+        return values.Count == 0 ? "no endpoints at all" : $"endpoints have {key} = {string.Join(", ", values)}";
+    }
 }
 
 /// <summary>

@@ -77,6 +77,30 @@ public static class MeshHostApplicationBuilderExtensions
             return new MeshDestination.Cache(mesh.TrustDomain, mesh.Service.Namespace);
         });
         services.TryAddSingleton<MeshConnectionPools>();
+
+        // Traffic policy: routes, subsets, resilience, endpoint choice.
+        var loadFailures = new MeshKit.Policy.ConfigurationLoadFailures();
+        loadFailures.Attach(builder.Configuration);
+        services.TryAddSingleton(loadFailures);
+        services.TryAddSingleton<MeshKit.Policy.PolicyWatcher>();
+        services.TryAddSingleton<MeshKit.Resilience.ResiliencePipelines>();
+        services.TryAddSingleton(sp => new MeshKit.Balancing.EndpointStateRegistry(sp.GetRequiredService<MeshEndpointRegistry>()));
+        services.TryAddSingleton(sp =>
+        {
+            var mirror = new MeshKit.Routing.MirrorSender(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<MeshKit.Routing.MirrorSender>>());
+            var states = sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>();
+
+            // Copies go through endpoint choice, the attempt stage and the transport: no routing, no retries.
+            mirror.Attach(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), states)
+            {
+                InnerHandler = new MeshKit.Balancing.MeshAttemptHandler(states, sp.GetRequiredService<MeshMetrics>())
+                {
+                    InnerHandler = new MeshTransportHandler(sp.GetRequiredService<MeshConnectionPools>(), sp.GetRequiredService<WorkloadIdentitySource>(), sp.GetRequiredService<PassThroughTransport>()),
+                },
+            });
+            return mirror;
+        });
+        services.AddHostedService<MeshKit.Policy.PolicyStartupCheck>();
         services.TryAddSingleton<PassThroughTransport>();
         services.AddHttpClient();
 

@@ -25,6 +25,12 @@ internal sealed partial class MeshServerMiddleware(RequestDelegate next, TimePro
         var now = time.GetUtcNow();
         if (now < connection.NotAfter && now < connection.ServerNotAfter)
         {
+            // The caller's remaining deadline caps the timeouts of mesh calls made while handling this request.
+            if (context.Request.Headers.TryGetValue(Resilience.MeshDeadline.HeaderName, out var deadline))
+            {
+                Resilience.MeshDeadline.SetFromHeader(deadline.ToString());
+            }
+
             return next(context);
         }
 

@@ -17,6 +17,11 @@ public sealed class MeshMetrics
     private readonly Counter<long> _serverHandshakeRefusals;
     private readonly Counter<long> _clientHandshakeRefusals;
     private readonly Counter<long> _expiredConnectionCloses;
+    private readonly Counter<long> _policyReloads;
+    private readonly Counter<long> _retries;
+    private readonly Counter<long> _budgetExhausted;
+    private readonly Counter<long> _concurrencyRejections;
+    private readonly Counter<long> _ejections;
 
     /// <summary>Initializes the instruments.</summary>
     /// <param name="meterFactory">The meter factory.</param>
@@ -29,6 +34,11 @@ public sealed class MeshMetrics
         _renewals = Meter.CreateCounter<long>("mesh.identity.renewals", "{renewal}", "Certificate renewals attempted, by outcome.");
         _serverHandshakeRefusals = Meter.CreateCounter<long>("mesh.server.handshake.refusals", "{handshake}", "Client certificates the mesh endpoint refused, by reason.");
         _clientHandshakeRefusals = Meter.CreateCounter<long>("mesh.client.handshake.refusals", "{handshake}", "Server certificates mesh clients refused, by reason and destination.");
+        _retries = Meter.CreateCounter<long>("mesh.client.retries", "{retry}", "Retries of mesh calls, by destination and reason.");
+        _budgetExhausted = Meter.CreateCounter<long>("mesh.client.retry_budget.exhausted", "{retry}", "Retries the retry budget refused, by destination.");
+        _concurrencyRejections = Meter.CreateCounter<long>("mesh.client.concurrency.rejections", "{request}", "Mesh calls refused by the destination's concurrency limit.");
+        _ejections = Meter.CreateCounter<long>("mesh.client.ejections", "{ejection}", "Endpoints ejected by outlier detection, by destination.");
+        _policyReloads = Meter.CreateCounter<long>("mesh.policy.reloads", "{reload}", "Policy reloads, by outcome (applied or rejected).");
         _expiredConnectionCloses = Meter.CreateCounter<long>("mesh.server.expired_connection.closes", "{connection}", "Mesh connections closed because a certificate on them expired.");
         Meter.CreateObservableGauge<double>(
             "mesh.identity.certificate.expiry",
@@ -54,6 +64,25 @@ public sealed class MeshMetrics
         _clientHandshakeRefusals.Add(1, new TagList { { "mesh.reason", ReasonName(reason) }, { "mesh.destination.service", destination } });
 
     internal void RecordExpiredConnectionClose() => _expiredConnectionCloses.Add(1);
+
+    internal void RecordRetry(string destination, string reason) =>
+        _retries.Add(1, new TagList { { "mesh.destination.service", destination }, { "mesh.retry.reason", reason } });
+
+    internal void RecordRetryBudgetExhausted(string destination) =>
+        _budgetExhausted.Add(1, new KeyValuePair<string, object?>("mesh.destination.service", destination));
+
+    internal void RecordConcurrencyRejection(string destination) =>
+        _concurrencyRejections.Add(1, new KeyValuePair<string, object?>("mesh.destination.service", destination));
+
+    internal void RecordEjection(string destination, string endpoint)
+    {
+        // The endpoint address stays off the metric (cardinality); the log names it.
+        _ = endpoint;
+        _ejections.Add(1, new KeyValuePair<string, object?>("mesh.destination.service", destination));
+    }
+
+    internal void RecordPolicyReload(bool success) =>
+        _policyReloads.Add(1, new KeyValuePair<string, object?>("mesh.outcome", success ? "applied" : "rejected"));
 
     internal static string ReasonName(SvidRejection reason) => reason switch
     {

@@ -27,7 +27,7 @@ internal sealed class MeshCallHandler(MeshDestination.Cache destinations, Worklo
             return Task.FromException<HttpResponseMessage>(new MeshCallException("identity_unavailable", $"The mesh call to {destination} was not made: {ex.Message}", ex));
         }
 
-        request.Options.Set(MeshCall.OptionsKey, new MeshCall(destination));
+        request.Options.Set(MeshCall.OptionsKey, new MeshCall(destination, request.Method));
         request.Version = settings.HttpVersion;
         request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
         return base.SendAsync(request, cancellationToken);

@@ -42,7 +42,10 @@ public static class MeshHttpClientBuilderExtensions
                 sp.GetRequiredService<MeshDestination.Cache>(),
                 sp.GetRequiredService<WorkloadIdentitySource>(),
                 new MeshClientSettings(mesh.Transport.HttpVersion)));
-            handlers.Add(new MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>()));
+            handlers.Add(new MeshKit.Routing.MeshRoutingHandler(sp.GetRequiredService<MeshKit.Policy.PolicyWatcher>(), sp.GetRequiredService<MeshKit.Routing.MirrorSender>()));
+            handlers.Add(new MeshKit.Resilience.MeshResilienceHandler(sp.GetRequiredService<MeshKit.Resilience.ResiliencePipelines>()));
+            handlers.Add(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>()));
+            handlers.Add(new MeshKit.Balancing.MeshAttemptHandler(sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>(), sp.GetRequiredService<MeshKit.Telemetry.MeshMetrics>()));
         });
         return builder;
     }

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using MeshKit.Policy;
+using MeshKit.Resilience;
+using MeshKit.Telemetry;
+using MeshKit.Transport;
+using Polly.Timeout;
+
+namespace MeshKit.Balancing;
+
+/// <summary>
+/// Per-attempt stage: the attempt timeout, the remaining deadline sent to the callee, and the attempt's outcome and latency
+/// fed to the balancer and the outlier detector. A failed attempt counts as at least <see cref="DestinationPolicy.FailurePenalty"/>
+/// of latency, so an endpoint that fails fast does not look fast.
+/// </summary>
+internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetrics metrics) : DelegatingHandler
+{
+    private static readonly DestinationPolicy DefaultPolicy = new() { Destination = "*" };
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var call = MeshCall.Of(request);
+        if (call?.Endpoint is not { } endpoint)
+        {
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        var policy = call.Policy ?? DefaultPolicy;
+        if (call.DeadlineTimestamp != 0)
+        {
+            request.Headers.Remove(MeshDeadline.HeaderName);
+            request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(call.DeadlineTimestamp));
+        }
+
+        var state = states.Get(call.Destination.Host, endpoint.Key);
+        state.Started();
+        var started = Stopwatch.GetTimestamp();
+        using var attemptTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        attemptTimeout.CancelAfter(policy.AttemptTimeout);
+        HttpResponseMessage? response = null;
+        var failed = true;
+        try
+        {
+            response = await base.SendAsync(request, attemptTimeout.Token).ConfigureAwait(false);
+            failed = (int)response.StatusCode >= 500;
+            return response;
+        }
+        catch (OperationCanceledException ex) when (attemptTimeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutRejectedException($"The attempt to '{call.Destination.Host}' at {endpoint.Key} took longer than its attempt timeout of {policy.AttemptTimeout} (Mesh:Policy:Destinations:{call.Destination.Host}:AttemptTimeout).", policy.AttemptTimeout, ex);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up (or the total timeout fired): says nothing about the endpoint.
+            failed = false;
+            throw;
+        }
+        finally
+        {
+            var now = Stopwatch.GetTimestamp();
+            var latency = Stopwatch.GetElapsedTime(started, now);
+            state.Finished();
+            if (failed)
+            {
+                state.RecordLatency(latency > policy.FailurePenalty ? latency : policy.FailurePenalty, now);
+                call.LastFailedEndpoint = endpoint.Key;
+                if (!call.IsMirror && OutlierDetector.RecordFailure(state, policy.OutlierDetection, call.Candidates, states, now))
+                {
+                    metrics.RecordEjection(call.Destination.Host, endpoint.Key);
+                }
+            }
+            else
+            {
+                state.RecordLatency(latency, now);
+                state.RecordSuccess();
+            }
+
+            call.Attempt++;
+        }
+    }
+}

@@ -1,0 +1,55 @@
+using MeshKit.Discovery;
+using MeshKit.Transport;
+
+namespace MeshKit.Balancing;
+
+/// <summary>
+/// Endpoint choice, once per attempt: the healthy, not-ejected endpoints of the chosen subset, by the balancer, avoiding the
+/// endpoint the previous attempt failed on. An unknown subset, or one without endpoints, is an error that names the
+/// destination, the route and the subset.
+/// </summary>
+internal sealed class MeshEndpointHandler(MeshEndpointRegistry registry, EndpointStateRegistry states) : DelegatingHandler
+{
+    private static readonly Policy.DestinationPolicy DefaultPolicy = new() { Destination = "*" };
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var call = MeshCall.Of(request);
+        if (call is null)
+        {
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        var set = await registry.GetAsync(call.Destination.Host, cancellationToken).ConfigureAwait(false);
+        if (set.Endpoints.IsDefaultOrEmpty)
+        {
+            throw new MeshCallException(
+                "no_endpoints",
+                $"No endpoints are known for mesh destination '{call.Destination.Host}' (checked Mesh:Discovery:Static:{call.Destination.Host} and Consul, if configured)."
+                + (set.Error is null ? string.Empty : $" Last discovery error: {set.Error.Message}"),
+                set.Error);
+        }
+
+        MeshEndpoint[] candidates;
+        var subsetKey = call.Route?.SubsetKey ?? call.Policy?.SubsetKey ?? "version";
+        if (call.Subset is { } subset)
+        {
+            candidates = set.Subset(subsetKey, subset);
+            if (candidates.Length == 0)
+            {
+                throw new MeshCallException(
+                    "no_endpoints_in_subset",
+                    $"Destination '{call.Destination.Host}', route '{call.Route?.Name ?? "default"}': subset {subsetKey}={subset} (chosen by {call.SubsetReason}) has no endpoints; {set.DescribeSubsets(subsetKey)}.");
+            }
+        }
+        else
+        {
+            candidates = System.Runtime.InteropServices.ImmutableCollectionsMarshal.AsArray(set.Endpoints)!;
+        }
+
+        var policy = call.Policy ?? DefaultPolicy;
+        call.Endpoint = EndpointSelector.Choose(candidates, call.Destination.Host, policy, states, call.LastFailedEndpoint, EndpointSelector.Now);
+        call.Candidates = candidates;
+        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,738 @@
+using System.Collections.Frozen;
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using MeshKit.Identity;
+using MeshKit.Routing;
+using Microsoft.Extensions.Configuration;
+
+namespace MeshKit.Policy;
+
+/// <summary>
+/// Turns the <c>Mesh:Policy</c> configuration into a validated <see cref="PolicySnapshot"/>. It never throws on bad input:
+/// every problem (a bad value, a missing field, an unknown key) becomes a <see cref="PolicyError"/> that names its full
+/// path and what would be valid, and a policy with errors yields no snapshot. The same reader serves appsettings, the
+/// control service's policy API and <c>meshctl policy check</c>.
+/// </summary>
+public static class PolicyReader
+{
+    private static readonly string[] DestinationKeys =
+        ["Timeout", "AttemptTimeout", "Retry", "Concurrency", "OutlierDetection", "LoadBalancer", "FailurePenalty", "SubsetKey", "Routes"];
+
+    private static readonly string[] DefaultsKeys =
+        ["Timeout", "AttemptTimeout", "Retry", "Concurrency", "OutlierDetection", "LoadBalancer", "FailurePenalty", "SubsetKey"];
+
+    private static readonly string[] RetryKeys =
+        ["MaxRetries", "Methods", "RetryOn", "BaseDelay", "MaxDelay", "Budget"];
+
+    private static readonly string[] BudgetKeys = ["Ratio", "MinimumThroughput", "Window"];
+    private static readonly string[] ConcurrencyKeys = ["MaxRequests", "MaxQueue"];
+    private static readonly string[] OutlierKeys = ["Enabled", "ConsecutiveFailures", "BaseEjectionTime", "MaxEjectionTime", "MaxEjectionPercent"];
+    private static readonly string[] RouteKeys = ["Name", "Match", "Split", "SubsetKey", "Mirror", "Fault"];
+    private static readonly string[] MatchKeys = ["Path", "Methods", "Headers"];
+    private static readonly string[] ValueMatchKeys = ["Prefix", "Exact", "Regex", "Present"];
+    private static readonly string[] MirrorKeys = ["Subset", "Percent"];
+    private static readonly string[] FaultKeys = ["Delay", "Abort"];
+    private static readonly string[] DelayKeys = ["Percent", "Duration"];
+    private static readonly string[] AbortKeys = ["Percent", "Status"];
+    private static readonly string[] HttpMethods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"];
+
+    /// <summary>The policy keys under the <c>Mesh</c> section; other keys of <c>Mesh:Policy</c> are reported as unknown.</summary>
+    public static readonly IReadOnlyList<string> PolicyKeys = ["Defaults", "Destinations", "SubsetHeader"];
+
+    /// <summary>Reads and validates a policy section.</summary>
+    /// <param name="policy">The <c>Mesh:Policy</c> section (it may not exist: then the built-in defaults apply).</param>
+    /// <param name="path">The path to name in errors; <c>Mesh:Policy</c> by default.</param>
+    /// <returns>The snapshot, or the errors.</returns>
+    public static PolicyReadResult Read(IConfigurationSection policy, string path = "Mesh:Policy")
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        var errors = new List<PolicyError>();
+        var section = new Section(policy, path, errors);
+        section.CheckKnown(PolicyKeys);
+
+        var subsetHeader = "x-mesh-subset";
+        if (policy["SubsetHeader"] is not null)
+        {
+            var configured = policy["SubsetHeader"];
+            if (string.IsNullOrEmpty(configured))
+            {
+                subsetHeader = string.Empty;
+            }
+            else if (!IsToken(configured))
+            {
+                section.Error("SubsetHeader", $"'{configured}' is not a valid header name; use letters, digits and '-', or an empty value to turn the override off.");
+            }
+            else
+            {
+                subsetHeader = configured;
+            }
+        }
+
+        var builtIn = new DestinationPolicy { Destination = "*" };
+        var defaults = ReadDestination(section.Child("Defaults"), "*", builtIn, DefaultsKeys);
+
+        var destinations = new Dictionary<string, DestinationPolicy>(StringComparer.Ordinal);
+        var destinationsSection = section.Child("Destinations");
+        foreach (var child in destinationsSection.Config.GetChildren())
+        {
+            var name = child.Key;
+            var child_ = destinationsSection.Child(name);
+            if (!IsDestinationName(name))
+            {
+                destinationsSection.Error(name, "is not a destination name; use the service name as mesh clients call it ('orders', or 'orders.payments' for another namespace).");
+                continue;
+            }
+
+            destinations[name] = ReadDestination(child_, name, defaults, DestinationKeys);
+        }
+
+        if (errors.Count > 0)
+        {
+            return new PolicyReadResult(null, errors);
+        }
+
+        return new PolicyReadResult(
+            new PolicySnapshot(defaults, destinations.ToFrozenDictionary(StringComparer.Ordinal), subsetHeader.Length == 0 ? null : subsetHeader, Hash(policy)),
+            errors);
+    }
+
+    /// <summary>Reads a policy from a JSON document whose root holds <c>Mesh:Policy</c>, or is itself the policy.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <returns>The snapshot, or the errors (a JSON syntax error is one error).</returns>
+    public static PolicyReadResult ReadJson(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        IConfigurationRoot root;
+        try
+        {
+            root = new ConfigurationBuilder().AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(json))).Build();
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            return new PolicyReadResult(null, [new PolicyError("(document)", $"is not valid JSON: {ex.GetBaseException().Message}")]);
+        }
+
+        return root.GetSection("Mesh").Exists()
+            ? Read(root.GetSection("Mesh:Policy"))
+            : Read(root.GetSection("Policy").Exists() ? root.GetSection("Policy") : AsSection(root), root.GetSection("Policy").Exists() ? "Policy" : "Mesh:Policy");
+    }
+
+    private static IConfigurationSection AsSection(IConfigurationRoot root)
+    {
+        // A bare policy document: wrap it so it reads like Mesh:Policy.
+        var wrapped = new ConfigurationBuilder().AddInMemoryCollection(
+            root.AsEnumerable().Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string?>("Mesh:Policy:" + kv.Key, kv.Value))).Build();
+        return wrapped.GetSection("Mesh:Policy");
+    }
+
+    private static DestinationPolicy ReadDestination(Section section, string destination, DestinationPolicy inherit, string[] known)
+    {
+        section.CheckKnown(known);
+        var timeout = section.Duration("Timeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1)) ?? inherit.Timeout;
+        var attemptTimeout = section.Duration("AttemptTimeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1)) ?? inherit.AttemptTimeout;
+        if (attemptTimeout > timeout)
+        {
+            section.Error("AttemptTimeout", $"is {attemptTimeout}, longer than Timeout {timeout}; an attempt cannot outlast the whole call.");
+        }
+
+        var subsetKey = section.String("SubsetKey") ?? inherit.SubsetKey;
+        var policy = inherit with
+        {
+            Destination = destination,
+            Timeout = timeout,
+            AttemptTimeout = attemptTimeout,
+            Retry = ReadRetry(section.Child("Retry"), inherit.Retry),
+            Concurrency = ReadConcurrency(section.Child("Concurrency"), inherit.Concurrency),
+            OutlierDetection = ReadOutlier(section.Child("OutlierDetection"), inherit.OutlierDetection),
+            LoadBalancer = section.Enum<LoadBalancerKind>("LoadBalancer") ?? inherit.LoadBalancer,
+            FailurePenalty = section.Duration("FailurePenalty", TimeSpan.Zero, TimeSpan.FromMinutes(1)) ?? inherit.FailurePenalty,
+            SubsetKey = subsetKey,
+            Routes = [],
+        };
+
+        var routes = section.Child("Routes");
+        if (routes.Exists)
+        {
+            var list = ImmutableArray.CreateBuilder<RoutePolicy>();
+            var index = 0;
+            foreach (var child in routes.Config.GetChildren().OrderBy(c => int.TryParse(c.Key, out var i) ? i : int.MaxValue))
+            {
+                if (!int.TryParse(child.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                {
+                    routes.Error(child.Key, "is not a list index; Routes is an ordered list.");
+                    continue;
+                }
+
+                var route = ReadRoute(routes.Child(child.Key), index, subsetKey);
+                if (route is not null)
+                {
+                    list.Add(route);
+                }
+
+                index++;
+            }
+
+            policy = policy with { Routes = list.ToImmutable() };
+        }
+
+        return policy;
+    }
+
+    private static RetryPolicy ReadRetry(Section section, RetryPolicy inherit)
+    {
+        if (!section.Exists)
+        {
+            return inherit;
+        }
+
+        section.CheckKnown(RetryKeys);
+        var retry = inherit with
+        {
+            MaxRetries = section.Int("MaxRetries", 0, 10) ?? inherit.MaxRetries,
+            BaseDelay = section.Duration("BaseDelay", TimeSpan.Zero, TimeSpan.FromMinutes(1)) ?? inherit.BaseDelay,
+            MaxDelay = section.Duration("MaxDelay", TimeSpan.Zero, TimeSpan.FromMinutes(5)) ?? inherit.MaxDelay,
+        };
+
+        var methods = section.String("Methods");
+        if (methods is not null)
+        {
+            if (string.Equals(methods, "Idempotent", StringComparison.OrdinalIgnoreCase))
+            {
+                retry = retry with { RetryAllMethods = false };
+            }
+            else if (string.Equals(methods, "All", StringComparison.OrdinalIgnoreCase))
+            {
+                retry = retry with { RetryAllMethods = true };
+            }
+            else
+            {
+                section.Error("Methods", $"is '{methods}'; use 'Idempotent' (GET, HEAD, OPTIONS, TRACE, PUT, DELETE; the default) or 'All'.");
+            }
+        }
+
+        var retryOn = section.Child("RetryOn");
+        if (retryOn.Exists)
+        {
+            bool connect = false, server = false, timeout = false;
+            foreach (var (key, value) in retryOn.ListValues())
+            {
+                switch (value?.ToLowerInvariant())
+                {
+                    case "connect-failure":
+                        connect = true;
+                        break;
+                    case "5xx":
+                        server = true;
+                        break;
+                    case "timeout":
+                        timeout = true;
+                        break;
+                    default:
+                        retryOn.Error(key, $"is '{value}'; use 'connect-failure', '5xx' or 'timeout'.");
+                        break;
+                }
+            }
+
+            retry = retry with { OnConnectFailure = connect, OnServerError = server, OnTimeout = timeout };
+        }
+
+        var budget = section.Child("Budget");
+        if (budget.Exists)
+        {
+            budget.CheckKnown(BudgetKeys);
+            retry = retry with
+            {
+                BudgetRatio = budget.Double("Ratio", 0, 1) ?? retry.BudgetRatio,
+                BudgetMinimumThroughput = budget.Int("MinimumThroughput", 1, 1_000_000) ?? retry.BudgetMinimumThroughput,
+                BudgetWindow = budget.Duration("Window", TimeSpan.FromSeconds(1), TimeSpan.FromDays(1)) ?? retry.BudgetWindow,
+            };
+        }
+
+        if (retry.MaxDelay < retry.BaseDelay)
+        {
+            section.Error("MaxDelay", $"is {retry.MaxDelay}, shorter than BaseDelay {retry.BaseDelay}.");
+        }
+
+        return retry;
+    }
+
+    private static ConcurrencyPolicy ReadConcurrency(Section section, ConcurrencyPolicy inherit)
+    {
+        if (!section.Exists)
+        {
+            return inherit;
+        }
+
+        section.CheckKnown(ConcurrencyKeys);
+        return inherit with
+        {
+            MaxRequests = section.Int("MaxRequests", 1, 1_000_000) ?? inherit.MaxRequests,
+            MaxQueue = section.Int("MaxQueue", 0, 1_000_000) ?? inherit.MaxQueue,
+        };
+    }
+
+    private static OutlierPolicy ReadOutlier(Section section, OutlierPolicy inherit)
+    {
+        if (!section.Exists)
+        {
+            return inherit;
+        }
+
+        section.CheckKnown(OutlierKeys);
+        var outlier = inherit with
+        {
+            Enabled = section.Bool("Enabled") ?? inherit.Enabled,
+            ConsecutiveFailures = section.Int("ConsecutiveFailures", 1, 1000) ?? inherit.ConsecutiveFailures,
+            BaseEjectionTime = section.Duration("BaseEjectionTime", TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1)) ?? inherit.BaseEjectionTime,
+            MaxEjectionTime = section.Duration("MaxEjectionTime", TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(24)) ?? inherit.MaxEjectionTime,
+            MaxEjectionPercent = section.Int("MaxEjectionPercent", 0, 100) ?? inherit.MaxEjectionPercent,
+        };
+        if (outlier.MaxEjectionTime < outlier.BaseEjectionTime)
+        {
+            section.Error("MaxEjectionTime", $"is {outlier.MaxEjectionTime}, shorter than BaseEjectionTime {outlier.BaseEjectionTime}.");
+        }
+
+        return outlier;
+    }
+
+    private static RoutePolicy? ReadRoute(Section section, int index, string inheritedSubsetKey)
+    {
+        section.CheckKnown(RouteKeys);
+        var name = section.String("Name") ?? $"route-{index}";
+        var subsetKey = section.String("SubsetKey") ?? inheritedSubsetKey;
+        var match = ReadMatch(section.Child("Match"));
+
+        SubsetSplit? split = null;
+        var splitSection = section.Child("Split");
+        if (splitSection.Exists)
+        {
+            var subsets = ImmutableArray.CreateBuilder<string>();
+            var weights = ImmutableArray.CreateBuilder<int>();
+            foreach (var child in splitSection.Config.GetChildren())
+            {
+                var weight = splitSection.Int(child.Key, 0, 1_000_000, required: true);
+                if (weight is null)
+                {
+                    continue;
+                }
+
+                if (!IsSubsetName(child.Key))
+                {
+                    splitSection.Error(child.Key, "is not a subset name; subsets are metadata values such as 'v1'.");
+                    continue;
+                }
+
+                subsets.Add(child.Key);
+                weights.Add(weight.Value);
+            }
+
+            if (subsets.Count == 0)
+            {
+                splitSection.Error(null, "is empty; list subsets with weights, for example { \"v1\": 90, \"v2\": 10 }.");
+            }
+            else if (weights.Sum() == 0)
+            {
+                splitSection.Error(null, "has weights that sum to 0; at least one subset needs a positive weight.");
+            }
+            else
+            {
+                split = new SubsetSplit(subsets.ToImmutable(), weights.ToImmutable());
+            }
+        }
+
+        MirrorPolicy? mirror = null;
+        var mirrorSection = section.Child("Mirror");
+        if (mirrorSection.Exists)
+        {
+            mirrorSection.CheckKnown(MirrorKeys);
+            var subset = mirrorSection.String("Subset");
+            if (subset is null)
+            {
+                mirrorSection.Error("Subset", "is missing; name the subset that receives the copies.");
+            }
+            else
+            {
+                mirror = new MirrorPolicy(subset, mirrorSection.Double("Percent", 0, 100) ?? 100);
+            }
+        }
+
+        FaultPolicy? fault = null;
+        var faultSection = section.Child("Fault");
+        if (faultSection.Exists)
+        {
+            faultSection.CheckKnown(FaultKeys);
+            var delay = faultSection.Child("Delay");
+            var abort = faultSection.Child("Abort");
+            delay.CheckKnown(DelayKeys);
+            abort.CheckKnown(AbortKeys);
+            var delayPercent = delay.Exists ? delay.Double("Percent", 0, 100) ?? 100 : 0;
+            var delayDuration = delay.Exists ? delay.Duration("Duration", TimeSpan.Zero, TimeSpan.FromMinutes(10), required: true) ?? TimeSpan.Zero : TimeSpan.Zero;
+            var abortPercent = abort.Exists ? abort.Double("Percent", 0, 100) ?? 100 : 0;
+            var abortStatus = abort.Exists ? abort.Int("Status", 200, 599, required: true) ?? 503 : 503;
+            fault = new FaultPolicy(delayPercent, delayDuration, abortPercent, abortStatus);
+        }
+
+        return new RoutePolicy
+        {
+            Name = name,
+            Index = index,
+            Match = match,
+            Split = split,
+            SubsetKey = subsetKey,
+            Mirror = mirror,
+            Fault = fault,
+        };
+    }
+
+    private static RouteMatch ReadMatch(Section section)
+    {
+        if (!section.Exists)
+        {
+            return new RouteMatch();
+        }
+
+        section.CheckKnown(MatchKeys);
+        var match = new RouteMatch();
+        var path = section.Child("Path");
+        if (path.Exists)
+        {
+            var (kind, value, pattern) = ReadValueMatch(path, isPath: true);
+            match = match with { PathKind = kind, Path = value, PathPattern = pattern };
+        }
+
+        var methods = section.Child("Methods");
+        if (methods.Exists)
+        {
+            var list = ImmutableArray.CreateBuilder<string>();
+            foreach (var (key, value) in methods.ListValues())
+            {
+                var upper = value?.ToUpperInvariant();
+                if (upper is null || Array.IndexOf(HttpMethods, upper) < 0)
+                {
+                    methods.Error(key, $"is '{value}'; use an HTTP method such as GET or POST.");
+                }
+                else
+                {
+                    list.Add(upper);
+                }
+            }
+
+            match = match with { Methods = list.ToImmutable() };
+        }
+
+        var headers = section.Child("Headers");
+        if (headers.Exists)
+        {
+            var list = ImmutableArray.CreateBuilder<HeaderMatch>();
+            foreach (var child in headers.Config.GetChildren())
+            {
+                if (!IsToken(child.Key))
+                {
+                    headers.Error(child.Key, "is not a valid header name.");
+                    continue;
+                }
+
+                var header = headers.Child(child.Key);
+                if (child.Value is not null)
+                {
+                    // Shorthand: "x-user": "bob" means an exact match.
+                    list.Add(new HeaderMatch(child.Key, PathMatchKind.Exact, child.Value, null));
+                    continue;
+                }
+
+                var (kind, value, pattern) = ReadValueMatch(header, isPath: false);
+                list.Add(new HeaderMatch(child.Key, kind, value, pattern));
+            }
+
+            match = match with { Headers = list.ToImmutable() };
+        }
+
+        return match;
+    }
+
+    private static (PathMatchKind Kind, string? Value, Regex? Pattern) ReadValueMatch(Section section, bool isPath)
+    {
+        if (section.Config.Value is { } shorthand && isPath)
+        {
+            // Shorthand: "Path": "/api" means a prefix match.
+            return ValidatePath(section, null, PathMatchKind.Prefix, shorthand);
+        }
+
+        section.CheckKnown(isPath ? ["Prefix", "Exact", "Regex"] : ValueMatchKeys);
+        var given = 0;
+        (PathMatchKind, string?, Regex?) result = (PathMatchKind.Any, null, null);
+        foreach (var key in isPath ? ["Prefix", "Exact", "Regex"] : ValueMatchKeys)
+        {
+            var value = section.Config[key];
+            if (value is null)
+            {
+                continue;
+            }
+
+            given++;
+            result = key switch
+            {
+                "Prefix" => isPath ? ValidatePath(section, key, PathMatchKind.Prefix, value) : (PathMatchKind.Prefix, value, null),
+                "Exact" => isPath ? ValidatePath(section, key, PathMatchKind.Exact, value) : (PathMatchKind.Exact, value, null),
+                "Regex" => (PathMatchKind.Regex, value, section.Regex(key, value)),
+                _ => Present(section, key),
+            };
+        }
+
+        if (given != 1)
+        {
+            section.Error(null, isPath
+                ? "needs exactly one of Prefix, Exact or Regex."
+                : "needs exactly one of Exact, Prefix, Regex or Present.");
+        }
+
+        return result;
+    }
+
+    private static (PathMatchKind, string?, Regex?) Present(Section section, string key)
+    {
+        if (section.Bool(key) == false)
+        {
+            section.Error(key, "is false; 'Present' only matches a header that is there (true). To match on absence, order a route that needs the header first.");
+        }
+
+        return (PathMatchKind.Any, null, null);
+    }
+
+    private static (PathMatchKind, string?, Regex?) ValidatePath(Section section, string? key, PathMatchKind kind, string value)
+    {
+        if (!value.StartsWith('/'))
+        {
+            section.Error(key, $"is '{value}'; a path starts with '/'.");
+        }
+
+        return (kind, value, null);
+    }
+
+    private static string Hash(IConfigurationSection policy)
+    {
+        // The content hash: sorted keys and values, so the same policy has the same version wherever it is loaded.
+        var builder = new StringBuilder();
+        foreach (var (key, value) in policy.AsEnumerable(makePathsRelative: true).Where(kv => kv.Value is not null).OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase))
+        {
+            builder.Append(key.ToLowerInvariant()).Append('=').Append(value).Append('\n');
+        }
+
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(builder.ToString())))[..12];
+    }
+
+    private static bool IsToken(string value)
+    {
+        foreach (var c in value)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            {
+                return false;
+            }
+        }
+
+        return value.Length > 0;
+    }
+
+    private static bool IsSubsetName(string value) =>
+        value.Length is > 0 and <= 64 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    private static bool IsDestinationName(string name)
+    {
+        var dot = name.IndexOf('.', StringComparison.Ordinal);
+        return dot < 0
+            ? SpiffeId.IsValidName(name, out _)
+            : SpiffeId.IsValidName(name.AsSpan(0, dot), out _) && SpiffeId.IsValidName(name.AsSpan(dot + 1), out _);
+    }
+
+    /// <summary>A configuration section with its full path, collecting errors.</summary>
+    private readonly struct Section(IConfigurationSection config, string path, List<PolicyError> errors)
+    {
+        public IConfigurationSection Config { get; } = config;
+
+        public bool Exists => Config.Exists();
+
+        public Section Child(string key) => new(Config.GetSection(key), $"{path}:{key}", errors);
+
+        public void Error(string? key, string message) => errors.Add(new PolicyError(key is null ? path : $"{path}:{key}", message));
+
+        public void CheckKnown(IReadOnlyList<string> known)
+        {
+            if (!Exists)
+            {
+                return;
+            }
+
+            if (Config.Value is not null && !Config.GetChildren().Any())
+            {
+                Error(null, $"is a value ('{Config.Value}'), but it should be a section with {string.Join(", ", known)}.");
+                return;
+            }
+
+            foreach (var child in Config.GetChildren())
+            {
+                var isKnown = false;
+                foreach (var k in known)
+                {
+                    isKnown |= string.Equals(k, child.Key, StringComparison.OrdinalIgnoreCase);
+                }
+
+                if (!isKnown)
+                {
+                    Error(child.Key, $"is not a known setting here; known settings are {string.Join(", ", known)}.");
+                }
+            }
+        }
+
+        public IEnumerable<(string Key, string? Value)> ListValues()
+        {
+            if (Config.Value is { } single)
+            {
+                // "Methods": "GET" is accepted as a one-element list.
+                return [(string.Empty, single)];
+            }
+
+            return Config.GetChildren().Select(c => (c.Key, c.Value));
+        }
+
+        public string? String(string key)
+        {
+            var value = Config[key];
+            if (value is not null && value.Length == 0)
+            {
+                Error(key, "is empty.");
+                return null;
+            }
+
+            return value;
+        }
+
+        public TimeSpan? Duration(string key, TimeSpan min, TimeSpan max, bool required = false)
+        {
+            var value = Config[key];
+            if (value is null)
+            {
+                if (required)
+                {
+                    Error(key, "is missing; write a duration such as 00:00:01.5.");
+                }
+
+                return null;
+            }
+
+            if (!TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out var parsed))
+            {
+                Error(key, $"is '{value}', not a duration; write hh:mm:ss(.fff), for example 00:00:02.5 for 2.5 seconds.");
+                return null;
+            }
+
+            if (parsed < min || parsed > max)
+            {
+                Error(key, $"is {parsed}; use a value from {min} to {max}.");
+                return null;
+            }
+
+            return parsed;
+        }
+
+        public int? Int(string key, int min, int max, bool required = false)
+        {
+            var value = Config[key];
+            if (value is null)
+            {
+                if (required)
+                {
+                    Error(key, $"is missing; write a whole number from {min} to {max}.");
+                }
+
+                return null;
+            }
+
+            if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) || parsed < min || parsed > max)
+            {
+                Error(key, $"is '{value}'; use a whole number from {min} to {max}.");
+                return null;
+            }
+
+            return parsed;
+        }
+
+        public double? Double(string key, double min, double max)
+        {
+            var value = Config[key];
+            if (value is null)
+            {
+                return null;
+            }
+
+            if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) || double.IsNaN(parsed) || parsed < min || parsed > max)
+            {
+                Error(key, $"is '{value}'; use a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}.");
+                return null;
+            }
+
+            return parsed;
+        }
+
+        public bool? Bool(string key)
+        {
+            var value = Config[key];
+            if (value is null)
+            {
+                return null;
+            }
+
+            if (!bool.TryParse(value, out var parsed))
+            {
+                Error(key, $"is '{value}'; use true or false.");
+                return null;
+            }
+
+            return parsed;
+        }
+
+        public TEnum? Enum<TEnum>(string key)
+            where TEnum : struct, Enum
+        {
+            var value = Config[key];
+            if (value is null)
+            {
+                return null;
+            }
+
+            if (!System.Enum.TryParse<TEnum>(value, ignoreCase: true, out var parsed) || !System.Enum.IsDefined(parsed) || int.TryParse(value, out _))
+            {
+                Error(key, $"is '{value}'; use one of {string.Join(", ", System.Enum.GetNames<TEnum>())}.");
+                return null;
+            }
+
+            return parsed;
+        }
+
+        public Regex? Regex(string key, string pattern)
+        {
+            try
+            {
+                // Anchored, and non-backtracking so that no pattern can make matching take unbounded time.
+                return new Regex($"^(?:{pattern})$", RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+            }
+            catch (ArgumentException ex)
+            {
+                Error(key, $"is not a valid regular expression: {ex.Message}");
+                return null;
+            }
+        }
+    }
+}
+
+/// <summary>The outcome of reading a policy: a snapshot, or every error found.</summary>
+/// <param name="Snapshot">The validated snapshot, or <see langword="null"/> when there are errors.</param>
+/// <param name="Errors">Every problem found (empty when valid).</param>
+public sealed record PolicyReadResult(PolicySnapshot? Snapshot, IReadOnlyList<PolicyError> Errors)
+{
+    /// <summary>Gets whether the policy is valid.</summary>
+    public bool IsValid => Snapshot is not null;
+}

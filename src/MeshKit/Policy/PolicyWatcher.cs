@@ -1,0 +1,185 @@
+using MeshKit.Telemetry;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
+
+namespace MeshKit.Policy;
+
+/// <summary>
+/// Holds the traffic policy in force as an immutable <see cref="PolicySnapshot"/> and swaps it atomically when the
+/// configuration changes. Built on configuration change tokens rather than <c>IOptionsMonitor</c> validation (after an
+/// invalid edit <c>IOptionsMonitor.CurrentValue</c> throws on every read). A reload is rejected, and the last good snapshot
+/// stays, when a configuration file fails to load (its keys vanish), when the policy section vanishes, or when validation
+/// fails; the rejection is logged with every reason and counted.
+/// </summary>
+public sealed partial class PolicyWatcher : IDisposable
+{
+    private const string PolicyPath = "Mesh:Policy";
+    private readonly IConfiguration _configuration;
+    private readonly MeshMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly IDisposable? _subscription;
+    private readonly Lock _gate = new();
+    private volatile PolicySnapshot _current;
+    private bool _hadPolicySection;
+    private string? _loadFailure;
+
+    /// <summary>Initializes the watcher and loads the policy; an invalid policy at start throws.</summary>
+    /// <param name="configuration">The app's configuration.</param>
+    /// <param name="loadFailures">Reports configuration files that failed to load.</param>
+    /// <param name="metrics">MeshKit's metrics.</param>
+    /// <param name="logger">The logger.</param>
+    /// <exception cref="PolicyValidationException">The policy at start is not valid.</exception>
+    public PolicyWatcher(IConfiguration configuration, ConfigurationLoadFailures loadFailures, MeshMetrics metrics, ILogger<PolicyWatcher> logger)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(loadFailures);
+        _configuration = configuration;
+        _metrics = metrics;
+        _logger = logger;
+        var section = configuration.GetSection(PolicyPath);
+        var result = PolicyReader.Read(section);
+        if (!result.IsValid)
+        {
+            throw new PolicyValidationException(result.Errors);
+        }
+
+        _current = result.Snapshot!;
+        _hadPolicySection = section.Exists();
+        loadFailures.Failed += OnLoadFailure;
+        _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
+        LogLoaded(_logger, _current.Version, _current.Destinations.Count);
+    }
+
+    /// <summary>Raised after a new snapshot took effect.</summary>
+    public event Action<PolicySnapshot>? Changed;
+
+    /// <summary>Gets the policy in force. A single volatile read: safe and cheap on the request path.</summary>
+    public PolicySnapshot Current => _current;
+
+    /// <summary>Gets the reasons the last rejected reload was rejected, if the last reload was rejected.</summary>
+    public IReadOnlyList<PolicyError> LastRejection { get; private set; } = [];
+
+    /// <summary>Applies a policy from elsewhere (the control service's central policy), validated the same way.</summary>
+    /// <param name="snapshot">The new snapshot.</param>
+    internal void Apply(PolicySnapshot snapshot)
+    {
+        lock (_gate)
+        {
+            _current = snapshot;
+        }
+
+        Changed?.Invoke(snapshot);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _subscription?.Dispose();
+
+    private void OnLoadFailure(string source, Exception error)
+    {
+        lock (_gate)
+        {
+            _loadFailure = $"{source} failed to load: {error.GetBaseException().Message}";
+        }
+    }
+
+    private void Reload()
+    {
+        PolicySnapshot? next = null;
+        List<PolicyError> reasons = [];
+        lock (_gate)
+        {
+            var section = _configuration.GetSection(PolicyPath);
+            if (_loadFailure is not null)
+            {
+                reasons.Add(new PolicyError("(configuration)", _loadFailure + " Its keys vanished, so the reload was not applied."));
+                _loadFailure = null;
+            }
+            else if (_hadPolicySection && !section.Exists())
+            {
+                reasons.Add(new PolicyError(PolicyPath, "vanished from configuration (a file deleted or emptied?). The reload was not applied; to clear a policy on purpose, leave the section with at least one setting."));
+            }
+            else
+            {
+                var result = PolicyReader.Read(section);
+                if (result.IsValid)
+                {
+                    next = result.Snapshot!;
+                    _hadPolicySection = section.Exists();
+                }
+                else
+                {
+                    reasons.AddRange(result.Errors);
+                }
+            }
+
+            if (next is not null)
+            {
+                if (next.Version == _current.Version)
+                {
+                    return;
+                }
+
+                _current = next;
+                LastRejection = [];
+            }
+            else
+            {
+                LastRejection = reasons;
+            }
+        }
+
+        if (next is not null)
+        {
+            _metrics.RecordPolicyReload(success: true);
+            LogReloaded(_logger, next.Version, next.Destinations.Count);
+            Changed?.Invoke(next);
+        }
+        else
+        {
+            _metrics.RecordPolicyReload(success: false);
+            LogRejected(_logger, _current.Version, reasons.Count, string.Join("; ", reasons));
+        }
+    }
+
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Traffic policy {Version} loaded ({Destinations} destination(s) with their own policy).")]
+    private static partial void LogLoaded(ILogger logger, string version, int destinations);
+
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Information, Message = "Traffic policy reloaded: now {Version} ({Destinations} destination(s) with their own policy).")]
+    private static partial void LogReloaded(ILogger logger, string version, int destinations);
+
+    [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Rejected a policy reload; policy {Version} stays in force. {Count} reason(s): {Reasons}")]
+    private static partial void LogRejected(ILogger logger, string version, int count, string reasons);
+}
+
+/// <summary>
+/// Learns of configuration files that fail to load on reload. MeshKit sets <c>OnLoadException</c> on the app's file
+/// configuration sources: the failure is reported here (so the policy reload is rejected with its reason) and ignored
+/// instead of escaping on a file-watcher thread.
+/// </summary>
+public sealed class ConfigurationLoadFailures
+{
+    /// <summary>Raised with the source's description and the error.</summary>
+    public event Action<string, Exception>? Failed;
+
+    internal void Report(string source, Exception error) => Failed?.Invoke(source, error);
+
+    /// <summary>Hooks every file source of a configuration builder.</summary>
+    /// <param name="configuration">The configuration builder.</param>
+    internal void Attach(IConfigurationBuilder configuration)
+    {
+        foreach (var source in configuration.Sources)
+        {
+            if (source is FileConfigurationSource file)
+            {
+                var previous = file.OnLoadException;
+                file.OnLoadException = context =>
+                {
+                    previous?.Invoke(context);
+                    Report(file.Path ?? "a configuration file", context.Exception);
+                    context.Ignore = true;
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Net;
+using System.Net.Http.Headers;
+using MeshKit.Policy;
+using MeshKit.Transport;
+
+namespace MeshKit.Routing;
+
+/// <summary>
+/// Route stage: matches the call against its destination's routes (path, method, headers), picks the subset (the tester's
+/// override header, else the weighted split), starts a mirror copy when the route asks for one, and injects the route's
+/// faults. The decision is recorded on the <see cref="MeshCall"/> for the stages below and for telemetry.
+/// </summary>
+internal sealed class MeshRoutingHandler(PolicyWatcher policies, MirrorSender mirror) : DelegatingHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var call = MeshCall.Of(request);
+        if (call is null || call.IsMirror)
+        {
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        var snapshot = policies.Current;
+        var policy = snapshot.For(call.Destination.Host);
+        var headers = new RequestHeaders(request.Headers);
+        var route = RouteMatcher.Match(policy, request.Method.Method, request.RequestUri!.AbsolutePath, headers) ?? RouteMatcher.DefaultRoute(policy);
+        call.Policy = policy;
+        call.Route = route;
+
+        if (snapshot.SubsetHeader is { } overrideHeader && headers.Get(overrideHeader) is { Length: > 0 } forced)
+        {
+            call.Subset = forced;
+            call.SubsetReason = "header";
+        }
+        else if (route.Split is { } split)
+        {
+            call.Subset = split.Subsets[split.Pick(Random.Shared.Next(split.Total))];
+            call.SubsetReason = "split";
+        }
+
+        if (route.Mirror is { } mirrorPolicy && (mirrorPolicy.Percent >= 100 || Random.Shared.NextDouble() * 100 < mirrorPolicy.Percent))
+        {
+            mirror.TrySend(request, call, mirrorPolicy.Subset, route.SubsetKey);
+        }
+
+        if (route.Fault is { } fault)
+        {
+            if (fault.DelayPercent > 0 && Random.Shared.NextDouble() * 100 < fault.DelayPercent)
+            {
+                await Task.Delay(fault.Delay, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (fault.AbortPercent > 0 && Random.Shared.NextDouble() * 100 < fault.AbortPercent)
+            {
+                return Abort(request, fault.AbortStatus, call);
+            }
+        }
+
+        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static HttpResponseMessage Abort(HttpRequestMessage request, int status, MeshCall call)
+    {
+        var response = new HttpResponseMessage((HttpStatusCode)status)
+        {
+            RequestMessage = request,
+            ReasonPhrase = "Fault injected by MeshKit",
+            Content = new StringContent($"Fault injected by MeshKit policy: route '{call.Route!.Name}' of '{call.Destination.Host}' aborts this share of requests with {status}."),
+        };
+        response.Headers.TryAddWithoutValidation("x-mesh-fault", "abort");
+        return response;
+    }
+
+    /// <summary>Reads request headers without allocating an enumerator per lookup.</summary>
+    private readonly struct RequestHeaders(HttpRequestHeaders headers) : IHeaderSource
+    {
+        public string? Get(string name) =>
+            headers.NonValidated.TryGetValues(name, out var values) && values.Count > 0 ? GetFirst(values) : null;
+
+        private static string? GetFirst(HeaderStringValues values)
+        {
+            foreach (var value in values)
+            {
+                return value;
+            }
+
+            return null;
+        }
+    }
+}
