@@ -158,20 +158,21 @@ public sealed partial class ConsulBlockingQuery<T>
         var value = changed && !sameBody ? Parse(response) : default;
 
         ulong next;
-        if (received < sent)
+        if (received == 0)
         {
+            // Consul documents 1 as always safe; 0 would make the next request return at once, again and again.
+            LogIndexZero(_logger, Endpoint);
+            next = 1;
+        }
+        else if (received < sent)
+        {
+            // Restart the loop: index 0 asks without blocking, and an index of 0 or less is always sent as 1.
             LogIndexWentBackwards(_logger, Endpoint, sent, received);
-            next = 0;
+            next = 1;
         }
         else
         {
             next = received;
-        }
-
-        if (next == 0)
-        {
-            // Consul documents 1 as always safe; 0 would make the next request return at once, again and again.
-            next = 1;
         }
 
         Interlocked.Exchange(ref _index, next);
@@ -251,6 +252,9 @@ public sealed partial class ConsulBlockingQuery<T>
 
     [LoggerMessage(EventId = 4112, Level = LogLevel.Information, Message = "Consul query {Endpoint}: the index went backwards from {Previous} to {Current}; restarting the blocking loop from index 0.")]
     private static partial void LogIndexWentBackwards(ILogger logger, string endpoint, ulong previous, ulong current);
+
+    [LoggerMessage(EventId = 4114, Level = LogLevel.Debug, Message = "Consul query {Endpoint} answered index 0; waiting on index 1 instead.")]
+    private static partial void LogIndexZero(ILogger logger, string endpoint);
 
     [LoggerMessage(EventId = 4113, Level = LogLevel.Debug, Message = "Consul query {Endpoint} changed at index {Index}.")]
     private static partial void LogChanged(ILogger logger, string endpoint, ulong index);

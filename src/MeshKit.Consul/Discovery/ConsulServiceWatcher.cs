@@ -12,7 +12,7 @@ namespace MeshKit.Consul;
 /// watcher finds the last known instances at once, and a Consul outage never empties it (static stability).
 /// </para>
 /// </summary>
-public sealed partial class ConsulServiceWatcher : IAsyncDisposable
+public sealed partial class ConsulServiceWatcher : IAsyncDisposable, IDisposable
 {
     private readonly ConcurrentDictionary<string, ConsulWatchedService> _services = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
@@ -59,7 +59,7 @@ public sealed partial class ConsulServiceWatcher : IAsyncDisposable
         return added;
     }
 
-    /// <summary>Stops every watch. The last known instances stay readable.</summary>
+    /// <summary>Stops every watch and waits for the loops to end. The last known instances stay readable.</summary>
     /// <returns>Completes when every loop has ended.</returns>
     public async ValueTask DisposeAsync()
     {
@@ -75,6 +75,17 @@ public sealed partial class ConsulServiceWatcher : IAsyncDisposable
         }
 
         _stopping.Dispose();
+    }
+
+    /// <summary>Stops every watch without waiting for the loops (for containers disposed synchronously).</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _stopping.Cancel();
     }
 
     internal async Task RunAsync(ConsulWatchedService service)

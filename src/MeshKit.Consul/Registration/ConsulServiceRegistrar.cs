@@ -15,7 +15,7 @@ namespace MeshKit.Consul;
 /// the TTL, then reaped after <c>DeregisterCriticalServiceAfter</c>), as a crash would.
 /// </para>
 /// </summary>
-public sealed partial class ConsulServiceRegistrar : IHostedService, IAsyncDisposable
+public sealed partial class ConsulServiceRegistrar : IHostedService, IAsyncDisposable, IDisposable
 {
     private const string ReadyOutput = "MeshKit: the instance is ready.";
     private const string StoppingOutput = "MeshKit: the instance is stopping.";
@@ -157,8 +157,10 @@ public sealed partial class ConsulServiceRegistrar : IHostedService, IAsyncDispo
     public async ValueTask DisposeAsync()
     {
         await StopLoopAsync().ConfigureAwait(false);
-        _gate.Dispose();
     }
+
+    /// <summary>Stops reporting without deregistering or waiting (for containers disposed synchronously).</summary>
+    public void Dispose() => Interlocked.Exchange(ref _loop, null)?.Cancel();
 
     private static ConsulServiceRegistration WithCheck(ConsulServiceRegistration registration, ConsulTtlCheck check) => new()
     {
