@@ -105,6 +105,11 @@ public sealed partial class ConsulServiceWatcher : IAsyncDisposable, IDisposable
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
         }
+        catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException)
+        {
+            // Consul errors never get here (the query retries them); this is the client disposed under the watch.
+            LogWatchEnded(_logger, ex, service.ServiceName);
+        }
     }
 
     [LoggerMessage(EventId = 4120, Level = LogLevel.Information, Message = "Watching the passing instances of {Service} in Consul.")]
@@ -112,6 +117,9 @@ public sealed partial class ConsulServiceWatcher : IAsyncDisposable, IDisposable
 
     [LoggerMessage(EventId = 4121, Level = LogLevel.Information, Message = "Consul service {Service} now has {Count} passing instance(s) (index {Index}).")]
     private static partial void LogChanged(ILogger logger, string service, int count, ulong index);
+
+    [LoggerMessage(EventId = 4123, Level = LogLevel.Error, Message = "The Consul watch of {Service} ended; its last known instances are still served but no longer updated.")]
+    private static partial void LogWatchEnded(ILogger logger, Exception exception, string service);
 
     [LoggerMessage(EventId = 4122, Level = LogLevel.Error, Message = "A change callback of Consul service {Service} threw; other callbacks still ran.")]
     internal static partial void LogCallbackFailed(ILogger logger, Exception exception, string service);

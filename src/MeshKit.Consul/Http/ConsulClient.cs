@@ -424,7 +424,7 @@ public sealed partial class ConsulClient : IDisposable
         {
             throw new ConsulException(endpoint, ConsulErrorKind.Timeout, null, $"Consul {endpoint} did not answer within {limit.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s.", ex);
         }
-        catch (HttpRequestException ex)
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
         {
             throw new ConsulException(endpoint, ConsulErrorKind.Unreachable, null, $"Consul {endpoint} could not be reached at {Address.GetLeftPart(UriPartial.Authority)}: {ex.Message}", ex);
         }

@@ -100,7 +100,7 @@ public sealed partial class ConsulServiceRegistrar : IHostedService, IAsyncDispo
     /// <returns>Completes when the status has been reported, or the attempt failed and was logged.</returns>
     public async Task SetStatusAsync(ConsulCheckStatus status, string? output = null, CancellationToken cancellationToken = default)
     {
-        _output = output ?? (status == ConsulCheckStatus.Passing ? ReadyOutput : $"MeshKit: the instance is {ConsulWire.FormatStatus(status)}.");
+        _output = output ?? (status == ConsulCheckStatus.Passing ? ReadyOutput : $"MeshKit: the instance reports {ConsulWire.FormatStatus(status)}.");
         _status = (int)status;
         if (_loop is not null)
         {

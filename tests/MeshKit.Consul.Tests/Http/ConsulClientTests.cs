@@ -123,6 +123,22 @@ public sealed class ConsulClientTests
     }
 
     [Fact]
+    public async Task Answers_carry_the_index_and_leader_headers()
+    {
+        await using var consul = await ConsulTestContext.WithDoubleAsync();
+        var client = consul.CreateClient();
+
+        var withLeader = await client.GetHealthServiceAsync("orders", cancellationToken: Ct);
+        consul.Double!.KnownLeader = false;
+        var withoutLeader = await client.GetHealthServiceAsync("orders", cancellationToken: Ct);
+
+        Assert.True(withLeader.Index > 0);
+        Assert.True(withLeader.Meta.KnownLeader);
+        Assert.False(withoutLeader.Meta.KnownLeader);
+        Assert.Equal(TimeSpan.Zero, withoutLeader.Meta.LastContact);
+    }
+
+    [Fact]
     public async Task Cancelling_a_call_throws_OperationCanceledException_not_ConsulException()
     {
         await using var consul = await ConsulTestContext.WithDoubleAsync();
