@@ -124,7 +124,7 @@ public sealed partial class ConsulBlockingQuery<T>
                 }
 
                 var started = _time.GetTimestamp();
-                Volatile.Write(ref _notBefore, started + (long)(_client.Options.MinimumQueryInterval.TotalSeconds * _time.TimestampFrequency));
+                Volatile.Write(ref _notBefore, started + (long)(_client.Settings.MinimumQueryInterval.TotalSeconds * _time.TimestampFrequency));
                 Interlocked.Increment(ref _requestCount);
                 var index = Index;
                 var response = await _client.QueryAsync(_path, _query, index, _notFoundIsAnswer, cancellationToken).ConfigureAwait(false);
@@ -216,7 +216,7 @@ public sealed partial class ConsulBlockingQuery<T>
     {
         var failures = Interlocked.Increment(ref _consecutiveFailures);
         Volatile.Write(ref _lastError, error);
-        var delay = Backoff(failures, _client.Options.RetryBaseDelay, _client.Options.RetryMaxDelay);
+        var delay = Backoff(failures, _client.Settings.RetryBaseDelay, _client.Settings.RetryMaxDelay);
         Volatile.Write(ref _notBefore, _time.GetTimestamp() + (long)(delay.TotalSeconds * _time.TimestampFrequency));
         var lastSuccess = LastSuccessAt;
         LogFailed(

@@ -37,13 +37,13 @@ public sealed partial class ConsulClient : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var settings = options.Value;
-        var validation = new ConsulOptionsValidator().Validate(Microsoft.Extensions.Options.Options.DefaultName, settings);
+        var validation = new ConsulOptionsValidator().Validate(Options.DefaultName, settings);
         if (validation.Failed)
         {
-            throw new OptionsValidationException(Microsoft.Extensions.Options.Options.DefaultName, typeof(ConsulOptions), validation.Failures);
+            throw new OptionsValidationException(Options.DefaultName, typeof(ConsulOptions), validation.Failures);
         }
 
-        Options = settings;
+        Settings = settings;
         TimeProvider = timeProvider ?? TimeProvider.System;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<ConsulClient>();
@@ -67,7 +67,7 @@ public sealed partial class ConsulClient : IDisposable
     /// <summary>Gets the agent address requests go to.</summary>
     public Uri Address => _http.BaseAddress!;
 
-    internal ConsulOptions Options { get; }
+    internal ConsulOptions Settings { get; }
 
     internal TimeProvider TimeProvider { get; }
 
@@ -312,11 +312,11 @@ public sealed partial class ConsulClient : IDisposable
             return SendAsync(HttpMethod.Get, path, query, null, cancellationToken, notFoundIsAnswer);
         }
 
-        var wait = Options.Wait;
+        var wait = Settings.Wait;
         var blocking = "index=" + index.ToString(CultureInfo.InvariantCulture) + "&wait=" + ConsulWire.FormatDuration(wait);
 
         // Consul adds up to wait/16 of jitter to the wait; the timeout leaves that plus a normal request's time.
-        var timeout = wait + (wait / 16) + Options.RequestTimeout;
+        var timeout = wait + (wait / 16) + Settings.RequestTimeout;
         return SendAsync(HttpMethod.Get, path, query is null ? blocking : query + "&" + blocking, null, cancellationToken, notFoundIsAnswer, timeout);
     }
 
@@ -398,7 +398,7 @@ public sealed partial class ConsulClient : IDisposable
         TimeSpan? timeout = null)
     {
         var endpoint = Endpoint(method, path);
-        var limit = timeout ?? Options.RequestTimeout;
+        var limit = timeout ?? Settings.RequestTimeout;
         using var request = new HttpRequestMessage(method, new Uri(query is null ? path : path + "?" + query, UriKind.Relative)) { Content = content };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(limit);

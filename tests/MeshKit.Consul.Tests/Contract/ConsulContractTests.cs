@@ -262,8 +262,8 @@ public abstract class ConsulContractTests
         await using var consul = await ArrangeAsync();
         var client = consul.CreateClient();
         var service = ConsulTestContext.UniqueName("orders");
-        var v1 = consul.Instance(service, tags: ["stable"], meta: new Dictionary<string, string> { ["version"] = "v1" });
-        var v2 = consul.Instance(service, tags: ["canary"], meta: new Dictionary<string, string> { ["version"] = "v2" });
+        var v1 = consul.Instance(service, tags: ["stable"], meta: new Dictionary<string, string> { ["version"] = "v1", ["spiffe-id"] = "spiffe://test.mesh/ns/default/svc/orders" });
+        var v2 = consul.Instance(service, tags: ["canary"], meta: new Dictionary<string, string> { ["version"] = "v2", ["spiffe-id"] = "spiffe://test.mesh/ns/shop/svc/orders" });
         await client.RegisterServiceAsync(v1, Ct);
         await client.RegisterServiceAsync(v2, Ct);
         await Eventually.WaitAsync(async () => (await client.GetHealthServiceAsync(service, cancellationToken: Ct)).Value.Count == 2, Deadline, "both instances");
@@ -272,11 +272,15 @@ public abstract class ConsulContractTests
         var byTag = await client.GetHealthServiceAsync(service, new ConsulHealthQuery { Filter = "Service.Tags contains \"stable\"" }, Ct);
         var byIn = await client.GetHealthServiceAsync(service, new ConsulHealthQuery { Filter = "\"canary\" in Service.Tags" }, Ct);
         var byTagParameter = await client.GetHealthServiceAsync(service, new ConsulHealthQuery { Tag = "canary" }, Ct);
+        var byMapKey = await client.GetHealthServiceAsync(service, new ConsulHealthQuery { Filter = "Service.Meta[\"spiffe-id\"] == \"spiffe://test.mesh/ns/default/svc/orders\"" }, Ct);
+        var combined = await client.GetHealthServiceAsync(service, new ConsulHealthQuery { Filter = "Service.Meta.version == \"v1\" or (\"canary\" in Service.Tags and not Service.Meta.version == \"v1\")" }, Ct);
 
         Assert.Equal(v2.Id, Assert.Single(byMeta.Value).Service.Id);
         Assert.Equal(v1.Id, Assert.Single(byTag.Value).Service.Id);
         Assert.Equal(v2.Id, Assert.Single(byIn.Value).Service.Id);
         Assert.Equal(v2.Id, Assert.Single(byTagParameter.Value).Service.Id);
+        Assert.Equal(v1.Id, Assert.Single(byMapKey.Value).Service.Id);
+        Assert.Equal(2, combined.Value.Count);
     }
 
     [Fact]

@@ -90,10 +90,13 @@ internal sealed class ConsulFilterExpression
                 tokens.Add(new Token(Kind.Symbol, text.Substring(i, 2)));
                 i += 2;
             }
-            else if (char.IsLetterOrDigit(c) || c is '_' or '-')
+            else if (char.IsAsciiLetterOrDigit(c) || c == '_' || (c == '-' && i + 1 < text.Length && char.IsAsciiDigit(text[i + 1])))
             {
+                // Selector names are ASCII letters, digits and underscores (map keys with other characters use ["key"]);
+                // a leading '-' only starts a negative number.
                 var start = i;
-                while (i < text.Length && (char.IsLetterOrDigit(text[i]) || text[i] is '_' or '-'))
+                i++;
+                while (i < text.Length && (char.IsAsciiLetterOrDigit(text[i]) || text[i] == '_'))
                 {
                     i++;
                 }
