@@ -29,9 +29,6 @@ public sealed class ConsulTestContext : IAsyncDisposable
     /// <summary>Gets the double, or <see langword="null"/> against a real agent.</summary>
     public ConsulDouble? Double { get; }
 
-    /// <summary>Gets a value indicating whether the tests run against a real agent.</summary>
-    public bool IsRealAgent => Double is null;
-
     /// <summary>Gets the agent address.</summary>
     public Uri Address { get; }
 
@@ -43,13 +40,6 @@ public sealed class ConsulTestContext : IAsyncDisposable
 
     /// <summary>Gets the logger factory that writes to <see cref="Logs"/>.</summary>
     public ILoggerFactory LoggerFactory => _loggerFactory;
-
-    /// <summary>Gets the double; skips the test against a real agent (the behaviour under test needs the double's switches).</summary>
-    public ConsulDouble RequireDouble(string why)
-    {
-        Assert.SkipWhen(Double is null, $"Needs the Consul double: {why}");
-        return Double!;
-    }
 
     /// <summary>Starts a double for one test.</summary>
     public static async Task<ConsulTestContext> WithDoubleAsync(ConsulDoubleOptions? options = null, string? token = null)
