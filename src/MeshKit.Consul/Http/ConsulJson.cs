@@ -1,0 +1,60 @@
+using System.Text.Json.Serialization;
+
+namespace MeshKit.Consul;
+
+/// <summary>Source-generated JSON for Consul's bodies; Consul spells its fields in PascalCase, as these types do.</summary>
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(List<ConsulServiceEntry>))]
+[JsonSerializable(typeof(List<ConsulKeyValue>))]
+[JsonSerializable(typeof(Dictionary<string, List<string>?>))]
+[JsonSerializable(typeof(AgentServiceRegistrationBody))]
+[JsonSerializable(typeof(CheckUpdateBody))]
+[JsonSerializable(typeof(bool))]
+internal sealed partial class ConsulJsonContext : JsonSerializerContext;
+
+/// <summary>The body of <c>PUT /v1/agent/service/register</c>.</summary>
+internal sealed class AgentServiceRegistrationBody
+{
+    [JsonPropertyName("ID")]
+    public required string Id { get; init; }
+
+    public required string Name { get; init; }
+
+    public IReadOnlyList<string>? Tags { get; init; }
+
+    public string? Address { get; init; }
+
+    public int Port { get; init; }
+
+    public IReadOnlyDictionary<string, string>? Meta { get; init; }
+
+    public AgentCheckBody? Check { get; init; }
+
+    public ConsulServiceWeights? Weights { get; init; }
+}
+
+/// <summary>A check inside a registration body.</summary>
+internal sealed class AgentCheckBody
+{
+    [JsonPropertyName("CheckID")]
+    public required string Id { get; init; }
+
+    public required string Name { get; init; }
+
+    [JsonPropertyName("TTL")]
+    public required string Ttl { get; init; }
+
+    public string? DeregisterCriticalServiceAfter { get; init; }
+
+    public required string Status { get; init; }
+
+    public string? Notes { get; init; }
+}
+
+/// <summary>The body of <c>PUT /v1/agent/check/update/&lt;id&gt;</c>.</summary>
+internal sealed class CheckUpdateBody
+{
+    public required string Status { get; init; }
+
+    public string? Output { get; init; }
+}
