@@ -132,10 +132,19 @@ public static class PolicyReader
     {
         section.CheckKnown(known);
         var timeout = section.Duration("Timeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1)) ?? inherit.Timeout;
-        var attemptTimeout = section.Duration("AttemptTimeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1)) ?? inherit.AttemptTimeout;
+        var explicitAttempt = section.Duration("AttemptTimeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1));
+        var attemptTimeout = explicitAttempt ?? inherit.AttemptTimeout;
         if (attemptTimeout > timeout)
         {
-            section.Error("AttemptTimeout", $"is {attemptTimeout}, longer than Timeout {timeout}; an attempt cannot outlast the whole call.");
+            if (explicitAttempt is not null)
+            {
+                section.Error("AttemptTimeout", $"is {attemptTimeout}, longer than Timeout {timeout}; an attempt cannot outlast the whole call.");
+            }
+            else
+            {
+                // An inherited attempt timeout longer than a shorter total timeout set here simply shrinks to it.
+                attemptTimeout = timeout;
+            }
         }
 
         var subsetKey = section.String("SubsetKey") ?? inherit.SubsetKey;
