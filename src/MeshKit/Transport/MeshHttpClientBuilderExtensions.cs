@@ -37,6 +37,9 @@ public static class MeshHttpClientBuilderExtensions
                 }
             }
 
+            // The client pipeline of a mesh call, outermost first (DESIGN.md, "How a call flows"):
+            // 1. the logical call; 2. route and subset; 3. total timeout, concurrency limit, budgeted retry;
+            // 4. endpoint choice (per attempt); 5. attempt timeout and outcome feedback; 6. mTLS transport (primary handler).
             var mesh = sp.GetRequiredService<IOptions<MeshOptions>>().Value;
             handlers.Add(new MeshCallHandler(
                 sp.GetRequiredService<MeshDestination.Cache>(),
