@@ -59,6 +59,7 @@ public sealed class MeshAppHost : IAsyncDisposable
     /// <param name="configureServices">Services to add (mesh clients, say).</param>
     /// <param name="map">Routes to map.</param>
     /// <param name="meshEndpoint">Whether it has a mesh endpoint.</param>
+    /// <param name="jsonFile">A JSON settings file to add last, reloaded on change.</param>
     public static async Task<MeshAppHost> StartAsync(
         ControlPlaneHost controlPlane,
         string service,
@@ -66,7 +67,8 @@ public sealed class MeshAppHost : IAsyncDisposable
         IDictionary<string, string?>? settings = null,
         Action<IServiceCollection>? configureServices = null,
         Action<WebApplication>? map = null,
-        bool meshEndpoint = true)
+        bool meshEndpoint = true,
+        string? jsonFile = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -94,6 +96,12 @@ public sealed class MeshAppHost : IAsyncDisposable
         }
 
         builder.Configuration.AddInMemoryCollection(all);
+        if (jsonFile is not null)
+        {
+            // A real appsettings-style file, watched for changes like the app's own.
+            builder.Configuration.AddJsonFile(jsonFile, optional: false, reloadOnChange: true);
+        }
+
         var logs = new TestLogSink();
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(logs);

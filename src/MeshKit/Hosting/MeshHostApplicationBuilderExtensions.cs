@@ -113,6 +113,8 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddSingleton<IPostConfigureOptions<Microsoft.AspNetCore.Authentication.AuthenticationOptions>, MeshAuthenticationOptionsSetup>();
         services.AddAuthorization();
         services.AddSingleton<IAuthorizationHandler, MeshCallerAuthorizationHandler>();
+        services.TryAddSingleton<MeshRateLimits>();
+        services.AddSingleton<Microsoft.AspNetCore.Routing.MatcherPolicy, MeshAuthorizationMatcherPolicy>();
         return builder;
     }
 

@@ -120,8 +120,14 @@ public sealed record DestinationPolicy
 /// <summary>A validated, precomputed traffic policy; swapped whole on reload.</summary>
 public sealed class PolicySnapshot
 {
-    internal PolicySnapshot(DestinationPolicy defaults, FrozenDictionary<string, DestinationPolicy> destinations, string? subsetHeader, string version)
+    internal PolicySnapshot(
+        DestinationPolicy defaults,
+        FrozenDictionary<string, DestinationPolicy> destinations,
+        string? subsetHeader,
+        Authorization.MeshAuthorizationPolicy authorization,
+        string version)
     {
+        Authorization = authorization;
         Defaults = defaults;
         Destinations = destinations;
         SubsetHeader = subsetHeader;
@@ -136,6 +142,9 @@ public sealed class PolicySnapshot
 
     /// <summary>Gets the header that lets a tester force a subset (<c>x-mesh-subset</c> by default), or <see langword="null"/> when off.</summary>
     public string? SubsetHeader { get; }
+
+    /// <summary>Gets the serving side's authorization rules (<c>Mesh:Authorization</c>).</summary>
+    public Authorization.MeshAuthorizationPolicy Authorization { get; }
 
     /// <summary>Gets a short hash of the policy's content, the same wherever the same policy is loaded.</summary>
     public string Version { get; }

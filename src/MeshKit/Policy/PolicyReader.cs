@@ -16,7 +16,7 @@ namespace MeshKit.Policy;
 /// path and what would be valid, and a policy with errors yields no snapshot. The same reader serves appsettings, the
 /// control service's policy API and <c>meshctl policy check</c>.
 /// </summary>
-public static class PolicyReader
+public static partial class PolicyReader
 {
     private static readonly string[] DestinationKeys =
         ["Timeout", "AttemptTimeout", "Retry", "Concurrency", "OutlierDetection", "LoadBalancer", "FailurePenalty", "SubsetKey", "Routes"];
@@ -42,22 +42,25 @@ public static class PolicyReader
     /// <summary>The policy keys under the <c>Mesh</c> section; other keys of <c>Mesh:Policy</c> are reported as unknown.</summary>
     public static readonly IReadOnlyList<string> PolicyKeys = ["Defaults", "Destinations", "SubsetHeader"];
 
-    /// <summary>Reads and validates a policy section.</summary>
-    /// <param name="policy">The <c>Mesh:Policy</c> section (it may not exist: then the built-in defaults apply).</param>
-    /// <param name="path">The path to name in errors; <c>Mesh:Policy</c> by default.</param>
+    /// <summary>The sections of a policy document: the traffic policy and the serving side's authorization.</summary>
+    public static readonly IReadOnlyList<string> DocumentKeys = ["Policy", "Authorization"];
+
+    /// <summary>Reads and validates the policy parts of a <c>Mesh</c> section: <c>Policy</c> and <c>Authorization</c>.</summary>
+    /// <param name="mesh">The <c>Mesh</c> section, or a policy document's root (either part may be absent: built-in defaults apply, authorization is off).</param>
+    /// <param name="path">The path to name in errors; <c>Mesh</c> by default.</param>
     /// <returns>The snapshot, or the errors.</returns>
-    public static PolicyReadResult Read(IConfigurationSection policy, string path = "Mesh:Policy")
+    public static PolicyReadResult Read(IConfiguration mesh, string path = "Mesh")
     {
-        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(mesh);
         var errors = new List<PolicyError>();
-        var section = new Section(policy, path, errors);
+        var root = new Section(mesh, path, errors);
+        var section = root.Child("Policy");
         section.CheckKnown(PolicyKeys);
 
         var subsetHeader = "x-mesh-subset";
-        if (policy["SubsetHeader"] is not null)
+        if (section.Config["SubsetHeader"] is { } configured)
         {
-            var configured = policy["SubsetHeader"];
-            if (string.IsNullOrEmpty(configured))
+            if (configured.Length == 0)
             {
                 subsetHeader = string.Empty;
             }
@@ -79,27 +82,30 @@ public static class PolicyReader
         foreach (var child in destinationsSection.Config.GetChildren())
         {
             var name = child.Key;
-            var child_ = destinationsSection.Child(name);
             if (!IsDestinationName(name))
             {
                 destinationsSection.Error(name, "is not a destination name; use the service name as mesh clients call it ('orders', or 'orders.payments' for another namespace).");
                 continue;
             }
 
-            destinations[name] = ReadDestination(child_, name, defaults, DestinationKeys);
+            destinations[name] = ReadDestination(destinationsSection.Child(name), name, defaults, DestinationKeys);
         }
 
+        var authorization = ReadAuthorization(root.Child("Authorization"));
         if (errors.Count > 0)
         {
             return new PolicyReadResult(null, errors);
         }
 
         return new PolicyReadResult(
-            new PolicySnapshot(defaults, destinations.ToFrozenDictionary(StringComparer.Ordinal), subsetHeader.Length == 0 ? null : subsetHeader, Hash(policy)),
+            new PolicySnapshot(defaults, destinations.ToFrozenDictionary(StringComparer.Ordinal), subsetHeader.Length == 0 ? null : subsetHeader, authorization, Hash(mesh)),
             errors);
     }
 
-    /// <summary>Reads a policy from a JSON document whose root holds <c>Mesh:Policy</c>, or is itself the policy.</summary>
+    /// <summary>
+    /// Reads a policy document in JSON: either <c>{ "Mesh": { "Policy": ..., "Authorization": ... } }</c> (an appsettings file)
+    /// or <c>{ "Policy": ..., "Authorization": ... }</c> (a central policy document).
+    /// </summary>
     /// <param name="json">The JSON text.</param>
     /// <returns>The snapshot, or the errors (a JSON syntax error is one error).</returns>
     public static PolicyReadResult ReadJson(string json)
@@ -115,17 +121,23 @@ public static class PolicyReader
             return new PolicyReadResult(null, [new PolicyError("(document)", $"is not valid JSON: {ex.GetBaseException().Message}")]);
         }
 
-        return root.GetSection("Mesh").Exists()
-            ? Read(root.GetSection("Mesh:Policy"))
-            : Read(root.GetSection("Policy").Exists() ? root.GetSection("Policy") : AsSection(root), root.GetSection("Policy").Exists() ? "Policy" : "Mesh:Policy");
-    }
+        if (root.GetSection("Mesh").Exists())
+        {
+            return Read(root.GetSection("Mesh"));
+        }
 
-    private static IConfigurationSection AsSection(IConfigurationRoot root)
-    {
-        // A bare policy document: wrap it so it reads like Mesh:Policy.
-        var wrapped = new ConfigurationBuilder().AddInMemoryCollection(
-            root.AsEnumerable().Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string?>("Mesh:Policy:" + kv.Key, kv.Value))).Build();
-        return wrapped.GetSection("Mesh:Policy");
+        // A bare document: only Policy and Authorization belong at its top.
+        var errors = new List<PolicyError>();
+        foreach (var child in root.GetChildren())
+        {
+            if (!DocumentKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                errors.Add(new PolicyError(child.Key, $"is not a known setting here; a policy document holds {string.Join(" and ", DocumentKeys)}."));
+            }
+        }
+
+        var result = Read(root, string.Empty);
+        return errors.Count == 0 ? result : new PolicyReadResult(null, [.. errors, .. result.Errors]);
     }
 
     private static DestinationPolicy ReadDestination(Section section, string destination, DestinationPolicy inherit, string[] known)
@@ -464,7 +476,7 @@ public static class PolicyReader
 
     private static (PathMatchKind Kind, string? Value, Regex? Pattern) ReadValueMatch(Section section, bool isPath)
     {
-        if (section.Config.Value is { } shorthand && isPath)
+        if (section.Config is IConfigurationSection { Value: { } shorthand } && isPath)
         {
             // Shorthand: "Path": "/api" means a prefix match.
             return ValidatePath(section, null, PathMatchKind.Prefix, shorthand);
@@ -521,16 +533,26 @@ public static class PolicyReader
         return (kind, value, null);
     }
 
-    private static string Hash(IConfigurationSection policy)
+    private static string Hash(IConfiguration mesh)
     {
-        // The content hash: sorted keys and values, so the same policy has the same version wherever it is loaded.
+        // The content hash: sorted keys and values of the policy parts, so the same policy has the same version wherever it is loaded.
         var builder = new StringBuilder();
-        foreach (var (key, value) in policy.AsEnumerable(makePathsRelative: true).Where(kv => kv.Value is not null).OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase))
+        var entries = mesh.GetSection("Policy").AsEnumerable().Concat(mesh.GetSection("Authorization").AsEnumerable())
+            .Where(kv => kv.Value is not null)
+            .Select(kv => new KeyValuePair<string, string?>(RelativeKey(mesh, kv.Key), kv.Value))
+            .OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in entries)
         {
             builder.Append(key.ToLowerInvariant()).Append('=').Append(value).Append('\n');
         }
 
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(builder.ToString())))[..12];
+    }
+
+    private static string RelativeKey(IConfiguration mesh, string key)
+    {
+        var prefix = mesh is IConfigurationSection section && section.Path.Length > 0 ? section.Path + ":" : string.Empty;
+        return key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) ? key[prefix.Length..] : key;
     }
 
     private static bool IsToken(string value)
@@ -558,13 +580,15 @@ public static class PolicyReader
     }
 
     /// <summary>A configuration section with its full path, collecting errors.</summary>
-    private readonly struct Section(IConfigurationSection config, string path, List<PolicyError> errors)
+    private readonly struct Section(IConfiguration config, string path, List<PolicyError> errors)
     {
-        public IConfigurationSection Config { get; } = config;
+        public IConfiguration Config { get; } = config;
 
-        public bool Exists => Config.Exists();
+        public bool Exists => Config is IConfigurationSection section ? section.Exists() : Config.GetChildren().Any();
 
-        public Section Child(string key) => new(Config.GetSection(key), $"{path}:{key}", errors);
+        public string Path => path;
+
+        public Section Child(string key) => new(Config.GetSection(key), path.Length == 0 ? key : $"{path}:{key}", errors);
 
         public void Error(string? key, string message) => errors.Add(new PolicyError(key is null ? path : $"{path}:{key}", message));
 
@@ -575,9 +599,9 @@ public static class PolicyReader
                 return;
             }
 
-            if (Config.Value is not null && !Config.GetChildren().Any())
+            if (Config is IConfigurationSection { Value: { } value } && !Config.GetChildren().Any())
             {
-                Error(null, $"is a value ('{Config.Value}'), but it should be a section with {string.Join(", ", known)}.");
+                Error(null, $"is a value ('{value}'), but it should be a section with {string.Join(", ", known)}.");
                 return;
             }
 
@@ -598,7 +622,7 @@ public static class PolicyReader
 
         public IEnumerable<(string Key, string? Value)> ListValues()
         {
-            if (Config.Value is { } single)
+            if (Config is IConfigurationSection { Value: { } single })
             {
                 // "Methods": "GET" is accepted as a one-element list.
                 return [(string.Empty, single)];

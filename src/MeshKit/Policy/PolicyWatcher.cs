@@ -14,14 +14,15 @@ namespace MeshKit.Policy;
 /// </summary>
 public sealed partial class PolicyWatcher : IDisposable
 {
-    private const string PolicyPath = "Mesh:Policy";
+    private const string MeshPath = "Mesh";
+    private static readonly string[] PolicyPaths = ["Mesh:Policy", "Mesh:Authorization"];
     private readonly IConfiguration _configuration;
     private readonly MeshMetrics _metrics;
     private readonly ILogger _logger;
     private readonly IDisposable? _subscription;
     private readonly Lock _gate = new();
     private volatile PolicySnapshot _current;
-    private bool _hadPolicySection;
+    private bool[] _present;
     private string? _loadFailure;
 
     /// <summary>Initializes the watcher and loads the policy; an invalid policy at start throws.</summary>
@@ -37,15 +38,14 @@ public sealed partial class PolicyWatcher : IDisposable
         _configuration = configuration;
         _metrics = metrics;
         _logger = logger;
-        var section = configuration.GetSection(PolicyPath);
-        var result = PolicyReader.Read(section);
+        var result = PolicyReader.Read(configuration.GetSection(MeshPath));
         if (!result.IsValid)
         {
             throw new PolicyValidationException(result.Errors);
         }
 
         _current = result.Snapshot!;
-        _hadPolicySection = section.Exists();
+        _present = Present(configuration);
         loadFailures.Failed += OnLoadFailure;
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
         LogLoaded(_logger, _current.Version, _current.Destinations.Count);
@@ -75,6 +75,9 @@ public sealed partial class PolicyWatcher : IDisposable
     /// <inheritdoc/>
     public void Dispose() => _subscription?.Dispose();
 
+    private static bool[] Present(IConfiguration configuration) =>
+        [.. PolicyPaths.Select(path => configuration.GetSection(path).Exists())];
+
     private void OnLoadFailure(string source, Exception error)
     {
         lock (_gate)
@@ -89,23 +92,28 @@ public sealed partial class PolicyWatcher : IDisposable
         List<PolicyError> reasons = [];
         lock (_gate)
         {
-            var section = _configuration.GetSection(PolicyPath);
+            var present = Present(_configuration);
             if (_loadFailure is not null)
             {
                 reasons.Add(new PolicyError("(configuration)", _loadFailure + " Its keys vanished, so the reload was not applied."));
                 _loadFailure = null;
             }
-            else if (_hadPolicySection && !section.Exists())
+
+            for (var i = 0; i < PolicyPaths.Length; i++)
             {
-                reasons.Add(new PolicyError(PolicyPath, "vanished from configuration (a file deleted or emptied?). The reload was not applied; to clear a policy on purpose, leave the section with at least one setting."));
+                if (_present[i] && !present[i])
+                {
+                    reasons.Add(new PolicyError(PolicyPaths[i], "vanished from configuration (a file deleted or emptied?). The reload was not applied; to clear it on purpose, leave the section with at least one setting."));
+                }
             }
-            else
+
+            if (reasons.Count == 0)
             {
-                var result = PolicyReader.Read(section);
+                var result = PolicyReader.Read(_configuration.GetSection(MeshPath));
                 if (result.IsValid)
                 {
                     next = result.Snapshot!;
-                    _hadPolicySection = section.Exists();
+                    _present = present;
                 }
                 else
                 {

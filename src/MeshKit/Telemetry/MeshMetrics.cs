@@ -22,6 +22,8 @@ public sealed class MeshMetrics
     private readonly Counter<long> _budgetExhausted;
     private readonly Counter<long> _concurrencyRejections;
     private readonly Counter<long> _ejections;
+    private readonly Counter<long> _denials;
+    private readonly Counter<long> _rateLimited;
 
     /// <summary>Initializes the instruments.</summary>
     /// <param name="meterFactory">The meter factory.</param>
@@ -38,6 +40,8 @@ public sealed class MeshMetrics
         _budgetExhausted = Meter.CreateCounter<long>("mesh.client.retry_budget.exhausted", "{retry}", "Retries the retry budget refused, by destination.");
         _concurrencyRejections = Meter.CreateCounter<long>("mesh.client.concurrency.rejections", "{request}", "Mesh calls refused by the destination's concurrency limit.");
         _ejections = Meter.CreateCounter<long>("mesh.client.ejections", "{ejection}", "Endpoints ejected by outlier detection, by destination.");
+        _denials = Meter.CreateCounter<long>("mesh.server.authorization.denials", "{request}", "Requests mesh authorization denied, by deciding rule.");
+        _rateLimited = Meter.CreateCounter<long>("mesh.server.rate_limited", "{request}", "Requests refused by a rule's per-caller rate limit, by rule.");
         _policyReloads = Meter.CreateCounter<long>("mesh.policy.reloads", "{reload}", "Policy reloads, by outcome (applied or rejected).");
         _expiredConnectionCloses = Meter.CreateCounter<long>("mesh.server.expired_connection.closes", "{connection}", "Mesh connections closed because a certificate on them expired.");
         Meter.CreateObservableGauge<double>(
@@ -80,6 +84,12 @@ public sealed class MeshMetrics
         _ = endpoint;
         _ejections.Add(1, new KeyValuePair<string, object?>("mesh.destination.service", destination));
     }
+
+    internal void RecordAuthorizationDenial(string rule) =>
+        _denials.Add(1, new KeyValuePair<string, object?>("mesh.authorization.rule", rule));
+
+    internal void RecordRateLimited(string rule) =>
+        _rateLimited.Add(1, new KeyValuePair<string, object?>("mesh.authorization.rule", rule));
 
     internal void RecordPolicyReload(bool success) =>
         _policyReloads.Add(1, new KeyValuePair<string, object?>("mesh.outcome", success ? "applied" : "rejected"));

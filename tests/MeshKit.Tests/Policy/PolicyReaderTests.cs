@@ -8,7 +8,7 @@ namespace MeshKit.Tests.Policy;
 public sealed class PolicyReaderTests
 {
     private static PolicyReadResult Read(Dictionary<string, string?> settings) =>
-        PolicyReader.Read(new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection("Mesh:Policy"));
+        PolicyReader.Read(new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection("Mesh"));
 
     [Fact]
     public void No_policy_section_gives_the_documented_defaults()
