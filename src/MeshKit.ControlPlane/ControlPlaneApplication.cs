@@ -43,6 +43,7 @@ public static class ControlPlaneApplication
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<ControlPlaneMetrics>();
         builder.Services.AddSingleton<ControlChannel.ControlChannelFeed>();
+        builder.Services.AddSingleton<Policy.CentralPolicy>();
         builder.Services.AddProblemDetails();
 
         var urls = ReadUrls(builder.Configuration);
@@ -78,10 +79,14 @@ public static class ControlPlaneApplication
         var feed = app.Services.GetRequiredService<ControlChannel.ControlChannelFeed>();
         ca.BundleChanged += _ => feed.Publish();
         app.Services.GetRequiredService<IdentityRevocations>().Changed += feed.Publish;
+        var central = app.Services.GetRequiredService<Policy.CentralPolicy>();
+        central.Store.Changed += feed.Publish;
+        central.Store.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
 
         app.MapSignApi();
         ControlChannel.WatchEndpoints.MapControlChannel(app);
         app.MapWorkloadAdminApi();
+        Policy.PolicyEndpoints.MapPolicyAdminApi(app);
         return app;
     }
 

@@ -43,6 +43,9 @@ public sealed class ControlPlaneOptions
     /// </summary>
     public List<string> HostNames { get; } = [];
 
+    /// <summary>Gets or sets where central policy is kept: a folder of files, or Consul KV for several replicas.</summary>
+    public CentralPolicyOptions Policy { get; set; } = new();
+
     /// <summary>Gets or sets the longest wait a workload's control-channel watch may ask for. Default 5 minutes.</summary>
     public TimeSpan MaxWatchWait { get; set; } = TimeSpan.FromMinutes(5);
 }
@@ -75,4 +78,39 @@ public sealed class CertificateAuthorityOptions
 
     /// <summary>Gets or sets the path of the roots (PEM) to publish when <see cref="CertificatePath"/> is an intermediate.</summary>
     public string? TrustBundlePath { get; set; }
+}
+
+/// <summary>Where the control service keeps the central policy it serves to workloads.</summary>
+public sealed class CentralPolicyOptions
+{
+    /// <summary>
+    /// Gets or sets the folder of policy documents, one <c>&lt;service&gt;.json</c> per service (default
+    /// <c>&lt;DataDirectory&gt;/policy</c>). Ignored when <see cref="Consul"/> is configured.
+    /// </summary>
+    public string? Directory { get; set; }
+
+    /// <summary>
+    /// Gets or sets Consul KV as the store, so several control-service replicas share one policy (writes use CAS).
+    /// Used when <c>ControlPlane:Policy:Consul:Address</c> is set.
+    /// </summary>
+    public CentralPolicyConsulOptions? Consul { get; set; }
+}
+
+/// <summary>Consul KV settings of the central policy store.</summary>
+public sealed class CentralPolicyConsulOptions
+{
+    /// <summary>Gets or sets the Consul agent's HTTP address, for example <c>http://127.0.0.1:8500</c>.</summary>
+    public Uri? Address { get; set; }
+
+    /// <summary>Gets or sets the ACL token (<c>X-Consul-Token</c>). Never logged.</summary>
+    public string? Token { get; set; }
+
+    /// <summary>Gets or sets the datacenter, if not the agent's own.</summary>
+    public string? Datacenter { get; set; }
+
+    /// <summary>Gets or sets the KV prefix; each service's document is at <c>&lt;KeyPrefix&gt;&lt;service&gt;</c>. Default <c>meshkit/policy/</c>.</summary>
+    public string KeyPrefix { get; set; } = "meshkit/policy/";
+
+    /// <summary>Gets or sets the blocking-query wait. Default 5 minutes.</summary>
+    public TimeSpan Wait { get; set; } = TimeSpan.FromMinutes(5);
 }

@@ -14,7 +14,7 @@ internal sealed record WatchResponse(
     [property: JsonPropertyName("trustBundleVersion")] string TrustBundleVersion,
     [property: JsonPropertyName("revoked")] bool Revoked,
     [property: JsonPropertyName("revocationReason")] string? RevocationReason,
-    [property: JsonPropertyName("policy")] object? Policy,
+    [property: JsonPropertyName("policy")] System.Text.Json.JsonElement? Policy,
     [property: JsonPropertyName("policyVersion")] string? PolicyVersion);
 
 /// <summary>
@@ -37,6 +37,7 @@ internal static class WatchEndpoints
         WorkloadRegistry workloads,
         IdentityRevocations revocations,
         IOptions<ControlPlaneOptions> options,
+        Policy.CentralPolicy central,
         ControlPlaneMetrics metrics,
         TimeProvider time)
     {
@@ -89,8 +90,10 @@ internal static class WatchEndpoints
         var bundle = ca.Bundle;
         var revoked = revocations.IsRevoked(id.Value, out var reason);
         var current = feed.Index;
+        var policy = central.Get(Policy.PolicyDocument.ServiceKey(id));
+        System.Text.Json.JsonElement? policyJson = policy is null ? null : System.Text.Json.JsonDocument.Parse(policy.Json).RootElement.Clone();
         http.Response.Headers["X-Mesh-Index"] = current.ToString(CultureInfo.InvariantCulture);
-        return Results.Json(new WatchResponse(current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, null, null));
+        return Results.Json(new WatchResponse(current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version));
     }
 
     private static void Record(HttpContext http, WorkloadRegistry workloads, SpiffeId id, X509Certificate2 certificate, CertificateAuthority.CertificateAuthority ca, TimeProvider time)
@@ -110,6 +113,7 @@ internal static class WatchEndpoints
             NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero),
             BundleVersion = Header("X-Mesh-Bundle-Version", 64),
             PolicyVersion = Header("X-Mesh-Policy-Version", 64),
+            CentralPolicyVersion = Header("X-Mesh-Central-Policy-Version", 64),
             ServiceVersion = Header("X-Mesh-Service-Version", 64),
             LastSeen = time.GetUtcNow(),
         });

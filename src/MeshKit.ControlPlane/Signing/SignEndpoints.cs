@@ -201,6 +201,7 @@ internal static partial class SignEndpoints
             NotAfter = notAfter,
             BundleVersion = previous?.BundleVersion,
             PolicyVersion = previous?.PolicyVersion,
+            CentralPolicyVersion = previous?.CentralPolicyVersion,
             ServiceVersion = Truncate(body.ServiceVersion, 64) ?? previous?.ServiceVersion,
             LastSeen = now,
         });

@@ -23,6 +23,9 @@ public sealed record WorkloadStatus
     /// <summary>Gets the policy version the workload applied, when it reported one.</summary>
     public string? PolicyVersion { get; init; }
 
+    /// <summary>Gets the version of the central policy the workload last received, when it reported one.</summary>
+    public string? CentralPolicyVersion { get; init; }
+
     /// <summary>Gets the service version the workload reported (its <c>Mesh:Service:Version</c>).</summary>
     public string? ServiceVersion { get; init; }
 

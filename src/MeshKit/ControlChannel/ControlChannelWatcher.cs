@@ -16,6 +16,7 @@ internal sealed partial class ControlChannelWatcher(
     ControlPlaneClient controlPlane,
     WorkloadIdentitySource identity,
     ControlChannelState state,
+    MeshKit.Policy.PolicyWatcher policies,
     TimeProvider time,
     ILogger<ControlChannelWatcher> logger) : BackgroundService
 {
@@ -37,7 +38,7 @@ internal sealed partial class ControlChannelWatcher(
 
             try
             {
-                var report = new WorkloadReport(meshOptions.Service.InstanceId!, meshOptions.Service.Version, current.Bundle.Version, state.PolicyVersion);
+                var report = new WorkloadReport(meshOptions.Service.InstanceId!, meshOptions.Service.Version, current.Bundle.Version, policies.Current.Version, policies.CentralVersion);
                 var (result, next) = await controlPlane.WatchAsync(index, wait, report, stoppingToken).ConfigureAwait(false);
 
                 // Consul's rules: an index that goes backwards means the server restarted or was replaced; start over.
@@ -78,6 +79,12 @@ internal sealed partial class ControlChannelWatcher(
             var bundle = TrustBundle.FromPem(result.TrustBundle);
             LogBundleChanged(logger, identity.Current?.Bundle.Version ?? "-", bundle.Version, bundle.Roots.Count);
             identity.SetBundle(bundle);
+        }
+
+        // Central policy rides the same answer; apply it when its version moved (including to "none").
+        if (result.PolicyVersion != policies.CentralVersion)
+        {
+            policies.ApplyCentral(result.Policy?.GetRawText(), result.PolicyVersion);
         }
 
         state.Apply(result);

@@ -23,6 +23,7 @@ public sealed partial class PolicyWatcher : IDisposable
     private readonly Lock _gate = new();
     private volatile PolicySnapshot _current;
     private bool[] _present;
+    private IConfiguration? _central;
     private string? _loadFailure;
 
     /// <summary>Initializes the watcher and loads the policy; an invalid policy at start throws.</summary>
@@ -38,7 +39,7 @@ public sealed partial class PolicyWatcher : IDisposable
         _configuration = configuration;
         _metrics = metrics;
         _logger = logger;
-        var result = PolicyReader.Read(configuration.GetSection(MeshPath));
+        var result = Build(configuration, central: null);
         if (!result.IsValid)
         {
             throw new PolicyValidationException(result.Errors);
@@ -60,16 +61,139 @@ public sealed partial class PolicyWatcher : IDisposable
     /// <summary>Gets the reasons the last rejected reload was rejected, if the last reload was rejected.</summary>
     public IReadOnlyList<PolicyError> LastRejection { get; private set; } = [];
 
-    /// <summary>Applies a policy from elsewhere (the control service's central policy), validated the same way.</summary>
-    /// <param name="snapshot">The new snapshot.</param>
-    internal void Apply(PolicySnapshot snapshot)
+    /// <summary>Gets the version of the central policy last received from the control service, if any.</summary>
+    public string? CentralVersion { get; private set; }
+
+    /// <summary>
+    /// Applies the central policy received on the control channel, merged with the local one (see docs/live-policy.md):
+    /// validated like a local reload, and rejected (keeping the policy in force) when the merge does not validate.
+    /// </summary>
+    /// <param name="json">The central document (<c>{ "Policy": ..., "Authorization": ... }</c>), or <see langword="null"/> when there is none.</param>
+    /// <param name="version">Its version.</param>
+    internal void ApplyCentral(string? json, string? version)
     {
+        PolicySnapshot? next = null;
+        List<PolicyError> reasons = [];
         lock (_gate)
         {
-            _current = snapshot;
+            IConfigurationRoot? central = null;
+            if (json is not null)
+            {
+                try
+                {
+                    central = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json))).Build();
+                }
+                catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
+                {
+                    reasons.Add(new PolicyError("(central policy)", $"is not valid JSON: {ex.GetBaseException().Message}"));
+                }
+            }
+
+            CentralVersion = version;
+            if (reasons.Count == 0)
+            {
+                var result = Build(_configuration, central);
+                if (result.IsValid)
+                {
+                    _central = central;
+                    next = result.Snapshot;
+                }
+                else
+                {
+                    reasons.AddRange(result.Errors);
+                }
+            }
+
+            if (next is not null && next.Version == _current.Version)
+            {
+                return;
+            }
+
+            if (next is not null)
+            {
+                _current = next;
+                LastRejection = [];
+            }
+            else
+            {
+                LastRejection = reasons;
+            }
         }
 
-        Changed?.Invoke(snapshot);
+        if (next is not null)
+        {
+            _metrics.RecordPolicyReload(success: true);
+            LogCentralApplied(_logger, version ?? "none", next.Version);
+            Changed?.Invoke(next);
+        }
+        else
+        {
+            _metrics.RecordPolicyReload(success: false);
+            LogRejected(_logger, _current.Version, reasons.Count, string.Join("; ", reasons));
+        }
+    }
+
+    /// <summary>
+    /// Merges local and central policy: central <c>Defaults</c>, <c>SubsetHeader</c> and each central destination replace
+    /// the local ones whole; a central <c>Authorization</c> replaces the local one whole; everything else stays local.
+    /// </summary>
+    private static PolicyReadResult Build(IConfiguration local, IConfiguration? central)
+    {
+        if (central is null)
+        {
+            return PolicyReader.Read(local.GetSection(MeshPath));
+        }
+
+        var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var path in PolicyPaths)
+        {
+            foreach (var (key, value) in local.GetSection(path).AsEnumerable())
+            {
+                if (value is not null)
+                {
+                    data[key] = value;
+                }
+            }
+        }
+
+        void Replace(string localPrefix, IConfigurationSection replacement)
+        {
+            foreach (var key in data.Keys.Where(k => k.Equals(localPrefix, StringComparison.OrdinalIgnoreCase) || k.StartsWith(localPrefix + ":", StringComparison.OrdinalIgnoreCase)).ToList())
+            {
+                data.Remove(key);
+            }
+
+            foreach (var (key, value) in replacement.AsEnumerable(makePathsRelative: true))
+            {
+                if (value is not null)
+                {
+                    data[key.Length == 0 ? localPrefix : $"{localPrefix}:{key}"] = value;
+                }
+            }
+        }
+
+        var policy = central.GetSection("Policy");
+        if (policy["SubsetHeader"] is not null)
+        {
+            Replace("Mesh:Policy:SubsetHeader", policy.GetSection("SubsetHeader"));
+        }
+
+        if (policy.GetSection("Defaults").Exists())
+        {
+            Replace("Mesh:Policy:Defaults", policy.GetSection("Defaults"));
+        }
+
+        foreach (var destination in policy.GetSection("Destinations").GetChildren())
+        {
+            Replace($"Mesh:Policy:Destinations:{destination.Key}", destination);
+        }
+
+        if (central.GetSection("Authorization").Exists())
+        {
+            Replace("Mesh:Authorization", central.GetSection("Authorization"));
+        }
+
+        return PolicyReader.Read(new ConfigurationBuilder().AddInMemoryCollection(data).Build().GetSection(MeshPath));
     }
 
     /// <inheritdoc/>
@@ -109,7 +233,7 @@ public sealed partial class PolicyWatcher : IDisposable
 
             if (reasons.Count == 0)
             {
-                var result = PolicyReader.Read(_configuration.GetSection(MeshPath));
+                var result = Build(_configuration, _central);
                 if (result.IsValid)
                 {
                     next = result.Snapshot!;
@@ -155,6 +279,9 @@ public sealed partial class PolicyWatcher : IDisposable
 
     [LoggerMessage(EventId = 6002, Level = LogLevel.Information, Message = "Traffic policy reloaded: now {Version} ({Destinations} destination(s) with their own policy).")]
     private static partial void LogReloaded(ILogger logger, string version, int destinations);
+
+    [LoggerMessage(EventId = 6004, Level = LogLevel.Information, Message = "Central policy {CentralVersion} applied; the merged policy in force is {Version}.")]
+    private static partial void LogCentralApplied(ILogger logger, string centralVersion, string version);
 
     [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Rejected a policy reload; policy {Version} stays in force. {Count} reason(s): {Reasons}")]
     private static partial void LogRejected(ILogger logger, string version, int count, string reasons);
