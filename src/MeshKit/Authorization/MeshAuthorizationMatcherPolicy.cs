@@ -55,6 +55,11 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
                 : MeshAuthorizationEvaluator.Normalize(httpContext.Request.Path.Value ?? "/");
             var decision = MeshAuthorizationEvaluator.Evaluate(authorization, caller, method, target);
             httpContext.Features.Set<IMeshAuthorizationFeature>(new DecisionFeature(decision));
+            if (httpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity is { IsAllDataRequested: true } activity)
+            {
+                activity.SetTag(MeshTelemetry.Attributes.AuthorizationDecision, decision.Allowed ? "allow" : "deny");
+                activity.SetTag(MeshTelemetry.Attributes.AuthorizationRule, decision.RuleName);
+            }
 
             if (!decision.Allowed)
             {

@@ -105,6 +105,21 @@ internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
         return current is not null ? ValueTask.FromResult(current) : new ValueTask<EndpointSet>(entry.First.Task.WaitAsync(cancellationToken));
     }
 
+    /// <summary>Gets the destinations whose discovery last failed (whether or not last-known endpoints are served).</summary>
+    public IReadOnlyList<string> Failing()
+    {
+        var failing = new List<string>();
+        foreach (var (destination, entry) in _entries)
+        {
+            if (entry.Current?.Error is not null)
+            {
+                failing.Add(destination);
+            }
+        }
+
+        return failing;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _disposed.CancelAsync().ConfigureAwait(false);

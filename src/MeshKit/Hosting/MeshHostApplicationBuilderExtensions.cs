@@ -54,6 +54,7 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddSingleton<IValidateOptions<MeshKit.Hosting.MeshOptions>, MeshKit.Hosting.MeshOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
+        MeshOpenTelemetry.Add(builder);
 
         // Identity and the control channel.
         services.TryAddSingleton<WorkloadIdentitySource>();
@@ -109,6 +110,13 @@ public static class MeshHostApplicationBuilderExtensions
         services.TryAddSingleton<MeshServerTls>();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, MeshKestrelSetup>();
         services.AddSingleton<IStartupFilter, MeshServerStartupFilter>();
+
+        // Health: identity, policy, discovery, drain; readiness on the public port (no mesh certificate needed).
+        services.AddHealthChecks()
+            .AddCheck<MeshKit.Health.IdentityHealthCheck>("mesh-identity", tags: ["mesh", "ready"])
+            .AddCheck<MeshKit.Health.PolicyHealthCheck>("mesh-policy", tags: ["mesh", "ready"])
+            .AddCheck<MeshKit.Health.DiscoveryHealthCheck>("mesh-discovery", tags: ["mesh", "ready"])
+            .AddCheck<MeshKit.Health.DrainHealthCheck>("mesh-drain", tags: ["mesh", "ready"]);
         services.AddAuthentication().AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, MeshAuthenticationHandler>(MeshAuthenticationDefaults.AuthenticationScheme, displayName: "Mesh (SPIFFE mTLS)", configureOptions: null);
         services.AddSingleton<IPostConfigureOptions<Microsoft.AspNetCore.Authentication.AuthenticationOptions>, MeshAuthenticationOptionsSetup>();
         services.AddAuthorization();

@@ -48,6 +48,11 @@ public sealed partial class PolicyWatcher : IDisposable
         _current = result.Snapshot!;
         _present = Present(configuration);
         loadFailures.Failed += OnLoadFailure;
+        metrics.Meter.CreateObservableGauge(
+            "mesh.policy.version",
+            () => new System.Diagnostics.Metrics.Measurement<int>(1, new KeyValuePair<string, object?>("mesh.policy.version", _current.Version)),
+            "{policy}",
+            "Always 1; the attribute mesh.policy.version is the policy in force.");
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
         LogLoaded(_logger, _current.Version, _current.Destinations.Count);
     }

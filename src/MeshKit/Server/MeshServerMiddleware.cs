@@ -12,14 +12,22 @@ namespace MeshKit.Server;
 /// connection has expired, and asks Kestrel to close the connection (HTTP/2 GOAWAY), so no request is ever served on a
 /// connection authenticated by an expired certificate. The client's pool opens a new connection with current certificates.
 /// </summary>
-internal sealed partial class MeshServerMiddleware(RequestDelegate next, TimeProvider time, MeshMetrics metrics, ILogger<MeshServerMiddleware> logger)
+internal sealed partial class MeshServerMiddleware(
+    RequestDelegate next,
+    TimeProvider time,
+    MeshMetrics metrics,
+    Microsoft.Extensions.Options.IOptions<Hosting.MeshOptions> options,
+    ILogger<MeshServerMiddleware> logger)
 {
+    private readonly string _service = options.Value.Service.Name ?? "unknown";
+    private readonly string? _version = options.Value.Service.Version;
+
     public Task InvokeAsync(HttpContext context)
     {
         var connection = context.Features.Get<MeshConnection>();
         if (connection is null)
         {
-            return next(context);
+            return ServeAsync(context, null);
         }
 
         var now = time.GetUtcNow();
@@ -31,7 +39,7 @@ internal sealed partial class MeshServerMiddleware(RequestDelegate next, TimePro
                 Resilience.MeshDeadline.SetFromHeader(deadline.ToString());
             }
 
-            return next(context);
+            return ServeAsync(context, connection);
         }
 
         context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
@@ -45,16 +53,62 @@ internal sealed partial class MeshServerMiddleware(RequestDelegate next, TimePro
             $"The connection was authenticated with {whose} certificate, which has expired; retry on a new connection.");
     }
 
+    private async Task ServeAsync(HttpContext context, MeshConnection? connection)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var activity = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity;
+        if (activity is { IsAllDataRequested: true } && connection is not null)
+        {
+            activity.SetTag(MeshTelemetry.Attributes.CallerSpiffeId, connection.SpiffeId.Value);
+            activity.SetTag(MeshTelemetry.Attributes.CallerService, connection.SpiffeId.Service);
+        }
+
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            var route = (context.GetEndpoint() as Microsoft.AspNetCore.Routing.RouteEndpoint)?.RoutePattern.RawText;
+            metrics.RecordServerRequest(
+                connection?.SpiffeId.Service ?? "public",
+                _service,
+                _version,
+                route,
+                MeshMetrics.StatusClass(context.Response.StatusCode),
+                System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+        }
+    }
+
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Closing a mesh connection from {SpiffeId}: {Whose} certificate on it has expired.")]
     private static partial void LogExpiredConnection(ILogger logger, string spiffeId, string whose);
 }
 
-/// <summary>Puts <see cref="MeshServerMiddleware"/> first in the app's pipeline.</summary>
-internal sealed class MeshServerStartupFilter : IStartupFilter
+/// <summary>
+/// Puts <see cref="MeshServerMiddleware"/> first in the app's pipeline, and the readiness endpoint
+/// (<c>Mesh:Health:ReadinessPath</c>, default <c>/mesh/ready</c>) right after it, before routing and authorization, so
+/// orchestrators can probe it on a public endpoint without a mesh certificate.
+/// </summary>
+internal sealed class MeshServerStartupFilter(Microsoft.Extensions.Configuration.IConfiguration configuration) : IStartupFilter
 {
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {
         app.UseMiddleware<MeshServerMiddleware>();
+        var path = configuration["Mesh:Health:ReadinessPath"] ?? "/mesh/ready";
+        if (path.Length > 0)
+        {
+            app.UseHealthChecks(path, new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions
+            {
+                Predicate = check => check.Tags.Contains("ready"),
+                ResultStatusCodes =
+                {
+                    [Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy] = StatusCodes.Status200OK,
+                    [Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded] = StatusCodes.Status200OK,
+                    [Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Unhealthy] = StatusCodes.Status503ServiceUnavailable,
+                },
+            });
+        }
+
         next(app);
     };
 }

@@ -22,6 +22,11 @@ public sealed class MeshMetrics
     private readonly Counter<long> _budgetExhausted;
     private readonly Counter<long> _concurrencyRejections;
     private readonly Counter<long> _ejections;
+    private static readonly double[] DurationBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+    private readonly Counter<long> _clientRequests;
+    private readonly Histogram<double> _clientDuration;
+    private readonly Counter<long> _serverRequests;
+    private readonly Histogram<double> _serverDuration;
     private readonly Counter<long> _denials;
     private readonly Counter<long> _rateLimited;
 
@@ -40,6 +45,10 @@ public sealed class MeshMetrics
         _budgetExhausted = Meter.CreateCounter<long>("mesh.client.retry_budget.exhausted", "{retry}", "Retries the retry budget refused, by destination.");
         _concurrencyRejections = Meter.CreateCounter<long>("mesh.client.concurrency.rejections", "{request}", "Mesh calls refused by the destination's concurrency limit.");
         _ejections = Meter.CreateCounter<long>("mesh.client.ejections", "{ejection}", "Endpoints ejected by outlier detection, by destination.");
+        _clientRequests = Meter.CreateCounter<long>("mesh.client.requests", "{request}", "Logical mesh calls made, by source, destination, subset, status class and outcome.");
+        _clientDuration = Meter.CreateHistogram("mesh.client.request.duration", "s", "Duration of logical mesh calls, retries included.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        _serverRequests = Meter.CreateCounter<long>("mesh.server.requests", "{request}", "Requests served, by calling service (or public), serving service, subset, route and status class.");
+        _serverDuration = Meter.CreateHistogram("mesh.server.request.duration", "s", "Duration of requests served.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
         _denials = Meter.CreateCounter<long>("mesh.server.authorization.denials", "{request}", "Requests mesh authorization denied, by deciding rule.");
         _rateLimited = Meter.CreateCounter<long>("mesh.server.rate_limited", "{request}", "Requests refused by a rule's per-caller rate limit, by rule.");
         _policyReloads = Meter.CreateCounter<long>("mesh.policy.reloads", "{reload}", "Policy reloads, by outcome (applied or rejected).");
@@ -84,6 +93,43 @@ public sealed class MeshMetrics
         _ = endpoint;
         _ejections.Add(1, new KeyValuePair<string, object?>("mesh.destination.service", destination));
     }
+
+    internal void RecordClientRequest(string source, string destination, string? subset, string statusClass, string outcome, double seconds)
+    {
+        var tags = new TagList
+        {
+            { MeshTelemetry.Attributes.SourceService, source },
+            { MeshTelemetry.Attributes.DestinationService, destination },
+            { MeshTelemetry.Attributes.Subset, subset ?? "all" },
+            { MeshTelemetry.Attributes.StatusClass, statusClass },
+            { MeshTelemetry.Attributes.Outcome, outcome },
+        };
+        _clientRequests.Add(1, tags);
+        _clientDuration.Record(seconds, tags);
+    }
+
+    internal void RecordServerRequest(string source, string destination, string? subset, string? route, string statusClass, double seconds)
+    {
+        var tags = new TagList
+        {
+            { MeshTelemetry.Attributes.SourceService, source },
+            { MeshTelemetry.Attributes.DestinationService, destination },
+            { MeshTelemetry.Attributes.Subset, subset ?? "none" },
+            { "http.route", route ?? "(none)" },
+            { MeshTelemetry.Attributes.StatusClass, statusClass },
+        };
+        _serverRequests.Add(1, tags);
+        _serverDuration.Record(seconds, tags);
+    }
+
+    internal static string StatusClass(int status) => status switch
+    {
+        < 200 => "1xx",
+        < 300 => "2xx",
+        < 400 => "3xx",
+        < 500 => "4xx",
+        _ => "5xx",
+    };
 
     internal void RecordAuthorizationDenial(string rule) =>
         _denials.Add(1, new KeyValuePair<string, object?>("mesh.authorization.rule", rule));

@@ -44,7 +44,8 @@ public static class MeshHttpClientBuilderExtensions
             handlers.Add(new MeshCallHandler(
                 sp.GetRequiredService<MeshDestination.Cache>(),
                 sp.GetRequiredService<WorkloadIdentitySource>(),
-                new MeshClientSettings(mesh.Transport.HttpVersion)));
+                new MeshClientSettings(mesh.Transport.HttpVersion, mesh.Service.Name ?? "unknown"),
+                sp.GetRequiredService<MeshKit.Telemetry.MeshMetrics>()));
             handlers.Add(new MeshKit.Routing.MeshRoutingHandler(sp.GetRequiredService<MeshKit.Policy.PolicyWatcher>(), sp.GetRequiredService<MeshKit.Routing.MirrorSender>()));
             handlers.Add(new MeshKit.Resilience.MeshResilienceHandler(sp.GetRequiredService<MeshKit.Resilience.ResiliencePipelines>()));
             handlers.Add(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>()));
