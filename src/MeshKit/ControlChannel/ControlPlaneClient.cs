@@ -107,6 +107,9 @@ internal sealed class ControlPlaneClient : IDisposable
         // The server may add up to wait/16 of jitter; allow that plus a margin before giving up on the request.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(wait + (wait / 16) + TimeSpan.FromSeconds(10));
+
+        // MeshKit's own traffic stays out of the app's traces: a long poll every few minutes is not the app's story.
+        using var quiet = OpenTelemetry.SuppressInstrumentationScope.Begin();
         using var response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
         await ThrowIfRefusedAsync(response, timeout.Token).ConfigureAwait(false);
         var result = await response.Content.ReadFromJsonAsync<WatchResult>(timeout.Token).ConfigureAwait(false)
@@ -134,6 +137,7 @@ internal sealed class ControlPlaneClient : IDisposable
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        using var quiet = OpenTelemetry.SuppressInstrumentationScope.Begin();
         using var response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
         await ThrowIfRefusedAsync(response, timeout.Token).ConfigureAwait(false);
         return await response.Content.ReadFromJsonAsync<SignResult>(timeout.Token).ConfigureAwait(false)
