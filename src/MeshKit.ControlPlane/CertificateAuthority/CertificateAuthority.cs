@@ -244,6 +244,23 @@ internal sealed class CertificateAuthority : IDisposable
 
     private State LoadUserSupplied(CertificateAuthorityOptions ca)
     {
+        try
+        {
+            return LoadUserSuppliedCore(ca);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException or FormatException)
+        {
+            // Whatever the files hold (or wherever a path points), the answer is an error that names the settings.
+            throw new InvalidDataException(
+                $"The CA in ControlPlane:Ca could not be loaded (ControlPlane:Ca:CertificatePath '{ca.CertificatePath}', ControlPlane:Ca:KeyPath '{ca.KeyPath}'"
+                + (ca.TrustBundlePath is null ? string.Empty : $", ControlPlane:Ca:TrustBundlePath '{ca.TrustBundlePath}'")
+                + $"): {ex.Message} They must be PEM files: a CA certificate, its private key, and for an intermediate the roots it chains to.",
+                ex);
+        }
+    }
+
+    private State LoadUserSuppliedCore(CertificateAuthorityOptions ca)
+    {
         var certificates = new X509Certificate2Collection();
         certificates.ImportFromPemFile(ca.CertificatePath!);
         if (certificates.Count == 0)

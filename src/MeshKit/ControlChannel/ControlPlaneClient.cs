@@ -117,6 +117,9 @@ internal sealed class ControlPlaneClient : IDisposable
         return (result, result.Index);
     }
 
+    /// <summary>Reads the trust-bundle file now, so a wrong path or a file that is not PEM roots fails startup with an error naming the setting.</summary>
+    public TrustBundle EnsureInitialBundle() => _initialBundle.Value;
+
     public void Dispose() => _http.Dispose();
 
     private async Task<SignResult> SignAsync(string csr, string? bearer, CancellationToken cancellationToken)

@@ -95,6 +95,12 @@ public sealed class MeshEndpointOptions
     /// <summary>Gets or sets the address the mesh endpoint binds to. Default <c>0.0.0.0</c> (every IPv4 interface).</summary>
     public string Address { get; set; } = "0.0.0.0";
 
+    /// <summary>Gets or sets the most connections the mesh endpoint holds open at once; more are closed at once. Default 10,000.</summary>
+    public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>Gets or sets how long a TLS handshake on the mesh endpoint may take before the connection is closed. Default 10 s.</summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// Gets or sets the address other workloads use to reach this one (registered in discovery). Default: the bind
     /// address, or the machine's host name when binding every interface.

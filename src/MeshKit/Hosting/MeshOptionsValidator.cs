@@ -100,6 +100,16 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             errors.Add($"{Root}:Endpoint:Address '{endpoint.Address}' is not an IP address, 'localhost' or '*'.");
         }
 
+        if (endpoint.MaxConnections < 1)
+        {
+            errors.Add($"{Root}:Endpoint:MaxConnections is {endpoint.MaxConnections}; use 1 or more.");
+        }
+
+        if (endpoint.HandshakeTimeout < TimeSpan.FromMilliseconds(100) || endpoint.HandshakeTimeout > TimeSpan.FromMinutes(5))
+        {
+            errors.Add($"{Root}:Endpoint:HandshakeTimeout is {endpoint.HandshakeTimeout}; use a value from 00:00:00.1 to 00:05:00.");
+        }
+
         var transport = options.Transport;
         if (transport.MaxConnectionLifetime <= TimeSpan.Zero)
         {

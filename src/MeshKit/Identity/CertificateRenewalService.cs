@@ -47,6 +47,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     /// <summary>Runs before any hosted service starts (Kestrel included), so nothing serves without an identity.</summary>
     public async Task StartingAsync(CancellationToken cancellationToken)
     {
+        _controlPlane.EnsureInitialBundle();
         var timeout = _options.ControlPlane.StartupTimeout;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);

@@ -18,7 +18,8 @@ internal sealed class MeshKestrelSetup(
     IOptions<MeshOptions> options,
     IConfiguration configuration,
     MeshServerTls tls,
-    MeshEndpointInfo endpointInfo) : IConfigureOptions<KestrelServerOptions>
+    MeshEndpointInfo endpointInfo,
+    Telemetry.MeshMetrics metrics) : IConfigureOptions<KestrelServerOptions>
 {
     public void Configure(KestrelServerOptions kestrel)
     {
@@ -33,7 +34,10 @@ internal sealed class MeshKestrelSetup(
         void ConfigureMesh(ListenOptions listen)
         {
             listen.Protocols = HttpProtocols.Http1AndHttp2;
-            listen.UseHttps(tls.CreateHandshakeOptions());
+
+            // Bounded before TLS: a flood of connections (or of handshakes that never finish) cannot take more than this.
+            listen.Use(next => new MeshConnectionLimit(next, endpoint.MaxConnections, metrics).OnConnectionAsync);
+            listen.UseHttps(tls.CreateHandshakeOptions(endpoint.HandshakeTimeout));
             endpointInfo.Set(listen);
         }
 
@@ -139,6 +143,32 @@ internal sealed class MeshKestrelSetup(
         else
         {
             kestrel.ListenAnyIP(uri.Port, Configure);
+        }
+    }
+}
+
+/// <summary>Counts the mesh endpoint's open connections and closes new ones beyond the limit.</summary>
+internal sealed class MeshConnectionLimit(Microsoft.AspNetCore.Connections.ConnectionDelegate next, int limit, Telemetry.MeshMetrics metrics)
+{
+    private int _open;
+
+    public async Task OnConnectionAsync(Microsoft.AspNetCore.Connections.ConnectionContext connection)
+    {
+        if (Interlocked.Increment(ref _open) > limit)
+        {
+            Interlocked.Decrement(ref _open);
+            metrics.RecordConnectionRejected();
+            connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException($"The mesh endpoint holds its limit of {limit} connections (Mesh:Endpoint:MaxConnections)."));
+            return;
+        }
+
+        try
+        {
+            await next(connection).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _open);
         }
     }
 }

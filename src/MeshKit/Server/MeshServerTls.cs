@@ -25,9 +25,9 @@ internal sealed partial class MeshServerTls(
 {
     private readonly string _trustDomain = options.Value.TrustDomain;
 
-    public TlsHandshakeCallbackOptions CreateHandshakeOptions() => new()
+    public TlsHandshakeCallbackOptions CreateHandshakeOptions(TimeSpan handshakeTimeout) => new()
     {
-        HandshakeTimeout = TimeSpan.FromSeconds(10),
+        HandshakeTimeout = handshakeTimeout,
         OnConnection = context => ValueTask.FromResult(CreateServerOptions(context)),
     };
 

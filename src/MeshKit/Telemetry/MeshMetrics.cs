@@ -27,6 +27,7 @@ public sealed class MeshMetrics
     private readonly Histogram<double> _clientDuration;
     private readonly Counter<long> _serverRequests;
     private readonly Histogram<double> _serverDuration;
+    private readonly Counter<long> _connectionsRejected;
     private readonly Counter<long> _denials;
     private readonly Counter<long> _rateLimited;
 
@@ -49,6 +50,7 @@ public sealed class MeshMetrics
         _clientDuration = Meter.CreateHistogram("mesh.client.request.duration", "s", "Duration of logical mesh calls, retries included.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
         _serverRequests = Meter.CreateCounter<long>("mesh.server.requests", "{request}", "Requests served, by calling service (or public), serving service, subset, route and status class.");
         _serverDuration = Meter.CreateHistogram("mesh.server.request.duration", "s", "Duration of requests served.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        _connectionsRejected = Meter.CreateCounter<long>("mesh.server.connections.rejected", "{connection}", "Connections the mesh endpoint closed at once because it held Mesh:Endpoint:MaxConnections.");
         _denials = Meter.CreateCounter<long>("mesh.server.authorization.denials", "{request}", "Requests mesh authorization denied, by deciding rule.");
         _rateLimited = Meter.CreateCounter<long>("mesh.server.rate_limited", "{request}", "Requests refused by a rule's per-caller rate limit, by rule.");
         _policyReloads = Meter.CreateCounter<long>("mesh.policy.reloads", "{reload}", "Policy reloads, by outcome (applied or rejected).");
@@ -130,6 +132,8 @@ public sealed class MeshMetrics
         < 500 => "4xx",
         _ => "5xx",
     };
+
+    internal void RecordConnectionRejected() => _connectionsRejected.Add(1);
 
     internal void RecordAuthorizationDenial(string rule) =>
         _denials.Add(1, new KeyValuePair<string, object?>("mesh.authorization.rule", rule));
