@@ -114,6 +114,7 @@ internal static class WatchEndpoints
             BundleVersion = Header("X-Mesh-Bundle-Version", 64),
             PolicyVersion = Header("X-Mesh-Policy-Version", 64),
             CentralPolicyVersion = Header("X-Mesh-Central-Policy-Version", 64),
+            EjectedEndpoints = Header("X-Mesh-Ejected", 1024),
             ServiceVersion = Header("X-Mesh-Service-Version", 64),
             LastSeen = time.GetUtcNow(),
         });

@@ -139,4 +139,27 @@ public sealed class EndpointStateRegistry
 
     /// <summary>Gets the number of endpoints with state (evicted ones are gone).</summary>
     public int Count => _states.Count;
+
+    /// <summary>Raised after outlier detection ejected an endpoint.</summary>
+    public event Action? Ejected;
+
+    /// <summary>Gets the endpoints ejected now, by destination.</summary>
+    /// <returns>Destination and endpoint keys, sorted.</returns>
+    public IReadOnlyList<(string Destination, string Endpoint)> EjectedNow()
+    {
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        var list = new List<(string, string)>();
+        foreach (var (key, state) in _states)
+        {
+            if (state.IsEjected(now))
+            {
+                list.Add((key.Destination, key.Endpoint));
+            }
+        }
+
+        list.Sort();
+        return list;
+    }
+
+    internal void NotifyEjected() => Ejected?.Invoke();
 }

@@ -66,6 +66,7 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
                 if (!call.IsMirror && OutlierDetector.RecordFailure(state, policy.OutlierDetection, call.Candidates, states, now))
                 {
                     metrics.RecordEjection(call.Destination.Host, endpoint.Key);
+                    states.NotifyEjected();
                 }
             }
             else

@@ -17,13 +17,52 @@ internal sealed partial class ControlChannelWatcher(
     WorkloadIdentitySource identity,
     ControlChannelState state,
     MeshKit.Policy.PolicyWatcher policies,
+    MeshKit.Balancing.EndpointStateRegistry endpointStates,
     TimeProvider time,
     ILogger<ControlChannelWatcher> logger) : BackgroundService
 {
+    private static readonly TimeSpan NudgeInterval = TimeSpan.FromSeconds(1);
+    private CancellationTokenSource? _poll;
+    private long _lastNudge;
+
+    /// <summary>Reports a status change (an ejection) now rather than at the next poll: ends the waiting poll, at most once a second.</summary>
+    private void Nudge()
+    {
+        var now = time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastNudge);
+        if (last != 0 && time.GetElapsedTime(last, now) < NudgeInterval)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _lastNudge, now);
+        try
+        {
+            Volatile.Read(ref _poll)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>The ejected endpoints as <c>orders=10.0.0.1:443,10.0.0.2:443;inventory=...</c>, capped at 1 kB.</summary>
+    private string? EjectedSummary()
+    {
+        var ejected = endpointStates.EjectedNow();
+        if (ejected.Count == 0)
+        {
+            return null;
+        }
+
+        var text = string.Join(';', ejected.GroupBy(e => e.Destination).Select(g => g.Key + "=" + string.Join(',', g.Select(e => e.Endpoint))));
+        return text.Length <= 1024 ? text : text[..1024];
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var meshOptions = options.Value;
         var wait = meshOptions.ControlPlane.WatchWait;
+        endpointStates.Ejected += Nudge;
         long index = 0;
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
@@ -38,8 +77,25 @@ internal sealed partial class ControlChannelWatcher(
 
             try
             {
-                var report = new WorkloadReport(meshOptions.Service.InstanceId!, meshOptions.Service.Version, current.Bundle.Version, policies.Current.Version, policies.CentralVersion);
-                var (result, next) = await controlPlane.WatchAsync(index, wait, report, stoppingToken).ConfigureAwait(false);
+                var report = new WorkloadReport(meshOptions.Service.InstanceId!, meshOptions.Service.Version, current.Bundle.Version, policies.Current.Version, policies.CentralVersion, EjectedSummary());
+                using var poll = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                Volatile.Write(ref _poll, poll);
+                WatchResult result;
+                long next;
+                try
+                {
+                    (result, next) = await controlPlane.WatchAsync(index, wait, report, poll.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // Nudged: report again at once, with the same index.
+                    continue;
+                }
+                finally
+                {
+                    Volatile.Write(ref _poll, null);
+                }
+
 
                 // Consul's rules: an index that goes backwards means the server restarted or was replaced; start over.
                 index = next < index ? 0 : next;

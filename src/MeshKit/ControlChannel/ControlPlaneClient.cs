@@ -29,7 +29,7 @@ internal sealed record WatchResult(
     [property: JsonPropertyName("policyVersion")] string? PolicyVersion);
 
 /// <summary>What the workload reports on each poll.</summary>
-internal sealed record WorkloadReport(string Instance, string? ServiceVersion, string? BundleVersion, string? PolicyVersion, string? CentralPolicyVersion);
+internal sealed record WorkloadReport(string Instance, string? ServiceVersion, string? BundleVersion, string? PolicyVersion, string? CentralPolicyVersion, string? Ejected);
 
 /// <summary>A refusal from the control service, with its status and machine-readable reason.</summary>
 internal sealed class ControlPlaneRefusedException(HttpStatusCode status, string? reason, string detail)
@@ -103,6 +103,7 @@ internal sealed class ControlPlaneClient : IDisposable
         AddIfSet(request, "X-Mesh-Bundle-Version", report.BundleVersion);
         AddIfSet(request, "X-Mesh-Policy-Version", report.PolicyVersion);
         AddIfSet(request, "X-Mesh-Central-Policy-Version", report.CentralPolicyVersion);
+        AddIfSet(request, "X-Mesh-Ejected", report.Ejected);
 
         // The server may add up to wait/16 of jitter; allow that plus a margin before giving up on the request.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

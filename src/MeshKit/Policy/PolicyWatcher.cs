@@ -138,68 +138,7 @@ public sealed partial class PolicyWatcher : IDisposable
         }
     }
 
-    /// <summary>
-    /// Merges local and central policy: central <c>Defaults</c>, <c>SubsetHeader</c> and each central destination replace
-    /// the local ones whole; a central <c>Authorization</c> replaces the local one whole; everything else stays local.
-    /// </summary>
-    private static PolicyReadResult Build(IConfiguration local, IConfiguration? central)
-    {
-        if (central is null)
-        {
-            return PolicyReader.Read(local.GetSection(MeshPath));
-        }
-
-        var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (var path in PolicyPaths)
-        {
-            foreach (var (key, value) in local.GetSection(path).AsEnumerable())
-            {
-                if (value is not null)
-                {
-                    data[key] = value;
-                }
-            }
-        }
-
-        void Replace(string localPrefix, IConfigurationSection replacement)
-        {
-            foreach (var key in data.Keys.Where(k => k.Equals(localPrefix, StringComparison.OrdinalIgnoreCase) || k.StartsWith(localPrefix + ":", StringComparison.OrdinalIgnoreCase)).ToList())
-            {
-                data.Remove(key);
-            }
-
-            foreach (var (key, value) in replacement.AsEnumerable(makePathsRelative: true))
-            {
-                if (value is not null)
-                {
-                    data[key.Length == 0 ? localPrefix : $"{localPrefix}:{key}"] = value;
-                }
-            }
-        }
-
-        var policy = central.GetSection("Policy");
-        if (policy["SubsetHeader"] is not null)
-        {
-            Replace("Mesh:Policy:SubsetHeader", policy.GetSection("SubsetHeader"));
-        }
-
-        if (policy.GetSection("Defaults").Exists())
-        {
-            Replace("Mesh:Policy:Defaults", policy.GetSection("Defaults"));
-        }
-
-        foreach (var destination in policy.GetSection("Destinations").GetChildren())
-        {
-            Replace($"Mesh:Policy:Destinations:{destination.Key}", destination);
-        }
-
-        if (central.GetSection("Authorization").Exists())
-        {
-            Replace("Mesh:Authorization", central.GetSection("Authorization"));
-        }
-
-        return PolicyReader.Read(new ConfigurationBuilder().AddInMemoryCollection(data).Build().GetSection(MeshPath));
-    }
+    private static PolicyReadResult Build(IConfiguration local, IConfiguration? central) => PolicyComposer.Compose(local, central);
 
     /// <inheritdoc/>
     public void Dispose() => _subscription?.Dispose();
