@@ -49,7 +49,7 @@ internal sealed partial class ConsulEndpointProviderFactory : IMeshServiceEndpoi
         _watcher = watcher;
         _callerNamespace = mesh.Value.Service.Namespace;
         var settings = consul.Value;
-        _agent = settings.Address.GetLeftPart(UriPartial.Path) + (string.IsNullOrEmpty(settings.Datacenter) ? string.Empty : $" (datacenter {settings.Datacenter})");
+        _agent = (settings.Address ?? ConsulOptions.DefaultAddress).GetLeftPart(UriPartial.Path) + (string.IsNullOrEmpty(settings.Datacenter) ? string.Empty : $" (datacenter {settings.Datacenter})");
         _firstAnswerTimeout = settings.RequestTimeout;
         _logger = logger;
         metrics.Meter.CreateObservableGauge(

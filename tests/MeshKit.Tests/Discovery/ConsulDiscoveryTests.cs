@@ -22,7 +22,7 @@ public sealed class ConsulDiscoveryTests(MeshTestBed bed) : IClassFixture<MeshTe
     {
         await using var consul = await ConsulDouble.StartAsync();
         await using var first = await ConsulServiceApp.StartAsync(bed, consul, "orders", "a");
-        await Eventually.WaitAsync(() => consul.CheckStatus(first.CheckId) == "passing", Deadline, "orders-a to register and pass");
+        await WaitForSettledAsync(consul, first);
         await using var frontend = await StartCallerAsync(bed, consul);
         var client = frontend.MeshClient();
         Assert.Equal("a", await client.GetStringAsync("/", Ct));
@@ -34,8 +34,8 @@ public sealed class ConsulDiscoveryTests(MeshTestBed bed) : IClassFixture<MeshTe
         await using var second = await ConsulServiceApp.StartAsync(bed, consul, "orders", "b");
         await Eventually.WaitAsync(async () => await client.GetStringAsync("/", Ct) == "b", Deadline, "a mesh call to reach orders-b");
 
-        // The waiting query returned the change (a one-minute wait cannot have run out); at most the new instance's
-        // registration and its check were two writes, so at most two more queries were sent: no polling.
+        // The waiting query returned the change (a one-minute wait cannot have run out). The new instance makes at most
+        // two writes (its registration, then its check's first output), so at most two more queries were sent: no polling.
         Assert.InRange(consul.CountRequests(OrdersHealthPath) - requestsBefore, 1, 2);
         Assert.True(second.Served >= 1);
     }

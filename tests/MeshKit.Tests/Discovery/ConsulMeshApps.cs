@@ -115,6 +115,20 @@ public static class ConsulMeshApps
     internal static async Task<EndpointSet> EndpointsAsync(this MeshAppHost host, string destination = "orders") =>
         await host.Services.GetRequiredService<MeshEndpointRegistry>().GetAsync(destination, TestContext.Current.CancellationToken);
 
+    /// <summary>
+    /// Waits until the instance's check passes with the output its first report sets: from then on its renewals change
+    /// nothing in Consul, so they wake no blocking query.
+    /// </summary>
+    public static async Task WaitForSettledAsync(ConsulDouble consul, ConsulServiceApp app)
+    {
+        using var client = Client(consul);
+        await Eventually.WaitAsync(async () =>
+        {
+            var entries = (await client.GetHealthServiceAsync(app.Service, new ConsulHealthQuery { PassingOnly = false }, TestContext.Current.CancellationToken)).Value;
+            return entries.Any(e => e.Checks.Any(c => c.Id == app.CheckId && c.Status == "passing" && c.Output.Contains("ready", StringComparison.Ordinal)));
+        }, Deadline, $"{app.ServiceId} to pass and report");
+    }
+
     /// <summary>A Consul client on the double, to register instances MeshKit did not (impostors, other weights).</summary>
     public static ConsulClient Client(ConsulDouble consul) =>
         new(Options.Create(new ConsulOptions { Address = consul.Address }), NullLoggerFactory.Instance);
