@@ -185,7 +185,7 @@ internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
             Volatile.Write(ref entry.Refreshing, 0);
         }
 
-        Update(destination, entry, builder.Endpoints, error);
+        Update(destination, entry, builder.Endpoints, error, builder.Notes.Text);
 
         // Re-run when any provider says something changed; after an error, retry on a timer as well.
         var tokens = builder.ChangeTokens;
@@ -204,7 +204,7 @@ internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
         }
     }
 
-    private void Update(string destination, Entry entry, IList<ServiceEndpoint>? endpoints, Exception? error)
+    private void Update(string destination, Entry entry, IList<ServiceEndpoint>? endpoints, Exception? error, string? emptyReason)
     {
         var previous = entry.Current;
         if (error is not null && previous is not null && previous.Endpoints.Length > 0)
@@ -224,6 +224,13 @@ internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
                 var metadata = endpoint.Features.Get<IMeshEndpointMetadataFeature>()?.Metadata ?? MeshEndpointMetadata.Empty;
                 builder.Add(new MeshEndpoint(endpoint.EndPoint, metadata));
             }
+        }
+
+        // A provider's answer of "none" (Consul has no passing instance) is not a failure: no last-known fallback, but
+        // the empty set carries why, so the no_endpoints error can say it.
+        if (error is null && builder.Count == 0 && emptyReason is not null)
+        {
+            error = new MeshDiscoveryException(emptyReason);
         }
 
         var next = new EndpointSet(destination, builder.ToImmutable(), error);
@@ -254,9 +261,13 @@ internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
     /// <summary>Collects what the providers report.</summary>
     private sealed class EndpointBuilder : IServiceEndpointBuilder
     {
+        public EndpointBuilder() => Features.Set(Notes);
+
         public IList<ServiceEndpoint> Endpoints { get; } = new List<ServiceEndpoint>();
 
         public IFeatureCollection Features { get; } = new FeatureCollection();
+
+        public DiscoveryNotes Notes { get; } = new();
 
         public List<IChangeToken> ChangeTokens { get; } = [];
 
@@ -279,6 +290,21 @@ internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
 
         public volatile EndpointSet? Current;
     }
+}
+
+/// <summary>
+/// Why a MeshKit provider found no endpoint when that is the answer rather than a failure ("Consul has no passing
+/// instance of service 'orders'"). The registry puts one on each refresh's builder features; providers used by
+/// Microsoft.Extensions.ServiceDiscovery directly find none there and just log.
+/// </summary>
+internal sealed class DiscoveryNotes
+{
+    private List<string>? _notes;
+
+    /// <summary>Gets the notes joined, or <see langword="null"/> when there are none.</summary>
+    public string? Text => _notes is null ? null : string.Join(" ", _notes);
+
+    public void Add(string note) => (_notes ??= []).Add(note);
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using MeshKit.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.ServiceDiscovery;
 
 namespace MeshKit.Discovery;
@@ -10,13 +11,13 @@ namespace MeshKit.Discovery;
 /// and weight. The library's configuration provider cannot carry that metadata, hence a section of our own. Changes to the
 /// configuration (a reloaded appsettings file) are pushed through its reload token.
 /// </summary>
-internal sealed class StaticEndpointProviderFactory(IConfiguration configuration) : IMeshServiceEndpointProviderFactory
+internal sealed partial class StaticEndpointProviderFactory(IConfiguration configuration, ILogger<StaticEndpointProviderFactory> logger) : IMeshServiceEndpointProviderFactory
 {
     public const string SectionPath = MeshOptions.SectionName + ":Discovery:Static";
 
     public bool TryCreateProvider(ServiceEndpointQuery query, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IServiceEndpointProvider? provider)
     {
-        provider = new StaticEndpointProvider(configuration, query.ServiceName);
+        provider = new StaticEndpointProvider(configuration, query.ServiceName, logger);
         return true;
     }
 
@@ -63,13 +64,23 @@ internal sealed class StaticEndpointProviderFactory(IConfiguration configuration
         return list;
     }
 
-    private sealed class StaticEndpointProvider(IConfiguration configuration, string service) : IServiceEndpointProvider
+    [LoggerMessage(EventId = 3120, Level = LogLevel.Warning, Message = "A static endpoint is left out: {Error}")]
+    private static partial void LogBadEntry(ILogger logger, string error);
+
+    private sealed class StaticEndpointProvider(IConfiguration configuration, string service, ILogger logger) : IServiceEndpointProvider
     {
         public ValueTask PopulateAsync(IServiceEndpointBuilder endpoints, CancellationToken cancellationToken)
         {
-            foreach (var endpoint in Read(configuration, service, errors: null))
+            var errors = new List<string>();
+            foreach (var endpoint in Read(configuration, service, errors))
             {
                 endpoints.Endpoints.Add(endpoint);
+            }
+
+            // Read once per configuration change, so each bad entry is logged once per reload.
+            foreach (var error in errors)
+            {
+                LogBadEntry(logger, error);
             }
 
             endpoints.AddChangeToken(configuration.GetReloadToken());

@@ -70,6 +70,7 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddSingleton<IMeshServiceEndpointProviderFactory>(sp => sp.GetRequiredService<StaticEndpointProviderFactory>());
         services.AddSingleton<IServiceEndpointProviderFactory>(sp => sp.GetRequiredService<StaticEndpointProviderFactory>());
         services.TryAddSingleton<MeshEndpointRegistry>();
+        MeshKit.Hosting.MeshConsulSetup.AddWhenConfigured(builder);
 
         // Client side.
         services.TryAddSingleton(sp =>

@@ -1,0 +1,44 @@
+using System.Diagnostics.CodeAnalysis;
+using MeshKit.Identity;
+
+namespace MeshKit.Discovery;
+
+/// <summary>
+/// How mesh names map to Consul service names. A service in the <c>default</c> namespace is registered under its plain
+/// name (<c>orders</c>); a service in another namespace under <c>&lt;service&gt;.&lt;namespace&gt;</c>
+/// (<c>orders.payments</c>), the same text a caller outside that namespace writes as the host of a mesh call. A
+/// destination is read the way <c>MeshDestination</c> reads it: <c>https://orders</c> is <c>orders</c> in the caller's
+/// own namespace, so a caller in <c>payments</c> asking for <c>orders</c> watches <c>orders.payments</c>.
+/// Service names and namespaces are DNS labels, so a dot is never ambiguous.
+/// </summary>
+internal static class ConsulServiceNames
+{
+    /// <summary>Gets the Consul service name of a service in a namespace.</summary>
+    public static string ForService(string service, string @namespace) =>
+        @namespace == SpiffeId.DefaultNamespace ? service : service + "." + @namespace;
+
+    /// <summary>
+    /// Gets the Consul service name for a destination host as written in a call (<c>orders</c>, <c>orders.payments</c>),
+    /// from a caller in <paramref name="callerNamespace"/>. Hosts that are not mesh destinations (three labels, bad
+    /// characters, the reserved namespace) have none.
+    /// </summary>
+    public static bool TryForDestination(string host, string callerNamespace, [NotNullWhen(true)] out string? consulName)
+    {
+        consulName = null;
+        if (string.IsNullOrEmpty(host))
+        {
+            return false;
+        }
+
+        var dot = host.IndexOf('.', StringComparison.Ordinal);
+        var service = dot < 0 ? host : host[..dot];
+        var ns = dot < 0 ? callerNamespace : host[(dot + 1)..];
+        if (!SpiffeId.IsValidName(service, out _) || !SpiffeId.IsValidName(ns, out _) || ns == SpiffeId.ReservedNamespace)
+        {
+            return false;
+        }
+
+        consulName = ForService(service, ns);
+        return true;
+    }
+}
