@@ -50,7 +50,7 @@ public static class MeshHostApplicationBuilderExtensions
             options.Configure(configure);
         }
 
-        options.PostConfigure(o => o.Service.InstanceId ??= $"{Environment.MachineName}-{Environment.ProcessId}".ToLowerInvariant());
+        options.PostConfigure(o => o.Service.InstanceId ??= $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}".ToLowerInvariant());
         services.AddSingleton<IValidateOptions<MeshKit.Hosting.MeshOptions>, MeshKit.Hosting.MeshOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();

@@ -94,7 +94,6 @@ public sealed partial class PolicyWatcher : IDisposable
                 }
             }
 
-            CentralVersion = version;
             if (reasons.Count == 0)
             {
                 var result = Build(_configuration, central);
@@ -109,8 +108,10 @@ public sealed partial class PolicyWatcher : IDisposable
                 }
             }
 
+            // Recorded after the policy took effect, so whoever sees the new central version sees its policy too.
             if (next is not null && next.Version == _current.Version)
             {
+                CentralVersion = version;
                 return;
             }
 
@@ -123,6 +124,8 @@ public sealed partial class PolicyWatcher : IDisposable
             {
                 LastRejection = reasons;
             }
+
+            CentralVersion = version;
         }
 
         if (next is not null)
