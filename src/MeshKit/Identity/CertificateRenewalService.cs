@@ -139,7 +139,18 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
                 var expired = current is null || current.IsExpired(_time.GetUtcNow());
 
                 // With a valid certificate, renew over mTLS; after expiry (or revocation) only the join token can recover.
-                var renewed = await IssueAsync(useToken: expired, cancellationToken).ConfigureAwait(false);
+                WorkloadIdentity renewed;
+                try
+                {
+                    renewed = await IssueAsync(useToken: expired, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ControlPlaneRefusedException ex) when (!expired && ex.Reason == "client-certificate-invalid" && !string.IsNullOrEmpty(_options.ControlPlane.JoinToken))
+                {
+                    // The certificate ran out while the renewal was on its way: go straight to the join token.
+                    expired = true;
+                    renewed = await IssueAsync(useToken: true, cancellationToken).ConfigureAwait(false);
+                }
+
                 _identity.Set(renewed);
                 _metrics.RecordRenewal(success: true);
                 LogRenewed(_logger, renewed.Id.Value, renewed.SerialNumber, renewed.NotAfter, expired ? "join token" : "mTLS");
@@ -219,7 +230,10 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     {
         var identityOptions = _options.Identity;
         var jitter = ((Random.Shared.NextDouble() * 2) - 1) * identityOptions.RenewalJitter;
-        var renewAt = identity.NotBefore + (identity.Lifetime * (identityOptions.RenewalFraction + jitter));
+        // The fraction applies to the time the certificate is usable from when we got it: a backdated NotBefore would
+        // otherwise pull renewal early (with short lifetimes, to at once).
+        var start = identity.ReceivedAt > identity.NotBefore ? identity.ReceivedAt : identity.NotBefore;
+        var renewAt = start + ((identity.NotAfter - start) * (identityOptions.RenewalFraction + jitter));
         var delay = renewAt - now;
         return delay > TimeSpan.Zero ? delay : TimeSpan.Zero;
     }
