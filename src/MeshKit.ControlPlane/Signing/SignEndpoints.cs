@@ -202,6 +202,7 @@ internal static partial class SignEndpoints
             BundleVersion = previous?.BundleVersion,
             PolicyVersion = previous?.PolicyVersion,
             CentralPolicyVersion = previous?.CentralPolicyVersion,
+            Issuer = issued.Leaf.Issuer,
             ServiceVersion = Truncate(body.ServiceVersion, 64) ?? previous?.ServiceVersion,
             LastSeen = now,
         });

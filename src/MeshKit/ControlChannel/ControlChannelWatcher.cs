@@ -137,6 +137,14 @@ internal sealed partial class ControlChannelWatcher(
             identity.SetBundle(bundle);
         }
 
+        // The control service issues from another CA now (a CA rotation): renew at once rather than at the usual point,
+        // so the old root can be retired as soon as every workload has moved.
+        if (result.ActiveIssuer is { Length: > 0 } issuer && identity.Current is { } held
+            && !string.Equals(held.Certificate.Issuer, issuer, StringComparison.Ordinal))
+        {
+            identity.RequestRenewal($"the control service now issues from '{issuer}', this certificate is from '{held.Certificate.Issuer}'");
+        }
+
         // Central policy rides the same answer; apply it when its version moved (including to "none").
         if (result.PolicyVersion != policies.CentralVersion)
         {

@@ -26,7 +26,8 @@ internal sealed record WatchResult(
     [property: JsonPropertyName("revoked")] bool Revoked,
     [property: JsonPropertyName("revocationReason")] string? RevocationReason,
     [property: JsonPropertyName("policy")] JsonElement? Policy,
-    [property: JsonPropertyName("policyVersion")] string? PolicyVersion);
+    [property: JsonPropertyName("policyVersion")] string? PolicyVersion,
+    [property: JsonPropertyName("activeIssuer")] string? ActiveIssuer = null);
 
 /// <summary>What the workload reports on each poll.</summary>
 internal sealed record WorkloadReport(string Instance, string? ServiceVersion, string? BundleVersion, string? PolicyVersion, string? CentralPolicyVersion, string? Ejected);

@@ -26,6 +26,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     private readonly SpiffeId _id;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _loop;
+    private volatile TaskCompletionSource _renewNow = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public CertificateRenewalService(
         IOptions<MeshOptions> options,
@@ -42,6 +43,11 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         _time = time;
         _logger = logger;
         _id = SpiffeId.Create(_options.TrustDomain, _options.Service.Namespace, _options.Service.Name!);
+        identity.RenewalRequested += reason =>
+        {
+            LogRenewalRequested(_logger, reason);
+            _renewNow.TrySetResult();
+        };
     }
 
     /// <summary>Runs before any hosted service starts (Kestrel included), so nothing serves without an identity.</summary>
@@ -132,7 +138,14 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
             {
                 if (delay > TimeSpan.Zero)
                 {
-                    await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                    // Wait for the renewal point, or for a request to renew now, whichever comes first.
+                    var renewNow = _renewNow.Task;
+                    await Task.WhenAny(Task.Delay(delay, _time, cancellationToken), renewNow).ConfigureAwait(false);
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (renewNow.IsCompleted)
+                    {
+                        _renewNow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    }
                 }
 
                 current = _identity.Current;
@@ -263,6 +276,9 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
 
     [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "The workload certificate for {SpiffeId} expired at {NotAfter:O}; mesh calls and the mesh endpoint fail closed until a new one is issued. Last error: {Error}")]
     private static partial void LogExpired(ILogger logger, string spiffeId, DateTimeOffset notAfter, string error);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Information, Message = "Renewing the workload certificate now: {Reason}")]
+    private static partial void LogRenewalRequested(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "The control service at {Address} did not issue the first certificate yet; retrying: {Error}")]
     private static partial void LogBootstrapRetry(ILogger logger, Uri address, string error);
