@@ -23,7 +23,7 @@ internal sealed class HarnessOptions
 
     public int WarmupSeconds { get; private set; } = 3;
 
-    public int Repeats { get; private set; } = 3;
+    public int Repeats { get; private set; } = 5;
 
     public IReadOnlyList<int> Concurrencies { get; private set; } = [1, 16, 64];
 
@@ -40,6 +40,12 @@ internal sealed class HarnessOptions
     public int CsrConcurrency { get; private set; } = 16;
 
     public string Configuration { get; private set; } = "Release";
+
+    /// <summary>
+    /// Gets whether each measured run is profiled: dotnet-trace (sampled thread stacks) and dotnet-counters attached to every
+    /// .NET process of the topology, output in &lt;work&gt;/profiles. Profiling perturbs the figures: never for the committed run.
+    /// </summary>
+    public bool Profile { get; private set; }
 
     public static HarnessOptions Parse(string[] args)
     {
@@ -65,6 +71,7 @@ internal sealed class HarnessOptions
                 case "--configuration": o.Configuration = Next(); break;
                 case "--no-control-plane": o.ControlPlane = false; break;
                 case "--no-load": o.Load = false; break;
+                case "--profile": o.Profile = true; break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'. See benchmarks/run.sh --help.");
             }
         }

@@ -72,6 +72,7 @@ internal static class LoadMatrix
             p.ResetPeakRss();
         }
 
+        using var profilers = o.Profile ? Profilers.Attach(o, topology, concurrency, repeat) : null;
         var cpuBefore = topology.Processes.Select(p => p.CpuMilliseconds()).ToArray();
         var machineBefore = MachineCpu.Read();
         var result = await Wrk.RunAsync(topology.CallerAddress, concurrency, o.DurationSeconds, o.Work, cancellationToken);
@@ -121,4 +122,42 @@ internal static class MachineCpu
 
     public static (double BusyMs, double TotalMs) Delta((double Busy, double Total) before, (double Busy, double Total) after) =>
         (after.Busy - before.Busy, Math.Max(1, after.Total - before.Total));
+}
+
+/// <summary>dotnet-trace and dotnet-counters attached to every .NET process of a topology for one measured run (--profile).</summary>
+internal sealed class Profilers : IDisposable
+{
+    private readonly List<ManagedProcess> _tools = [];
+
+    public static Profilers Attach(HarnessOptions o, Topology topology, int concurrency, int repeat)
+    {
+        var folder = Path.Combine(o.Work, "profiles");
+        Directory.CreateDirectory(folder);
+        var tools = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools");
+        var profilers = new Profilers();
+        var duration = TimeSpan.FromSeconds(o.DurationSeconds).ToString(@"dd\:hh\:mm\:ss", CultureInfo.InvariantCulture);
+        foreach (var p in topology.Processes.Where(p => !p.Name.Contains("haproxy", StringComparison.Ordinal)))
+        {
+            var stem = Path.Combine(folder, $"{p.Name}-c{concurrency}-r{repeat}");
+            profilers._tools.Add(ManagedProcess.Start($"dotnet-trace.{p.Name}", Path.Combine(tools, "dotnet-trace"), ["collect", "-p", p.Pid.ToString(CultureInfo.InvariantCulture), "--profile", "dotnet-sampled-thread-time,gc-collect", "--duration", duration, "-o", stem + ".nettrace"], Path.Combine(o.Work, "logs")));
+            profilers._tools.Add(ManagedProcess.Start($"dotnet-counters.{p.Name}", Path.Combine(tools, "dotnet-counters"), ["collect", "-p", p.Pid.ToString(CultureInfo.InvariantCulture), "--counters", "System.Runtime", "--duration", duration, "--format", "csv", "-o", stem + ".counters.csv"], Path.Combine(o.Work, "logs")));
+        }
+
+        return profilers;
+    }
+
+    public void Dispose()
+    {
+        // The tools stop by themselves after --duration; wait for them to write their files, then make sure they are gone.
+        foreach (var t in _tools)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!t.HasExited && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(100);
+            }
+
+            t.Dispose();
+        }
+    }
 }

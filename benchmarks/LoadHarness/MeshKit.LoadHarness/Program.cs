@@ -49,10 +49,10 @@ if (options.ControlPlane)
 }
 
 var rows = Results.Medians(options.Topologies, options.Concurrencies, samples);
-Results.Write(
-    options.Output,
-    new LatestResults(machine, options.Command, rows, controlPlane is null ? null : new ControlPlaneRow(Math.Round(controlPlane.CsrSignaturesPerSecond, 0), Math.Round(controlPlane.PushP99Ms, 1))),
-    new RawResults(machine, options.Command, started, DateTimeOffset.UtcNow, options.DurationSeconds, options.WarmupSeconds, options.Repeats, samples, controlPlane));
+var latest = new LatestResults(machine, options.Command, rows, controlPlane is null ? null : new ControlPlaneRow(Math.Round(controlPlane.CsrSignaturesPerSecond, 0), Math.Round(controlPlane.PushP99Ms, 1)));
+var raw = new RawResults(machine, options.Command, started, DateTimeOffset.UtcNow, options.DurationSeconds, options.WarmupSeconds, options.Repeats, samples, controlPlane);
+Results.Write(options.Output, latest, raw);
+Console.WriteLine($"Wrote {Report.Write(options.Output, latest, raw)} (tables for docs/benchmarks.md).");
 
 foreach (var r in rows)
 {

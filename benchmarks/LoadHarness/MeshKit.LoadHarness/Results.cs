@@ -100,10 +100,10 @@ internal static class Results
         var memGiB = double.Parse(Read("/proc/meminfo", "MemTotal:").Split(' ')[0], CultureInfo.InvariantCulture) / 1024 / 1024;
         var kernel = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : "?";
         return string.Create(CultureInfo.InvariantCulture,
-            $"{os}, kernel {kernel}; {Environment.ProcessorCount} vCPU ({cpu}); {memGiB:F0} GiB RAM; .NET {RuntimeInformation.FrameworkDescription.Replace(".NET ", string.Empty, StringComparison.Ordinal)}; {Tool("haproxy", "-v")}; {Tool("wrk", "-v")}; loopback only; shared machine (other jobs may run)");
+            $"{os}, kernel {kernel}; {Environment.ProcessorCount} vCPU ({cpu}); {memGiB:F0} GiB RAM; .NET {RuntimeInformation.FrameworkDescription.Replace(".NET ", string.Empty, StringComparison.Ordinal)}; {Tool("haproxy", "-v", 2)}; {Tool("wrk", "-v", 1)}; loopback only; shared machine (other jobs may run)");
     }
 
-    private static string Tool(string name, string flag)
+    private static string Tool(string name, string flag, int versionField)
     {
         try
         {
@@ -113,7 +113,7 @@ internal static class Results
             p.WaitForExit(5000);
             var first = text.Split('\n').FirstOrDefault(l => l.Trim().Length > 0)?.Trim() ?? name;
             var parts = first.Split(' ');
-            return parts.Length >= 3 ? $"{name} {parts[2]}" : first;
+            return parts.Length > versionField ? $"{name} {parts[versionField]}" : first;
         }
         catch (System.ComponentModel.Win32Exception)
         {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Diagnosers;
 using BenchmarkDotNet.Jobs;
@@ -15,5 +16,15 @@ public sealed class BenchConfig : ManualConfig
         AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(3).WithIterationCount(10));
         AddDiagnoser(MemoryDiagnoser.Default);
         Add(DefaultConfig.Instance);
+
+        // Artifacts beside the project (ignored by git), wherever the command is run from.
+        ArtifactsPath = Path.Combine(ProjectDirectory(), "BenchmarkDotNet.Artifacts");
+    }
+
+    // A CI build maps source paths (ContinuousIntegrationBuild), so the compile-time path may not exist here.
+    private static string ProjectDirectory([CallerFilePath] string path = "")
+    {
+        var project = Path.GetDirectoryName(Path.GetDirectoryName(path));
+        return project is not null && Directory.Exists(project) ? project : Directory.GetCurrentDirectory();
     }
 }
