@@ -41,7 +41,8 @@ internal sealed record RawResults(
 
 internal static class Results
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    // Relaxed escaping: the files are read by people too ("2.6.12-1+deb12u4", not "\u002B").
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static List<RunRow> Medians(IReadOnlyList<string> topologyOrder, IReadOnlyList<int> concurrencies, IReadOnlyList<Sample> samples)
     {
