@@ -47,6 +47,9 @@ internal sealed class HarnessOptions
     /// </summary>
     public bool Profile { get; private set; }
 
+    /// <summary>Gets whether to only rewrite latest.md from the latest.json and latest-raw.json already written.</summary>
+    public bool ReportOnly { get; private set; }
+
     public static HarnessOptions Parse(string[] args)
     {
         var o = new HarnessOptions();
@@ -72,6 +75,7 @@ internal sealed class HarnessOptions
                 case "--no-control-plane": o.ControlPlane = false; break;
                 case "--no-load": o.Load = false; break;
                 case "--profile": o.Profile = true; break;
+                case "--report-only": o.ReportOnly = true; break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'. See benchmarks/run.sh --help.");
             }
         }

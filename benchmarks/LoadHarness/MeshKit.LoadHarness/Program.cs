@@ -5,6 +5,13 @@ using System.Runtime.InteropServices;
 using MeshKit.LoadHarness;
 
 var options = HarnessOptions.Parse(args);
+if (options.ReportOnly)
+{
+    var (writtenLatest, writtenRaw) = Results.Read(options.Output);
+    Console.WriteLine($"Wrote {Report.Write(options.Output, writtenLatest, writtenRaw)}.");
+    return;
+}
+
 Directory.CreateDirectory(Path.Combine(options.Work, "logs"));
 ManagedProcess.TicksPerSecond = ClockTicks();
 Console.WriteLine($"Work folder (certificates, configs, process logs): {options.Work}");

@@ -31,12 +31,12 @@ internal static class Report
         }
 
         Line();
-        Line("| goal (issue 9) | target | this run (medians) | per-repeat range | met? |");
+        Line("| goal (issue 9) | target | this run (ratio of the medians) | the same figure repeat by repeat: median (range) | met? (on the medians) |");
         Line("|---|---|---:|---|---|");
         void Goal(string name, string target, Func<Func<string, int, double?>, double?> figure, Func<double, bool> met, string unit = "×")
         {
-            double? Median(string t, int c) => Row(t, c) is { } row ? Pick(row, name) : null;
-            var value = figure(Median);
+            double? OfMedians(string t, int c) => Row(t, c) is { } row ? Pick(row, name) : null;
+            var value = figure(OfMedians);
             var perRepeat = new List<double>();
             for (var rep = 0; rep < raw.Repeats; rep++)
             {
@@ -48,7 +48,7 @@ internal static class Report
                 }
             }
 
-            var range = perRepeat.Count == 0 ? "–" : string.Create(inv, $"{perRepeat.Min():F2} to {perRepeat.Max():F2}");
+            var range = perRepeat.Count == 0 ? "–" : string.Create(inv, $"{Median(perRepeat):F2} ({perRepeat.Min():F2} to {perRepeat.Max():F2})");
             var shown = value is { } x ? string.Create(inv, $"{x:F2}{(unit == "×" ? "×" : " " + unit)}") : "not measured";
             Line($"| {name} | {target} | {shown} | {range} | {(value is { } y ? (met(y) ? "met" : "**missed**") : "–")} |");
         }

@@ -81,6 +81,14 @@ internal static class Results
         Console.WriteLine($"Wrote {path} and {rawPath}.");
     }
 
+    public static (LatestResults Latest, RawResults Raw) Read(string path)
+    {
+        var rawPath = Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + "-raw.json");
+        var latest = JsonSerializer.Deserialize<LatestResults>(File.ReadAllText(path), Json) ?? throw new InvalidDataException($"{path} is empty.");
+        var raw = JsonSerializer.Deserialize<RawResults>(File.ReadAllText(rawPath), Json) ?? throw new InvalidDataException($"{rawPath} is empty.");
+        return (latest, raw);
+    }
+
     public static string DescribeMachine()
     {
         string Read(string file, string key)

@@ -17,6 +17,9 @@ public sealed class BenchConfig : ManualConfig
         AddDiagnoser(MemoryDiagnoser.Default);
         Add(DefaultConfig.Instance);
 
+        // Bytes, not KB: the goal is about a few hundred bytes per request.
+        SummaryStyle = BenchmarkDotNet.Reports.SummaryStyle.Default.WithSizeUnit(Perfolizer.Metrology.SizeUnit.B);
+
         // Artifacts beside the project (ignored by git), wherever the command is run from.
         ArtifactsPath = Path.Combine(ProjectDirectory(), "BenchmarkDotNet.Artifacts");
     }
