@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # MeshKit's side-by-side load harness: one command, a full run.
 #
-#   benchmarks/run.sh                      # 5 topologies x concurrency 1,16,64 x 3 repeats, 10 s each (+3 s warm-up),
+#   benchmarks/run.sh                      # 5 topologies x concurrency 1,16,64 x 5 repeats, 10 s each (+3 s warm-up),
 #                                          # then the control-service figures; writes benchmarks/results/latest.json
-#   benchmarks/run.sh --duration 3 --warmup 1 --repeats 1 --watchers 100   # a quick smoke run
+#   benchmarks/run.sh --duration 3 --warmup 1 --repeats 1 --watchers 100   # a quick smoke run (about 2 min)
 #
 # Options (passed to the orchestrator, benchmarks/LoadHarness/MeshKit.LoadHarness):
 #   --duration S   --warmup S   --repeats N   --concurrency 1,16,64
 #   --topologies direct-http,direct-mtls,direct-mtls-h2,meshkit,sidecar-haproxy
-#   --watchers N   --push-rounds N   --csr-concurrency N   --no-control-plane   --no-load
-#   --out PATH     (default benchmarks/results/latest.json; latest-raw.json is written beside it)
+#   --watchers N   --push-rounds N   --csr-concurrency N   --watch-keep-alive   --no-control-plane   --no-load
+#   --out PATH     (default benchmarks/results/latest.json; latest-raw.json and latest.md are written beside it)
+#   --profile      attach dotnet-trace and dotnet-counters to every .NET process (figures are then not results)
+#   --report-only  rewrite latest.md from latest.json and latest-raw.json
 #
 # Installs what it needs (haproxy, wrk) with apt, builds in Release, runs, and kills every process it started.
 set -euo pipefail
@@ -17,7 +19,7 @@ cd "$(dirname "$0")/.."
 repo="$(pwd)"
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 

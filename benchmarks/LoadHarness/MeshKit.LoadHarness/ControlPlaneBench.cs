@@ -22,12 +22,16 @@ internal sealed record ControlPlaneFigures(
     double PushP99Ms,
     double PushMaxMs,
     IReadOnlyList<double> PushP99MsPerRound,
-    IReadOnlyList<double> ChangeRequestMsPerRound);
+    IReadOnlyList<double> ChangeRequestMsPerRound,
+    IReadOnlyList<double> RearmMsPerRound,
+    bool NewConnectionPerPoll);
 
 /// <summary>
 /// CSR signing throughput (POST /v1/identity/sign with a join token) and push latency on the control channel to many
 /// waiting watchers (GET /v1/workloads/self/watch). Policy does not ride the channel yet; the change pushed here is a
 /// trust-bundle change (POST and DELETE /v1/ca/roots), which wakes every waiting watch the same way a policy change will.
+/// Like MeshKit's own ControlPlaneClient (PooledConnectionLifetime zero), each watcher opens a new mTLS connection for
+/// every poll unless --watch-keep-alive is given.
 /// </summary>
 internal static class ControlPlaneBench
 {
@@ -46,7 +50,7 @@ internal static class ControlPlaneBench
             var (signed, failed, seconds) = await SignAsync(o, control, cancellationToken);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"CSR signing: {signed / seconds:F0} signatures/s ({signed} in {seconds:F1} s at concurrency {o.CsrConcurrency}, {failed} failed)"));
             var push = await PushAsync(o, control, cancellationToken);
-            return new ControlPlaneFigures(signed / seconds, signed, failed, seconds, o.CsrConcurrency, o.Watchers, o.PushRounds, push.P50, push.P99, push.Max, push.PerRoundP99, push.ChangeMs);
+            return new ControlPlaneFigures(signed / seconds, signed, failed, seconds, o.CsrConcurrency, o.Watchers, o.PushRounds, push.P50, push.P99, push.Max, push.PerRoundP99, push.ChangeMs, push.RearmMs, !o.WatchKeepAlive);
         }
         finally
         {
@@ -120,7 +124,7 @@ internal static class ControlPlaneBench
         return (signed, failed, Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
-    private static async Task<(double P50, double P99, double Max, List<double> PerRoundP99, List<double> ChangeMs)> PushAsync(HarnessOptions o, ControlService control, CancellationToken cancellationToken)
+    private static async Task<(double P50, double P99, double Max, List<double> PerRoundP99, List<double> ChangeMs, List<double> RearmMs)> PushAsync(HarnessOptions o, ControlService control, CancellationToken cancellationToken)
     {
         // One certificate for every simulated watcher (a connection each, as real workloads have); the control service
         // tells them apart by X-Mesh-Instance.
@@ -130,23 +134,32 @@ internal static class ControlPlaneBench
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", control.AdminToken);
 
         var indexes = new long[o.Watchers];
-        var firstPolls = Enumerable.Range(0, o.Watchers).Select(async i => indexes[i] = (await WatchAsync(watchers, i, 0, "connect", cancellationToken)).Index);
+        var reconnect = !o.WatchKeepAlive;
+        var firstPolls = Enumerable.Range(0, o.Watchers).Select(async i => indexes[i] = (await WatchAsync(watchers, i, 0, "connect", reconnect, cancellationToken)).Index);
         await Task.WhenAll(firstPolls);
         Console.WriteLine($"Control channel: {o.Watchers} watchers connected.");
 
         var all = new List<double>();
         var perRound = new List<double>();
         var changeMs = new List<double>();
+        var rearmMs = new List<double>();
+        long? previousChange = null;
         string? addedRoot = null;
         for (var round = 1; round <= o.PushRounds; round++)
         {
             var marker = $"round-{round}";
-            var polls = Enumerable.Range(0, o.Watchers).Select(i => WatchAsync(watchers, i, indexes[i], marker, cancellationToken)).ToArray();
+            var polls = Enumerable.Range(0, o.Watchers).Select(i => WatchAsync(watchers, i, indexes[i], marker, reconnect, cancellationToken)).ToArray();
 
             // Every watch is waiting once the control service has recorded this round's report of every watcher.
             await Readiness.PollAsync($"{o.Watchers} parked watches", control.Process, async () => await CountReportsAsync(admin, marker, cancellationToken) >= o.Watchers, cancellationToken);
+            if (previousChange is { } p)
+            {
+                // From the previous change until every watcher was waiting again (coarse: the check polls every 100 ms).
+                rearmMs.Add(Stopwatch.GetElapsedTime(p).TotalMilliseconds);
+            }
 
             var changed = Stopwatch.GetTimestamp();
+            previousChange = changed;
             using (var change = addedRoot is null
                 ? await admin.PostAsync("v1/ca/roots", content: null, cancellationToken)
                 : await admin.DeleteAsync($"v1/ca/roots/{addedRoot}", cancellationToken))
@@ -171,16 +184,19 @@ internal static class ControlPlaneBench
         }
 
         all.Sort();
-        return (Percentile(all, 50), Percentile(all, 99), all.Count == 0 ? 0 : all[^1], perRound, changeMs);
+        return (Percentile(all, 50), Percentile(all, 99), all.Count == 0 ? 0 : all[^1], perRound, changeMs, rearmMs);
     }
 
-    private static async Task<(long Index, long ReceivedAt)> WatchAsync(HttpClient http, int watcher, long index, string marker, CancellationToken cancellationToken)
+    private static async Task<(long Index, long ReceivedAt)> WatchAsync(HttpClient http, int watcher, long index, string marker, bool reconnect, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, string.Create(CultureInfo.InvariantCulture, $"v1/workloads/self/watch?index={index}&wait=120s"));
         request.Headers.Add("X-Mesh-Instance", string.Create(CultureInfo.InvariantCulture, $"watcher-{watcher:D4}"));
 
         // The policy-version report is used as a round marker, so the harness can see when every watch is waiting.
         request.Headers.Add("X-Mesh-Policy-Version", marker);
+
+        // As MeshKit's ControlPlaneClient: no connection is reused, so every poll is a new mTLS handshake.
+        request.Headers.ConnectionClose = reconnect;
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
         var receivedAt = Stopwatch.GetTimestamp();
         response.EnsureSuccessStatusCode();

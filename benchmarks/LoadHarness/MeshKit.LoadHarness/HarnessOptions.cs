@@ -39,6 +39,9 @@ internal sealed class HarnessOptions
 
     public int CsrConcurrency { get; private set; } = 16;
 
+    /// <summary>Gets whether simulated watchers keep their connections between polls (MeshKit's own client does not).</summary>
+    public bool WatchKeepAlive { get; private set; }
+
     public string Configuration { get; private set; } = "Release";
 
     /// <summary>
@@ -76,6 +79,7 @@ internal sealed class HarnessOptions
                 case "--no-load": o.Load = false; break;
                 case "--profile": o.Profile = true; break;
                 case "--report-only": o.ReportOnly = true; break;
+                case "--watch-keep-alive": o.WatchKeepAlive = true; break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'. See benchmarks/run.sh --help.");
             }
         }

@@ -26,33 +26,16 @@ var started = DateTimeOffset.UtcNow;
 List<Sample> samples = [];
 ControlPlaneFigures? controlPlane = null;
 
-if (options.Load)
+try
 {
-    var certificates = BenchCertificates.Create(Path.Combine(options.Work, "certs"));
-    var topologies = new List<Topology>();
-    try
-    {
-        foreach (var name in options.Topologies)
-        {
-            var sw = Stopwatch.StartNew();
-            topologies.Add(await Topology.StartAsync(name, options, certificates, stop.Token));
-            Console.WriteLine($"Started {name} ({string.Join(", ", topologies[^1].Processes.Select(p => $"{p.Name}={p.Pid}"))}) in {sw.Elapsed.TotalSeconds:F1} s; caller at {topologies[^1].CallerAddress}");
-        }
-
-        samples = await LoadMatrix.RunAsync(options, topologies, stop.Token);
-    }
-    finally
-    {
-        foreach (var t in topologies)
-        {
-            t.Dispose();
-        }
-    }
+    await MeasureAsync();
 }
-
-if (options.ControlPlane)
+catch (OperationCanceledException) when (stop.IsCancellationRequested)
 {
-    controlPlane = await ControlPlaneBench.RunAsync(options, stop.Token);
+    // Every process started was killed by the finally blocks on the way out.
+    Console.Error.WriteLine("Stopped before the end; no results were written.");
+    Environment.ExitCode = 130;
+    return;
 }
 
 var rows = Results.Medians(options.Topologies, options.Concurrencies, samples);
@@ -64,6 +47,38 @@ Console.WriteLine($"Wrote {Report.Write(options.Output, latest, raw)} (tables fo
 foreach (var r in rows)
 {
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Topology,-16} c={r.Concurrency,-3} {r.Rps,8:F0} rps  p50 {r.P50Ms,7:F3}  p90 {r.P90Ms,7:F3}  p99 {r.P99Ms,7:F3} ms  {r.CpuMsPer1kRequests,6:F1} CPU ms/1k  {r.MaxRssMb,6:F1} MB"));
+}
+
+async Task MeasureAsync()
+{
+    if (options.Load)
+    {
+        var certificates = BenchCertificates.Create(Path.Combine(options.Work, "certs"));
+        var topologies = new List<Topology>();
+        try
+        {
+            foreach (var name in options.Topologies)
+            {
+                var sw = Stopwatch.StartNew();
+                topologies.Add(await Topology.StartAsync(name, options, certificates, stop.Token));
+                Console.WriteLine($"Started {name} ({string.Join(", ", topologies[^1].Processes.Select(p => $"{p.Name}={p.Pid}"))}) in {sw.Elapsed.TotalSeconds:F1} s; caller at {topologies[^1].CallerAddress}");
+            }
+
+            samples = await LoadMatrix.RunAsync(options, topologies, stop.Token);
+        }
+        finally
+        {
+            foreach (var t in topologies)
+            {
+                t.Dispose();
+            }
+        }
+    }
+
+    if (options.ControlPlane)
+    {
+        controlPlane = await ControlPlaneBench.RunAsync(options, stop.Token);
+    }
 }
 
 static double ClockTicks()
