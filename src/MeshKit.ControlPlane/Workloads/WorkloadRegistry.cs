@@ -43,7 +43,9 @@ public sealed record WorkloadStatus
 internal sealed class WorkloadRegistry(TimeProvider time)
 {
     private static readonly TimeSpan Retention = TimeSpan.FromHours(24);
+    private static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(1);
     private readonly ConcurrentDictionary<(string SpiffeId, string Instance), WorkloadStatus> _workloads = new();
+    private long _lastPrune;
 
     public void Record(WorkloadStatus status)
     {
@@ -64,6 +66,14 @@ internal sealed class WorkloadRegistry(TimeProvider time)
 
     private void Prune()
     {
+        // A scan of every workload, so at most once a minute, not on every poll.
+        var now = time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastPrune);
+        if ((last != 0 && time.GetElapsedTime(last, now) < PruneInterval) || Interlocked.CompareExchange(ref _lastPrune, now, last) != last)
+        {
+            return;
+        }
+
         var cutoff = time.GetUtcNow() - Retention;
         foreach (var (key, status) in _workloads)
         {

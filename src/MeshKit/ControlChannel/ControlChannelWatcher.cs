@@ -63,6 +63,9 @@ internal sealed partial class ControlChannelWatcher(
         var meshOptions = options.Value;
         var wait = meshOptions.ControlPlane.WatchWait;
         endpointStates.Ejected += Nudge;
+
+        // A new certificate: move the waiting poll onto a connection that presents it, and report the new serial now.
+        identity.Changed += _ => Nudge();
         long index = 0;
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
