@@ -8,8 +8,8 @@ using Microsoft.Extensions.DependencyInjection;
 namespace MeshKit.Benchmarks.Transport;
 
 /// <summary>
-/// The per-request work of each client-side stage that exists today, one by one, as the handlers do it.
-/// Route match, subset pick, policy lookup and the load balancer do not exist yet (see docs/benchmarks.md).
+/// The per-request lookups of the client-side stages, one by one, as the handlers do them. The policy decisions (route
+/// match, subset pick, endpoint choice, authorization) are in <see cref="Routing.PolicyStageBenchmarks"/>.
 /// </summary>
 public class StageBenchmarks : TelemetryToggle
 {
