@@ -42,6 +42,7 @@ public sealed class ChaosTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         var newRoot = added.GetProperty("roots").EnumerateArray().Single(r => !r.GetProperty("active").GetBoolean()).GetProperty("id").GetString();
         var bothRoots = added.GetProperty("bundleVersion").GetString();
         await Eventually.WaitAsync(() => workloads.All(w => w.Services.GetRequiredService<WorkloadIdentitySource>().Current!.Bundle.Version == bothRoots), TimeSpan.FromSeconds(10), "every workload to trust both roots");
+        await load.ForAsync(TimeSpan.FromSeconds(1));
 
         // 2. Issuance switches to the new root; workloads told so renew at once.
         (await admin.PostAsync($"v1/ca/roots/{newRoot}/activate", null, TestContext.Current.CancellationToken)).EnsureSuccessStatusCode();
@@ -153,6 +154,7 @@ public sealed class ChaosTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
             instances[i] = await ConsulServiceApp.StartAsync(bed, consul, "orders", $"orders-{i}-new", Drain());
             var replacement = instances[i];
             await Eventually.WaitAsync(() => replacement.Served > 0, TimeSpan.FromSeconds(15), $"replacement {i} to serve");
+            await load.ForAsync(TimeSpan.FromSeconds(1));
         }
 
         await load.CallsAsync(load.Sent + 100);
@@ -243,6 +245,9 @@ public sealed class ChaosTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         await probeStop.CancelAsync();
         await probe;
 
+        ScenarioLoad.ReportFigure("hanging-upstream", "failed_of_300", failed);
+        ScenarioLoad.ReportFigure("hanging-upstream", "upstream_requests_per_call", (double)hanging.Served / 300);
+        ScenarioLoad.ReportFigure("hanging-upstream", "worst_timer_delay_ms", worstDelay.TotalMilliseconds);
         Assert.Equal(0, succeeded);
         Assert.Equal(300, failed);
         var timeout = await Assert.ThrowsAsync<MeshKit.Transport.MeshCallException>(() => client.GetStringAsync("/", TestContext.Current.CancellationToken));
