@@ -27,7 +27,7 @@ internal static class ExitCodes
     /// <summary>The operator declined a confirmation prompt.</summary>
     public const int Declined = 7;
 
-    /// <summary>The control service answered something unexpected (a 5xx, a body that does not parse).</summary>
+    /// <summary>Something unexpected: the control service answered a 5xx or a body that does not parse, or meshctl failed (set MESHCTL_DEBUG=1 for details).</summary>
     public const int Unexpected = 8;
 }
 

@@ -37,7 +37,7 @@ internal static class Meshctl
     {
         var root = new RootCommand(
             "meshctl: see inside a MeshKit mesh and explain its decisions. Exit codes: 0 ok, 1 findings, 2 usage, "
-            + "3 control service unreachable or untrusted, 4 admin token refused, 5 conflict, 6 timed out, 7 declined, 8 unexpected answer.");
+            + "3 control service unreachable or untrusted, 4 admin token refused, 5 conflict, 6 timed out, 7 declined, 8 unexpected failure.");
         foreach (var option in options.All)
         {
             root.Options.Add(option);
@@ -70,6 +70,18 @@ internal static class Meshctl
             {
                 await environment.Error.WriteLineAsync("meshctl: cancelled.").ConfigureAwait(false);
                 return 130;
+            }
+#pragma warning disable CA1031 // The last line of defence: an operator gets a message and an exit code, not a stack trace.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                await environment.Error.WriteLineAsync($"meshctl: unexpected {ex.GetType().Name}: {ex.Message}").ConfigureAwait(false);
+                if (environment.GetVariable("MESHCTL_DEBUG") is { Length: > 0 })
+                {
+                    await environment.Error.WriteLineAsync(ex.ToString()).ConfigureAwait(false);
+                }
+
+                return ExitCodes.Unexpected;
             }
         });
     }

@@ -22,7 +22,22 @@ internal static class WhyCommand
         var header = new Option<string[]>("--header", "-H") { Description = "A request header, name=value (repeatable); the subset override header (x-mesh-subset) too.", HelpName = "name=value", AllowMultipleArgumentsPerToken = false };
         var config = new Option<FileInfo[]>("--config") { Description = "The caller's appsettings file(s), later ones overriding earlier ones as in the host: its local Mesh:Policy and Mesh:Discovery:Static.", HelpName = "appsettings.json" };
         var destConfig = new Option<FileInfo[]>("--dest-config") { Description = "The destination's appsettings file(s): its local Mesh:Authorization (a central Authorization replaces it).", HelpName = "appsettings.json" };
-        var consul = new Option<Uri?>("--consul") { Description = "Also list the destination's passing instances in Consul at this address (http://127.0.0.1:8500). Token: $CONSUL_HTTP_TOKEN.", HelpName = "url" };
+        var consul = new Option<Uri?>("--consul")
+        {
+            Description = "Also list the destination's passing instances in Consul at this address (http://127.0.0.1:8500). Token: $CONSUL_HTTP_TOKEN.",
+            HelpName = "url",
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+                if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
+                {
+                    return uri;
+                }
+
+                result.AddError($"--consul '{text}' is not an http:// or https:// address.");
+                return null;
+            },
+        };
         var routeTemplate = new Option<string?>("--route-template") { Description = "The route template of the destination endpoint the path routes to (/api/orders/{id}); authorization rules match it rather than the raw path. Default: the normalised path.", HelpName = "template" };
         var offline = new Option<bool>("--offline") { Description = "Do not ask the control service (no central policy, no ejections): explain from the given files only." };
         var command = new Command("why", "Explain a request from one service to another with the runtime's own route matcher, split, and authorization evaluator: the matched route, the subset and its weight (or the header override), the candidate endpoints and which are ejected, and the authorization decision and its rule. Exit 1 when the call would fail (denied, no endpoints, invalid policy).")
