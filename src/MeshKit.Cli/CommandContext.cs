@@ -12,6 +12,9 @@ internal sealed class CommandContext(CliEnvironment environment, GlobalOptions o
     public static readonly JsonSerializerOptions JsonOutput = new(JsonSerializerDefaults.Web)
     {
         WriteIndented = true,
+
+        // Output for people and scripts, never embedded in HTML: keep apostrophes and '<' readable.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 

@@ -181,7 +181,7 @@ internal static class CaCommands
             }
 
             var waited = await WaitAsync(
-                $"workloads to renew from {active.Id}",
+                $"workloads to renew from {active.Id} (they renew at half their certificate's lifetime; a restarted workload renews at once)",
                 w => IssuedBy(w, active),
                 w => $"issued by {w.CertificateIssuer ?? "?"}",
                 cancellationToken).ConfigureAwait(false);

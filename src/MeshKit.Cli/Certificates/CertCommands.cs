@@ -154,7 +154,11 @@ internal static class CertCommands
                     presented.Add(X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
                     foreach (var extra in chain?.ChainPolicy.ExtraStore ?? [])
                     {
-                        presented.Add(X509CertificateLoader.LoadCertificate(extra.RawData));
+                        // The platform lists the leaf among the extra certificates too; show each certificate once.
+                        if (!presented.Cast<X509Certificate2>().Any(p => p.RawDataMemory.Span.SequenceEqual(extra.RawDataMemory.Span)))
+                        {
+                            presented.Add(X509CertificateLoader.LoadCertificate(extra.RawData));
+                        }
                     }
                 }
 
@@ -264,7 +268,13 @@ internal static class CertCommands
         using var ecdsa = certificate.GetECDsaPublicKey();
         if (ecdsa is not null)
         {
-            return $"ECDSA {ecdsa.ExportParameters(false).Curve.Oid.FriendlyName ?? ecdsa.KeySize.ToString(CultureInfo.InvariantCulture)}";
+            return ecdsa.ExportParameters(false).Curve.Oid.Value switch
+            {
+                "1.2.840.10045.3.1.7" => "ECDSA P-256",
+                "1.3.132.0.34" => "ECDSA P-384",
+                "1.3.132.0.35" => "ECDSA P-521",
+                _ => $"ECDSA {ecdsa.KeySize.ToString(CultureInfo.InvariantCulture)} bits",
+            };
         }
 
         using var rsa = certificate.GetRSAPublicKey();

@@ -132,7 +132,8 @@ internal static class StatusCommand
         }
 
         var table = new Table().Border(TableBorder.Rounded);
-        foreach (var column in new[] { "Workload", "Instance", "Version", "Certificate expires", "Bundle", "Policy (central)", "Last seen", "Findings" })
+        table.AddColumn(new TableColumn("Workload").NoWrap());
+        foreach (var column in new[] { "Certificate", "Bundle", "Policy", "Central", "Seen", "Findings" })
         {
             table.AddColumn(column);
         }
@@ -141,19 +142,19 @@ internal static class StatusCommand
         {
             var expired = w.Findings.Contains("certificate-expired");
             var near = w.Findings.Contains("certificate-near-expiry");
-            var expiry = $"{w.NotAfter.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)}Z ({(expired ? "expired " + Durations.Format(TimeSpan.FromSeconds(-w.ExpiresInSeconds)) + " ago" : "in " + Durations.Format(TimeSpan.FromSeconds(w.ExpiresInSeconds)))}"
-                + (w.LifetimeLeftPercent is { } p ? $", {p.ToString("0", CultureInfo.InvariantCulture)} % left)" : ")");
-            var central = w.CentralPolicyVersion ?? "none";
-            var policy = $"{w.PolicyVersion ?? "?"} ({central}{(w.Findings.Contains("stale-policy") ? $", store has {w.ExpectedCentralPolicyVersion ?? "none"}" : string.Empty)})";
+            var expiry = (expired ? $"expired {Durations.Format(TimeSpan.FromSeconds(-w.ExpiresInSeconds))} ago" : $"expires in {Durations.Format(TimeSpan.FromSeconds(w.ExpiresInSeconds))}")
+                + (w.LifetimeLeftPercent is { } p && !expired ? $"\n{p.ToString("0", CultureInfo.InvariantCulture)} % of its life left" : string.Empty);
+            var stale = w.Findings.Contains("stale-policy");
+            var central = Short(w.CentralPolicyVersion) + (stale ? $"\nstore: {Short(w.ExpectedCentralPolicyVersion)}" : string.Empty);
+            var who = $"{Markup.Escape(w.SpiffeId)}\n[grey]{Markup.Escape($"{w.Instance ?? "-"}, version {w.ServiceVersion ?? "-"}")}[/]";
             table.AddRow(
-                Markup.Escape(w.SpiffeId),
-                Markup.Escape(w.Instance ?? "-"),
-                Markup.Escape(w.ServiceVersion ?? "-"),
+                who,
                 Style(expiry, expired ? "red" : near ? "yellow" : null),
-                Style(w.BundleVersion ?? "?", w.Findings.Contains("old-bundle") ? "yellow" : null),
-                Style(policy, w.Findings.Contains("stale-policy") ? "yellow" : null),
-                Style(Durations.Format(TimeSpan.FromSeconds(w.LastSeenSecondsAgo)) + " ago" + (w.Silent ? " (silent)" : string.Empty), w.Silent ? "grey" : null),
-                Style(w.Findings.Count == 0 ? "ok" : string.Join(", ", w.Findings), w.Findings.Count == 0 ? "green" : "yellow"));
+                Style(Short(w.BundleVersion), w.Findings.Contains("old-bundle") ? "yellow" : null),
+                Style(Short(w.PolicyVersion), null),
+                Style(central, stale ? "yellow" : null),
+                Style(Durations.Format(TimeSpan.FromSeconds(w.LastSeenSecondsAgo)) + " ago" + (w.Silent ? "\n(silent)" : string.Empty), w.Silent ? "grey" : null),
+                Style(w.Findings.Count == 0 ? "ok" : string.Join("\n", w.Findings.Select(Label)), w.Findings.Count == 0 ? "green" : "yellow"));
         }
 
         console.Write(table);
@@ -161,6 +162,18 @@ internal static class StatusCommand
             ? $"{report.Workloads.Count} workload(s), none flagged."
             : $"{report.Workloads.Count} workload(s), [yellow]{report.Findings} flagged[/].");
     }
+
+    /// <summary>Versions are hashes: the table shows their first 8 characters, as git shows commits; --json has them whole.</summary>
+    private static string Short(string? version) => version is null ? "none" : version.Length > 8 ? version[..8] : version;
+
+    private static string Label(string finding) => finding switch
+    {
+        "certificate-expired" => "cert expired",
+        "certificate-near-expiry" => "cert expiring",
+        "stale-policy" => "stale policy",
+        "old-bundle" => "old bundle",
+        _ => finding,
+    };
 
     private static string Style(string text, string? style) =>
         style is null ? Markup.Escape(text) : $"[{style}]{Markup.Escape(text)}[/]";
