@@ -69,7 +69,7 @@ public sealed class StatusTests
     public void Certificates_near_expiry_stale_policy_and_old_bundles_are_flagged()
     {
         var now = DateTimeOffset.Parse("2026-01-01T12:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
-        WorkloadEntry Entry(string service, DateTimeOffset notBefore, DateTimeOffset notAfter, string bundle, string? central) =>
+        WorkloadEntry Entry(string service, DateTimeOffset notBefore, DateTimeOffset notAfter, string? bundle, string? central) =>
             new($"spiffe://td/ns/default/svc/{service}", service + "-1", "01", notAfter, notBefore, "CN=root", bundle, "p1", central, null, "v1", now.AddSeconds(-5));
         var list = new WorkloadList("td", "b2",
         [
@@ -79,8 +79,9 @@ public sealed class StatusTests
             Entry("short", now.AddMinutes(-3), now.AddMinutes(3), "b2", "c1"),
             Entry("stale", now.AddMinutes(-30), now.AddMinutes(30), "b2", "c0"),
             Entry("old", now.AddMinutes(-30), now.AddMinutes(30), "b1", "c1"),
+            Entry("new", now.AddMinutes(-30), now.AddMinutes(30), null, null) with { PolicyVersion = null },
         ]);
-        var central = new PolicyIndex("directory", [.. new[] { "fine", "near", "expired", "short", "stale", "old" }.Select(s => new PolicyIndexEntry(s, "c1"))]);
+        var central = new PolicyIndex("directory", [.. new[] { "fine", "near", "expired", "short", "stale", "old", "new" }.Select(s => new PolicyIndexEntry(s, "c1"))]);
 
         var report = StatusCommand.Build(new Uri("https://cp/"), list, central, now, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10));
         var lenient = StatusCommand.Build(new Uri("https://cp/"), list, central, now, TimeSpan.Zero, TimeSpan.FromMinutes(10));
@@ -93,6 +94,8 @@ public sealed class StatusTests
         Assert.Empty(Findings(lenient, "short"));
         Assert.Equal(["stale-policy"], Findings(report, "stale"));
         Assert.Equal(["old-bundle"], Findings(report, "old"));
+        Assert.Empty(Findings(report, "new"));
+        Assert.False(report.Workloads.Single(w => w.Service == "new").Polled);
         Assert.Equal(5, report.Findings);
     }
 
@@ -147,7 +150,7 @@ public sealed class StatusTests
             async () =>
             {
                 result = await bed.RunAsync("status", "--json");
-                return result.ExitCode is 0 or 1 && result.Json.GetProperty("workloads").EnumerateArray().Any(w => w.GetProperty("service").GetString() == service);
+                return result.ExitCode is 0 or 1 && result.Json.GetProperty("workloads").EnumerateArray().Any(w => w.GetProperty("service").GetString() == service && w.GetProperty("polled").GetBoolean());
             },
             TimeSpan.FromSeconds(10),
             $"{service} to report to the control service",

@@ -63,7 +63,8 @@ public sealed class WhyGoldenTests
             async () =>
             {
                 var status = await bed.RunAsync("status", "--json", "--near-expiry", "0s");
-                return status.ExitCode == 0 && status.Json.GetProperty("workloads").GetArrayLength() == 3;
+                var workloads = status.Json.GetProperty("workloads").EnumerateArray().ToList();
+                return status.ExitCode == 0 && workloads.Count == 3 && workloads.All(w => w.GetProperty("polled").GetBoolean() && w.GetProperty("centralPolicyVersion").GetString() is not null);
             },
             TimeSpan.FromSeconds(10),
             "every workload to run the stored central policy",

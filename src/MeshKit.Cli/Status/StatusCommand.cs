@@ -27,6 +27,7 @@ internal sealed record WorkloadStatusView(
     DateTimeOffset LastSeen,
     double LastSeenSecondsAgo,
     bool Silent,
+    bool Polled,
     IReadOnlyList<string> Findings);
 
 /// <summary>The whole of <c>meshctl status --json</c>.</summary>
@@ -94,15 +95,17 @@ internal static class StatusCommand
                 findings.Add("certificate-near-expiry");
             }
 
-            // The central document a workload should run is the one stored under its service key.
+            // The central document a workload should run is the one stored under its service key. A workload that was
+            // just issued a certificate and has not polled the control channel yet has reported no versions at all.
             var key = id is null ? null : ServiceKey(id);
             var expected = key is not null && central.TryGetValue(key, out var version) ? version : null;
-            if (!string.Equals(expected, w.CentralPolicyVersion, StringComparison.Ordinal))
+            var polled = w.BundleVersion is not null || w.PolicyVersion is not null;
+            if (polled && !string.Equals(expected, w.CentralPolicyVersion, StringComparison.Ordinal))
             {
                 findings.Add("stale-policy");
             }
 
-            if (!string.Equals(w.BundleVersion, list.BundleVersion, StringComparison.Ordinal))
+            if (polled && !string.Equals(w.BundleVersion, list.BundleVersion, StringComparison.Ordinal))
             {
                 findings.Add("old-bundle");
             }
@@ -112,7 +115,7 @@ internal static class StatusCommand
                 w.SpiffeId, id?.Service, id?.Namespace, w.Instance, w.ServiceVersion, w.CertificateSerial, w.CertificateIssuer,
                 w.NotBefore, w.NotAfter, Math.Round(left.TotalSeconds, 1), leftPercent, w.BundleVersion, w.PolicyVersion,
                 w.CentralPolicyVersion, expected, w.EjectedEndpoints, w.LastSeen, Math.Round(seenAgo.TotalSeconds, 1),
-                seenAgo > silentAfter, findings));
+                seenAgo > silentAfter, polled, findings));
         }
 
         return new StatusReport(controlPlane.ToString(), list.TrustDomain, list.BundleVersion, now, views.Count(v => v.Findings.Count > 0), views);
@@ -145,7 +148,7 @@ internal static class StatusCommand
             var expiry = (expired ? $"expired {Durations.Format(TimeSpan.FromSeconds(-w.ExpiresInSeconds))} ago" : $"expires in {Durations.Format(TimeSpan.FromSeconds(w.ExpiresInSeconds))}")
                 + (w.LifetimeLeftPercent is { } p && !expired ? $"\n{p.ToString("0", CultureInfo.InvariantCulture)} % of its life left" : string.Empty);
             var stale = w.Findings.Contains("stale-policy");
-            var central = Short(w.CentralPolicyVersion) + (stale ? $"\nstore: {Short(w.ExpectedCentralPolicyVersion)}" : string.Empty);
+            var central = !w.Polled ? "not polled yet" : Short(w.CentralPolicyVersion) + (stale ? $"\nstore: {Short(w.ExpectedCentralPolicyVersion)}" : string.Empty);
             var who = $"{Markup.Escape(w.SpiffeId)}\n[grey]{Markup.Escape($"{w.Instance ?? "-"}, version {w.ServiceVersion ?? "-"}")}[/]";
             table.AddRow(
                 who,
