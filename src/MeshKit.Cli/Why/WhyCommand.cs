@@ -220,12 +220,16 @@ internal static class WhyCommand
             var list = new List<DiscoveredEndpoint>();
             foreach (var entry in answer.Value)
             {
-                var address2 = entry.EffectiveAddress;
-                System.Net.EndPoint? endPoint = System.Net.IPAddress.TryParse(address2.Trim('[', ']'), out var ip)
-                    ? new System.Net.IPEndPoint(ip, entry.Service.Port)
-                    : Uri.CheckHostName(address2) == UriHostNameType.Dns && entry.Service.Port is > 0 and <= 65535 ? new System.Net.DnsEndPoint(address2, entry.Service.Port) : null;
+                // Instances the runtime cannot call (no port, no usable address) are left out, as the Consul provider does.
+                var host = entry.EffectiveAddress;
+                var port = entry.Service.Port;
+                System.Net.EndPoint? endPoint = port is <= 0 or > 65535 ? null
+                    : System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) ? new System.Net.IPEndPoint(ip, port)
+                    : Uri.CheckHostName(host) == UriHostNameType.Dns ? new System.Net.DnsEndPoint(host, port)
+                    : null;
                 if (endPoint is null)
                 {
+                    context.Warn($"Consul instance {entry.Service.Id} of '{service}' has address '{host}' and port {port}, which cannot be called; it is left out.");
                     continue;
                 }
 
