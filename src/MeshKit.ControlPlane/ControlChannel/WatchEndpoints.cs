@@ -112,6 +112,8 @@ internal static class WatchEndpoints
             Instance = Header("X-Mesh-Instance", 128),
             CertificateSerial = certificate.SerialNumber,
             NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero),
+            NotBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime(), TimeSpan.Zero),
+            CertificateIssuer = certificate.Issuer,
             BundleVersion = Header("X-Mesh-Bundle-Version", 64),
             PolicyVersion = Header("X-Mesh-Policy-Version", 64),
             CentralPolicyVersion = Header("X-Mesh-Central-Policy-Version", 64),

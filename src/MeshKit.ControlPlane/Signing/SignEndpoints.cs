@@ -199,6 +199,8 @@ internal static partial class SignEndpoints
             Instance = instance,
             CertificateSerial = issued.Leaf.SerialNumber,
             NotAfter = notAfter,
+            NotBefore = new DateTimeOffset(issued.Leaf.NotBefore.ToUniversalTime(), TimeSpan.Zero),
+            CertificateIssuer = issued.Leaf.Issuer,
             BundleVersion = previous?.BundleVersion,
             PolicyVersion = previous?.PolicyVersion,
             CentralPolicyVersion = previous?.CentralPolicyVersion,

@@ -17,6 +17,12 @@ public sealed record WorkloadStatus
     /// <summary>Gets when that certificate expires.</summary>
     public required DateTimeOffset NotAfter { get; init; }
 
+    /// <summary>Gets when that certificate became valid, so tools can tell how much of its lifetime is left.</summary>
+    public DateTimeOffset? NotBefore { get; init; }
+
+    /// <summary>Gets the distinguished name of that certificate's issuer, so CA rotation can tell which root a workload's certificate comes from.</summary>
+    public string? CertificateIssuer { get; init; }
+
     /// <summary>Gets the trust bundle version the workload runs, when it reported one.</summary>
     public string? BundleVersion { get; init; }
 
