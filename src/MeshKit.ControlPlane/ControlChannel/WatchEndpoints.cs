@@ -118,7 +118,6 @@ internal static class WatchEndpoints
             PolicyVersion = Header("X-Mesh-Policy-Version", 64),
             CentralPolicyVersion = Header("X-Mesh-Central-Policy-Version", 64),
             EjectedEndpoints = Header("X-Mesh-Ejected", 1024),
-            Issuer = certificate.Issuer,
             ServiceVersion = Header("X-Mesh-Service-Version", 64),
             LastSeen = time.GetUtcNow(),
         });

@@ -18,7 +18,35 @@ internal sealed record PolicyChange(string Op, string Path, string? Old, string?
 /// <summary>Reads, validates, flattens and compares central policy documents, with the workloads' own validator.</summary>
 internal static class PolicyDocument
 {
-    public static PolicyReadResult Validate(string json) => PolicyReader.ReadJson(json);
+    /// <summary>
+    /// Validates a central document. Unlike appsettings, it must hold <c>Policy</c> and <c>Authorization</c> at its top:
+    /// workloads read it that way, so a document wrapped in <c>Mesh</c> would validate and then do nothing.
+    /// </summary>
+    public static PolicyReadResult Validate(string json)
+    {
+        var result = PolicyReader.ReadJson(json);
+        if (HasTopLevelMesh(json))
+        {
+            PolicyError wrapped = new("Mesh", "belongs in appsettings; a central policy document holds Policy and Authorization at its top.");
+            return new PolicyReadResult(null, [wrapped, .. result.Errors]);
+        }
+
+        return result;
+    }
+
+    private static bool HasTopLevelMesh(string json)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            return document.RootElement.ValueKind == JsonValueKind.Object
+                && document.RootElement.EnumerateObject().Any(p => string.Equals(p.Name, "Mesh", StringComparison.OrdinalIgnoreCase));
+        }
+        catch (JsonException)
+        {
+            return false; // the reader has already named the JSON error
+        }
+    }
 
     /// <summary>The service key of a workload: its name, or <c>name.namespace</c> outside the default namespace.</summary>
     public static string ServiceKey(Identity.SpiffeId id) =>

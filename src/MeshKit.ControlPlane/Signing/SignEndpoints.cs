@@ -204,7 +204,7 @@ internal static partial class SignEndpoints
             BundleVersion = previous?.BundleVersion,
             PolicyVersion = previous?.PolicyVersion,
             CentralPolicyVersion = previous?.CentralPolicyVersion,
-            Issuer = issued.Leaf.Issuer,
+            EjectedEndpoints = previous?.EjectedEndpoints,
             ServiceVersion = Truncate(body.ServiceVersion, 64) ?? previous?.ServiceVersion,
             LastSeen = now,
         });

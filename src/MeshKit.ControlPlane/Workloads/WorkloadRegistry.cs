@@ -32,9 +32,6 @@ public sealed record WorkloadStatus
     /// <summary>Gets the version of the central policy the workload last received, when it reported one.</summary>
     public string? CentralPolicyVersion { get; init; }
 
-    /// <summary>Gets the issuer (subject of the CA) of the workload's certificate, to see which root a workload is on during a CA rotation.</summary>
-    public string? Issuer { get; init; }
-
     /// <summary>Gets the endpoints the workload's outlier detection has ejected, as <c>orders=10.0.0.1:443,...;inventory=...</c>.</summary>
     public string? EjectedEndpoints { get; init; }
 

@@ -51,7 +51,7 @@ public sealed class ChaosTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         {
             var list = await admin.GetFromJsonAsync<JsonElement>("v1/workloads");
             var mine = list.GetProperty("workloads").EnumerateArray().Where(w => Instances(workloads).Contains(w.GetProperty("instance").GetString())).ToList();
-            return mine.Count == 2 && mine.All(w => w.GetProperty("issuer").GetString() == issuer);
+            return mine.Count == 2 && mine.All(w => w.GetProperty("certificateIssuer").GetString() == issuer);
         }, TimeSpan.FromSeconds(15), "every workload to hold a certificate from the new root (as /v1/workloads shows)");
         await load.CallsAsync(load.Sent + 200);
 

@@ -81,6 +81,23 @@ public sealed class CentralPolicyTests(MeshTestBed bed) : IClassFixture<MeshTest
     }
 
     [Fact]
+    public async Task A_document_wrapped_in_Mesh_like_appsettings_is_refused_because_workloads_would_ignore_it()
+    {
+        using var admin = bed.ControlPlane.CreateAdminClient();
+        var response = await PutAsync(admin, "wrapped", """
+            { "Mesh": { "Policy": { "Destinations": { "orders": { "Timeout": "00:00:02" } } } } }
+            """);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+        var paths = problem.GetProperty("errors").EnumerateArray().Select(e => e.GetProperty("path").GetString()).ToList();
+        Assert.Equal("Mesh", Assert.Single(paths));
+
+        using var get = await admin.GetAsync("v1/policy/wrapped", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.NotFound, get.StatusCode);
+    }
+
+    [Fact]
     public async Task A_dry_run_diff_lists_the_changes_without_storing_them()
     {
         using var admin = bed.ControlPlane.CreateAdminClient();
