@@ -154,7 +154,7 @@ internal static class WhyExplainer
         return new WhyReport(request, whyRoute, subset, endpoints, candidates, panic, authorization, fault, mirror, outcome, sources, notes, destinationErrors);
     }
 
-    /// <summary>The subset decision, in the order the routing stage takes it: the tester's header first, then the split.</summary>
+    /// <summary>The subset decision, taken by the routing stage's own <see cref="SubsetSelector"/>; a split is then described by its weights.</summary>
     private static WhySubset ExplainSubset(PolicySnapshot snapshot, RoutePolicy route, HeaderSource headers)
     {
         var split = route.Split is { } s
@@ -162,12 +162,13 @@ internal static class WhyExplainer
             : [];
         var header = snapshot.SubsetHeader;
         var headerValue = header is null ? null : headers.Get(header);
-        if (header is not null && headerValue is { Length: > 0 })
+        var choice = SubsetSelector.Select(header, route, headers, draw: 0);
+        if (choice.Reason == "header")
         {
-            return new WhySubset(route.SubsetKey, headerValue, "header", true, null, null, header, headerValue, split);
+            return new WhySubset(route.SubsetKey, choice.Subset, "header", true, null, null, header, headerValue, split);
         }
 
-        if (route.Split is { } weighted)
+        if (choice.Reason == "split" && route.Split is { } weighted)
         {
             // A draw picks a subset with probability weight/total: only a split with one non-zero weight is deterministic.
             var live = Enumerable.Range(0, weighted.Subsets.Length).Where(i => weighted.Weights[i] > 0).ToList();

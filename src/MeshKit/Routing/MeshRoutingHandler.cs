@@ -27,16 +27,9 @@ internal sealed class MeshRoutingHandler(PolicyWatcher policies, MirrorSender mi
         call.Policy = policy;
         call.Route = route;
 
-        if (snapshot.SubsetHeader is { } overrideHeader && headers.Get(overrideHeader) is { Length: > 0 } forced)
-        {
-            call.Subset = forced;
-            call.SubsetReason = "header";
-        }
-        else if (route.Split is { } split)
-        {
-            call.Subset = split.Subsets[split.Pick(Random.Shared.Next(split.Total))];
-            call.SubsetReason = "split";
-        }
+        var subset = SubsetSelector.Select(snapshot.SubsetHeader, route, headers, route.Split is { } split ? Random.Shared.Next(split.Total) : 0);
+        call.Subset = subset.Subset;
+        call.SubsetReason = subset.Reason;
 
         if (route.Mirror is { } mirrorPolicy && (mirrorPolicy.Percent >= 100 || Random.Shared.NextDouble() * 100 < mirrorPolicy.Percent))
         {
