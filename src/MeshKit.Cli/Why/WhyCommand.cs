@@ -174,7 +174,7 @@ internal static class WhyCommand
 
         if (consul is not null)
         {
-            var consulName = Key(destinationService, destinationNamespace);
+            var consulName = ConsulServiceNames.ForService(destinationService, destinationNamespace);
             var found = await ReadConsulAsync(consul, consulName, context, cancellationToken).ConfigureAwait(false);
             endpoints.AddRange(found.Select(e => new SourcedEndpoint(e, "consul")));
             discovery.Add($"Consul {consul} service '{consulName}', passing instances ({found.Count})");
@@ -220,29 +220,16 @@ internal static class WhyCommand
             var list = new List<DiscoveredEndpoint>();
             foreach (var entry in answer.Value)
             {
-                // Instances the runtime cannot call (no port, no usable address) are left out, as the Consul provider does.
+                // The Consul provider's own reading: instances it cannot call are left out; Meta gives version, zone, weight.
                 var host = entry.EffectiveAddress;
                 var port = entry.Service.Port;
-                System.Net.EndPoint? endPoint = port is <= 0 or > 65535 ? null
-                    : System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) ? new System.Net.IPEndPoint(ip, port)
-                    : Uri.CheckHostName(host) == UriHostNameType.Dns ? new System.Net.DnsEndPoint(host, port)
-                    : null;
-                if (endPoint is null)
+                if (!ConsulEndpointMapping.TryCreateEndPoint(host, port, out var endPoint))
                 {
                     context.Warn($"Consul instance {entry.Service.Id} of '{service}' has address '{host}' and port {port}, which cannot be called; it is left out.");
                     continue;
                 }
 
-                // The same reading of Meta the Consul provider does: version, zone, and weight in MeshKit's units (default 100).
-                var meta = new Dictionary<string, string>(entry.Service.Meta, StringComparer.Ordinal);
-                var weight = meta.TryGetValue("weight", out var w) && int.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed <= 1_000_000
-                    ? parsed
-                    : (int)Math.Clamp((long)(entry.Service.Weights?.Passing ?? 1) * MeshEndpointMetadata.DefaultWeight, 0, 1_000_000);
-                var metadata = new MeshEndpointMetadata(
-                    meta.TryGetValue("version", out var v) && v.Length > 0 ? v : null,
-                    meta.TryGetValue("zone", out var z) && z.Length > 0 ? z : null,
-                    weight,
-                    meta);
+                var metadata = ConsulEndpointMapping.ReadMetadata(entry.Service.Meta, entry.Service.Weights?.Passing, out _);
                 list.Add(new DiscoveredEndpoint(DiscoveredEndpoint.KeyOf(endPoint), endPoint, metadata));
             }
 

@@ -29,7 +29,6 @@ internal sealed partial class ConsulEndpointProviderFactory : IMeshServiceEndpoi
     /// <summary>The staleness gauge: seconds the Consul endpoints of a destination may be out of date.</summary>
     public const string StalenessInstrument = "mesh.discovery.staleness";
 
-    private const int MaxWeight = 1_000_000;
     private static readonly TimeSpan FirstAnswerCheck = TimeSpan.FromMilliseconds(50);
 
     private readonly ConsulServiceWatcher _watcher;
@@ -72,31 +71,6 @@ internal sealed partial class ConsulEndpointProviderFactory : IMeshServiceEndpoi
         provider = new ConsulEndpointProvider(this, destination);
         return true;
     }
-
-    private static bool TryGetEndPoint(string address, int port, [NotNullWhen(true)] out EndPoint? endPoint)
-    {
-        endPoint = null;
-        if (port is <= 0 or > 65535 || string.IsNullOrEmpty(address))
-        {
-            return false;
-        }
-
-        var bare = address.Trim('[', ']');
-        if (IPAddress.TryParse(bare, out var ip))
-        {
-            endPoint = new IPEndPoint(ip, port);
-        }
-        else if (Uri.CheckHostName(bare) == UriHostNameType.Dns)
-        {
-            endPoint = new DnsEndPoint(bare, port);
-        }
-
-        return endPoint is not null;
-    }
-
-    /// <summary>Consul's weights are relative with a default of 1; MeshKit's default is 100, so one Consul unit is 100.</summary>
-    private static int FromConsulWeights(ConsulServiceWeights? weights) =>
-        weights is null ? MeshEndpointMetadata.DefaultWeight : (int)Math.Clamp((long)weights.Passing * MeshEndpointMetadata.DefaultWeight, 0, MaxWeight);
 
     private IEnumerable<Measurement<double>> ObserveStaleness()
     {
@@ -206,7 +180,7 @@ internal sealed partial class ConsulEndpointProviderFactory : IMeshServiceEndpoi
         {
             var service = entry.Service;
             var address = entry.EffectiveAddress;
-            if (!TryGetEndPoint(address, service.Port, out var endPoint))
+            if (!ConsulEndpointMapping.TryCreateEndPoint(address, service.Port, out var endPoint))
             {
                 LogUnusableInstance(_logger, service.Id, destination.ConsulName, address, service.Port);
                 continue;
@@ -228,25 +202,13 @@ internal sealed partial class ConsulEndpointProviderFactory : IMeshServiceEndpoi
 
     private MeshEndpointMetadata Metadata(Destination destination, ConsulService service)
     {
-        var values = new Dictionary<string, string>(service.Meta, StringComparer.Ordinal);
-        var version = values.TryGetValue("version", out var v) && v.Length > 0 ? v : null;
-        var zone = values.TryGetValue("zone", out var z) && z.Length > 0 ? z : null;
-        int weight;
-        if (!values.TryGetValue("weight", out var text))
+        var metadata = ConsulEndpointMapping.ReadMetadata(service.Meta, service.Weights?.Passing, out var rejectedWeight);
+        if (rejectedWeight is not null)
         {
-            weight = FromConsulWeights(service.Weights);
-        }
-        else if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out weight) && weight <= MaxWeight)
-        {
-            // Meta weight, in MeshKit's units, wins over Consul's DNS weights.
-        }
-        else
-        {
-            weight = FromConsulWeights(service.Weights);
-            LogBadWeight(_logger, service.Id, destination.ConsulName, text, weight);
+            LogBadWeight(_logger, service.Id, destination.ConsulName, rejectedWeight, metadata.Weight);
         }
 
-        return new MeshEndpointMetadata(version, zone, weight, values);
+        return metadata;
     }
 
     [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Consul is not answering; serving the {Count} last known endpoint(s) of {Destination} (Consul service {Service} at {Agent}), possibly {StalenessSeconds:0.#} s out of date: {Error}")]

@@ -11,9 +11,12 @@ namespace MeshKit.Discovery;
 /// own namespace, so a caller in <c>payments</c> asking for <c>orders</c> watches <c>orders.payments</c>.
 /// Service names and namespaces are DNS labels, so a dot is never ambiguous.
 /// </summary>
-internal static class ConsulServiceNames
+public static class ConsulServiceNames
 {
     /// <summary>Gets the Consul service name of a service in a namespace.</summary>
+    /// <param name="service">The service name.</param>
+    /// <param name="namespace">Its namespace.</param>
+    /// <returns>The Consul service name.</returns>
     public static string ForService(string service, string @namespace) =>
         @namespace == SpiffeId.DefaultNamespace ? service : service + "." + @namespace;
 
@@ -22,6 +25,10 @@ internal static class ConsulServiceNames
     /// from a caller in <paramref name="callerNamespace"/>. Hosts that are not mesh destinations (three labels, bad
     /// characters, the reserved namespace) have none.
     /// </summary>
+    /// <param name="host">The destination host.</param>
+    /// <param name="callerNamespace">The caller's namespace.</param>
+    /// <param name="consulName">The Consul service name.</param>
+    /// <returns>Whether the host is a mesh destination.</returns>
     public static bool TryForDestination(string host, string callerNamespace, [NotNullWhen(true)] out string? consulName)
     {
         consulName = null;
