@@ -31,7 +31,7 @@ internal static class MeshRefusalDemo
     {
         var configuration = app.Configuration;
         var self = $"spiffe://{configuration["Mesh:TrustDomain"] ?? "mesh.local"}/ns/{configuration["Mesh:Service:Namespace"] ?? "default"}/svc/{configuration["Mesh:Service:Name"]}";
-        app.MapGet("/demo/call/{service}", async (string service, IHttpClientFactory clients, CancellationToken cancellationToken) =>
+        app.MapGet("/demo/call/{service}", async (string service, IHttpClientFactory clients, HttpContext http, CancellationToken cancellationToken) =>
         {
             if (!Targets.TryGetValue(service, out var path))
             {
@@ -40,7 +40,9 @@ internal static class MeshRefusalDemo
 
             try
             {
-                using var response = await clients.CreateClient(service).GetAsync(path, cancellationToken);
+                using var request = new HttpRequestMessage(HttpMethod.Get, path);
+                ShopRun.CopyTo(ShopRun.Of(http), request);
+                using var response = await clients.CreateClient(service).SendAsync(request, cancellationToken);
                 string? reason = null;
                 string? detail = null;
                 if (response.Content.Headers.ContentType?.MediaType == "application/problem+json")

@@ -23,6 +23,16 @@ builder.AddProject<Projects.Shop_Frontend>("frontend")
     .WithReferenceRelationship(ordersV2)
     .WithHttpHealthCheck("/health");
 
+// Every service exports its spans to the dashboard through OpenTelemetry's batch processor, whose queue holds 2,048 spans
+// by default and drops the rest. A burst (the end-to-end tests place 2,000 orders in seconds) overflows it, so the
+// services get a bigger queue and larger batches.
+foreach (var service in builder.Resources.OfType<ProjectResource>().Where(r => r.Name != mesh.Resource.Name))
+{
+    builder.CreateResourceBuilder(service)
+        .WithEnvironment("OTEL_BSP_MAX_QUEUE_SIZE", "65536")
+        .WithEnvironment("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2048");
+}
+
 builder.Build().Run();
 
 IResourceBuilder<ProjectResource> AddOrders(string name, string version) =>
