@@ -75,7 +75,8 @@ public static class MeshControlPlaneBuilderExtensions
 
         project
             .WithAnnotation(annotation)
-            .WithHttpsEndpoint(port: settings.Port, name: EndpointName, isProxied: false);
+            .WithHttpsEndpoint(port: settings.Port, name: EndpointName, isProxied: false)
+            .WithUrlForEndpoint(EndpointName, url => url.DisplayText = $"control service TLS :{url.Endpoint?.Port}");
 
         // The control service serves its own certificate (issued by the mesh CA), so Aspire's developer certificate stays
         // out. The API is marked for evaluation in Aspire 13.6; this is its only use.

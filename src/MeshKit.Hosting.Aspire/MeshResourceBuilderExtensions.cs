@@ -62,7 +62,8 @@ public static class MeshResourceBuilderExtensions
 
         // The mesh endpoint is TLS that only mesh clients can open, so it is a plain TCP endpoint to Aspire: it stays out
         // of ASPNETCORE_URLS (MeshKit binds it from Mesh:Endpoint:Port) and out of Aspire's developer certificate.
-        builder.WithEndpoint(name: MeshEndpointName, scheme: "tcp", env: "Mesh__Endpoint__Port", isProxied: false);
+        builder.WithEndpoint(name: MeshEndpointName, scheme: "tcp", env: "Mesh__Endpoint__Port", isProxied: false)
+            .WithUrlForEndpoint(MeshEndpointName, url => url.DisplayText = $"mesh mTLS :{url.Endpoint?.Port}");
         var workload = new MeshWorkload(builder.Resource, service, @namespace, version, NewJoinToken(), builder.GetEndpoint(MeshEndpointName));
         controlPlane.Add(workload);
 
