@@ -109,9 +109,10 @@ public static class MeshControlPlaneBuilderExtensions
         // workloads back until they can get their first certificate.
         var healthCheckKey = $"{project.Resource.Name}-meshkit-control-plane";
         var endpoint = project.GetEndpoint(EndpointName);
+        var healthCheck = new MeshControlPlaneHealthCheck(endpoint, ca.Certificate);
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
             healthCheckKey,
-            _ => new MeshControlPlaneHealthCheck(endpoint, ca.Certificate),
+            _ => healthCheck,
             failureStatus: HealthStatus.Unhealthy,
             tags: null));
         project.WithHealthCheck(healthCheckKey);
