@@ -10,6 +10,7 @@ namespace MeshKit.EndToEnd.Tests.Shop;
 /// about tracing and routing read back from the real Aspire dashboard's telemetry API.
 /// </summary>
 [Trait("Area", "EndToEnd")]
+[Collection(AppHostCollection.Name)]
 public sealed class ShopEndToEndTests(ShopAppFixture shop) : IClassFixture<ShopAppFixture>
 {
     private const string TrustDomain = "mesh.local";
