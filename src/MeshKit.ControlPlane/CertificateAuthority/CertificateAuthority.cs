@@ -90,8 +90,10 @@ internal sealed class CertificateAuthority : IDisposable
         var signer = state.Active;
         var now = _time.GetUtcNow();
 
-        // A small backdate tolerates clock skew between hosts; never past the signer's own validity.
-        var notBefore = Max(now - TimeSpan.FromSeconds(Math.Min(30, lifetime.TotalSeconds)), signer.Certificate.NotBefore.ToUniversalTime());
+        // A small backdate tolerates clock skew between hosts: 30 s, or a tenth of short lifetimes so that a 5-second
+        // test certificate is not mostly in the past.
+        var backdate = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(30).Ticks, lifetime.Ticks / 10));
+        var notBefore = Max(now - backdate, signer.Certificate.NotBefore.ToUniversalTime());
         var notAfter = Min(now + lifetime, signer.Certificate.NotAfter.ToUniversalTime());
 
         var subjectBuilder = new X500DistinguishedNameBuilder();

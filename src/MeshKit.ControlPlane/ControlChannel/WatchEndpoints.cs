@@ -15,7 +15,8 @@ internal sealed record WatchResponse(
     [property: JsonPropertyName("revoked")] bool Revoked,
     [property: JsonPropertyName("revocationReason")] string? RevocationReason,
     [property: JsonPropertyName("policy")] System.Text.Json.JsonElement? Policy,
-    [property: JsonPropertyName("policyVersion")] string? PolicyVersion);
+    [property: JsonPropertyName("policyVersion")] string? PolicyVersion,
+    [property: JsonPropertyName("activeIssuer")] string ActiveIssuer);
 
 /// <summary>
 /// <c>GET /v1/workloads/self/watch?index=N&amp;wait=30s</c>: the workload's long poll, authenticated by its certificate.
@@ -93,7 +94,7 @@ internal static class WatchEndpoints
         var policy = central.Get(Policy.PolicyDocument.ServiceKey(id));
         System.Text.Json.JsonElement? policyJson = policy is null ? null : System.Text.Json.JsonDocument.Parse(policy.Json).RootElement.Clone();
         http.Response.Headers["X-Mesh-Index"] = current.ToString(CultureInfo.InvariantCulture);
-        return Results.Json(new WatchResponse(current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version));
+        return Results.Json(new WatchResponse(current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.ActiveSigner.Certificate.Subject));
     }
 
     private static void Record(HttpContext http, WorkloadRegistry workloads, SpiffeId id, X509Certificate2 certificate, CertificateAuthority.CertificateAuthority ca, TimeProvider time)
@@ -111,10 +112,13 @@ internal static class WatchEndpoints
             Instance = Header("X-Mesh-Instance", 128),
             CertificateSerial = certificate.SerialNumber,
             NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero),
+            NotBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime(), TimeSpan.Zero),
+            CertificateIssuer = certificate.Issuer,
             BundleVersion = Header("X-Mesh-Bundle-Version", 64),
             PolicyVersion = Header("X-Mesh-Policy-Version", 64),
             CentralPolicyVersion = Header("X-Mesh-Central-Policy-Version", 64),
             EjectedEndpoints = Header("X-Mesh-Ejected", 1024),
+            Issuer = certificate.Issuer,
             ServiceVersion = Header("X-Mesh-Service-Version", 64),
             LastSeen = time.GetUtcNow(),
         });

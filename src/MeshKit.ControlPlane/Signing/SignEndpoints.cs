@@ -199,9 +199,12 @@ internal static partial class SignEndpoints
             Instance = instance,
             CertificateSerial = issued.Leaf.SerialNumber,
             NotAfter = notAfter,
+            NotBefore = new DateTimeOffset(issued.Leaf.NotBefore.ToUniversalTime(), TimeSpan.Zero),
+            CertificateIssuer = issued.Leaf.Issuer,
             BundleVersion = previous?.BundleVersion,
             PolicyVersion = previous?.PolicyVersion,
             CentralPolicyVersion = previous?.CentralPolicyVersion,
+            Issuer = issued.Leaf.Issuer,
             ServiceVersion = Truncate(body.ServiceVersion, 64) ?? previous?.ServiceVersion,
             LastSeen = now,
         });

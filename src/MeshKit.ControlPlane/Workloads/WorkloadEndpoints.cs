@@ -9,7 +9,7 @@ internal static class WorkloadEndpoints
     {
         var admin = endpoints.MapGroup("/v1").AddEndpointFilter<AdminEndpointFilter>();
         admin.MapGet("/workloads", (WorkloadRegistry workloads, CertificateAuthority.CertificateAuthority ca) =>
-            Results.Json(new { trustDomain = ca.TrustDomain, bundleVersion = ca.Bundle.Version, workloads = workloads.List() }));
+            Results.Json(new { trustDomain = ca.TrustDomain, bundleVersion = ca.Bundle.Version, activeIssuer = ca.ActiveSigner.Certificate.Subject, workloads = workloads.List() }));
         admin.MapGet("/tokens", (JoinTokenRegistry tokens) =>
             Results.Json(tokens.Names.Select(n => new { name = n, revoked = tokens.IsRevoked(n) })));
         admin.MapPost("/tokens/{name}/revoke", (string name, JoinTokenRegistry tokens) =>

@@ -17,6 +17,12 @@ public sealed record WorkloadStatus
     /// <summary>Gets when that certificate expires.</summary>
     public required DateTimeOffset NotAfter { get; init; }
 
+    /// <summary>Gets when that certificate became valid, so tools can tell how much of its lifetime is left.</summary>
+    public DateTimeOffset? NotBefore { get; init; }
+
+    /// <summary>Gets the distinguished name of that certificate's issuer, so CA rotation can tell which root a workload's certificate comes from.</summary>
+    public string? CertificateIssuer { get; init; }
+
     /// <summary>Gets the trust bundle version the workload runs, when it reported one.</summary>
     public string? BundleVersion { get; init; }
 
@@ -25,6 +31,9 @@ public sealed record WorkloadStatus
 
     /// <summary>Gets the version of the central policy the workload last received, when it reported one.</summary>
     public string? CentralPolicyVersion { get; init; }
+
+    /// <summary>Gets the issuer (subject of the CA) of the workload's certificate, to see which root a workload is on during a CA rotation.</summary>
+    public string? Issuer { get; init; }
 
     /// <summary>Gets the endpoints the workload's outlier detection has ejected, as <c>orders=10.0.0.1:443,...;inventory=...</c>.</summary>
     public string? EjectedEndpoints { get; init; }
@@ -40,7 +49,9 @@ public sealed record WorkloadStatus
 internal sealed class WorkloadRegistry(TimeProvider time)
 {
     private static readonly TimeSpan Retention = TimeSpan.FromHours(24);
+    private static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(1);
     private readonly ConcurrentDictionary<(string SpiffeId, string Instance), WorkloadStatus> _workloads = new();
+    private long _lastPrune;
 
     public void Record(WorkloadStatus status)
     {
@@ -61,6 +72,14 @@ internal sealed class WorkloadRegistry(TimeProvider time)
 
     private void Prune()
     {
+        // A scan of every workload, so at most once a minute, not on every poll.
+        var now = time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastPrune);
+        if ((last != 0 && time.GetElapsedTime(last, now) < PruneInterval) || Interlocked.CompareExchange(ref _lastPrune, now, last) != last)
+        {
+            return;
+        }
+
         var cutoff = time.GetUtcNow() - Retention;
         foreach (var (key, status) in _workloads)
         {

@@ -1,9 +1,6 @@
-using System.Text.Encodings.Web;
 using MeshKit.Server;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace MeshKit.Authorization;
 
@@ -16,34 +13,44 @@ public static class MeshAuthenticationDefaults
 
 /// <summary>
 /// The <c>Mesh</c> authentication scheme: the caller's identity comes from the certificate validated in the mesh
-/// endpoint's handshake (<see cref="IMeshPeerFeature"/>). It is never the default scheme, so it does not replace a
-/// principal the app sets itself (a JWT user, say); policies ask for it by name. Without a mesh identity (a public
-/// endpoint) a challenge answers 403 with a reason, since no credential the caller could add would help.
+/// endpoint's handshake (<see cref="IMeshPeerFeature"/>), and its principal is built once per connection. It is never the
+/// default scheme, so it does not replace a principal the app sets itself (a JWT user, say); policies ask for it by name.
+/// Without a mesh identity (a public endpoint) a challenge answers 403 with a reason, since no credential the caller could
+/// add would help. A plain <see cref="IAuthenticationHandler"/>: nothing to configure, nothing allocated per request.
 /// </summary>
-internal sealed class MeshAuthenticationHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder)
-    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+internal sealed class MeshAuthenticationHandler : IAuthenticationHandler
 {
-    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    private AuthenticationScheme _scheme = null!;
+    private HttpContext _context = null!;
+
+    public Task InitializeAsync(AuthenticationScheme scheme, HttpContext context)
     {
-        var connection = Context.Features.Get<MeshConnection>();
-        return Task.FromResult(connection is null
-            ? AuthenticateResult.NoResult()
-            : AuthenticateResult.Success(new AuthenticationTicket(connection.Principal, Scheme.Name)));
+        _scheme = scheme;
+        _context = context;
+        return Task.CompletedTask;
     }
 
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+    public Task<AuthenticateResult> AuthenticateAsync()
+    {
+        var connection = _context.Features.Get<MeshConnection>();
+        return Task.FromResult(connection is null
+            ? AuthenticateResult.NoResult()
+            : AuthenticateResult.Success(new AuthenticationTicket(connection.Principal, _scheme.Name)));
+    }
+
+    public Task ChallengeAsync(AuthenticationProperties? properties) =>
         MeshProblem.WriteAsync(
-            Context,
+            _context,
             StatusCodes.Status403Forbidden,
             "mesh_caller_required",
             "This endpoint only serves mesh callers, and this request has no mesh identity (it did not arrive on the mesh endpoint with a mesh client certificate).");
 
-    protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
+    public Task ForbidAsync(AuthenticationProperties? properties)
     {
-        var caller = Context.Features.Get<IMeshPeerFeature>()?.SpiffeId.Value ?? "an unknown caller";
-        var allowed = Context.Items.TryGetValue(MeshCallerAuthorizationHandler.AllowedKey, out var list) ? list as string : null;
+        var caller = _context.Features.Get<IMeshPeerFeature>()?.SpiffeId.Value ?? "an unknown caller";
+        var allowed = _context.Items.TryGetValue(MeshCallerAuthorizationHandler.AllowedKey, out var list) ? list as string : null;
         return MeshProblem.WriteAsync(
-            Context,
+            _context,
             StatusCodes.Status403Forbidden,
             "mesh_caller_not_allowed",
             $"{caller} may not call this endpoint" + (allowed is null ? "." : $"; allowed callers: {allowed}."));

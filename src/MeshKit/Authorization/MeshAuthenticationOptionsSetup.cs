@@ -4,10 +4,11 @@ using Microsoft.Extensions.Options;
 namespace MeshKit.Authorization;
 
 /// <summary>
-/// Keeps the app's own authentication as it was. ASP.NET Core makes a lone registered scheme the default; adding the
-/// <c>Mesh</c> scheme beside an app's single scheme (JWT, say) would silently take that default away. So when the app has
-/// exactly one scheme of its own and set no default, that scheme is made the default explicitly. When <c>Mesh</c> is the
-/// only scheme, it is the default, and <c>HttpContext.User</c> is the mesh caller.
+/// Keeps the app's own authentication as it was. ASP.NET Core makes a lone registered scheme the default; with the
+/// <c>Mesh</c> scheme registered beside an app's single scheme (JWT, say), and MeshKit turning that automatic default off,
+/// the app's scheme would silently stop being its default. So when the app has exactly one scheme of its own and set no
+/// default, that scheme is made the default explicitly. <c>Mesh</c> itself is never the default: <c>HttpContext.User</c>
+/// is always the app's own.
 /// </summary>
 internal sealed class MeshAuthenticationOptionsSetup : IPostConfigureOptions<AuthenticationOptions>
 {

@@ -16,6 +16,7 @@ public sealed class EndpointState
     private long _lastSampleTimestamp;
     private int _inFlight;
     private int _consecutiveFailures;
+    private int _consecutiveConnectFailures;
     private long _ejectedUntilTimestamp;
     private int _ejections;
 
@@ -52,11 +53,21 @@ public sealed class EndpointState
     public long EjectedUntil => Volatile.Read(ref _ejectedUntilTimestamp);
 
     /// <summary>The score the balancer minimises: latency times load, so a busy or slow endpoint is avoided.</summary>
+    /// <remarks>
+    /// The latency decays with the time since the last sample, so an endpoint the balancer stopped choosing (a slow or
+    /// failing one) is tried again after a while instead of being avoided forever.
+    /// </remarks>
     internal double Score
     {
         get
         {
             var ewma = BitConverter.Int64BitsToDouble(Volatile.Read(ref _ewmaBits));
+            var last = Volatile.Read(ref _lastSampleTimestamp);
+            if (last != 0 && ewma > 0)
+            {
+                ewma *= Math.Exp(-Stopwatch.GetElapsedTime(last).Ticks / DecayTicks);
+            }
+
             return (ewma + 1) * (InFlight + 1);
         }
     }
@@ -93,14 +104,21 @@ public sealed class EndpointState
         }
     }
 
-    internal void RecordSuccess() => Volatile.Write(ref _consecutiveFailures, 0);
+    internal void RecordSuccess()
+    {
+        Volatile.Write(ref _consecutiveFailures, 0);
+        Volatile.Write(ref _consecutiveConnectFailures, 0);
+    }
 
-    internal int RecordFailure() => Interlocked.Increment(ref _consecutiveFailures);
+    internal (int Failures, int ConnectFailures) RecordFailure(bool connectFailure) =>
+        (Interlocked.Increment(ref _consecutiveFailures),
+         connectFailure ? Interlocked.Increment(ref _consecutiveConnectFailures) : Volatile.Read(ref _consecutiveConnectFailures));
 
     internal void Eject(long until)
     {
         Interlocked.Increment(ref _ejections);
         Volatile.Write(ref _consecutiveFailures, 0);
+        Volatile.Write(ref _consecutiveConnectFailures, 0);
         Volatile.Write(ref _ejectedUntilTimestamp, until);
     }
 }

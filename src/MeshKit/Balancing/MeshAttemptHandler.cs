@@ -38,6 +38,7 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
         attemptTimeout.CancelAfter(policy.AttemptTimeout);
         HttpResponseMessage? response = null;
         var failed = true;
+        var connectFailure = false;
         try
         {
             response = await base.SendAsync(request, attemptTimeout.Token).ConfigureAwait(false);
@@ -54,6 +55,12 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
             failed = false;
             throw;
         }
+        catch (HttpRequestException ex) when (ex is not MeshCallException)
+        {
+            // The transport failed: refused, reset (a crashed peer), a failed handshake. Nothing complete answered.
+            connectFailure = true;
+            throw;
+        }
         finally
         {
             var now = Stopwatch.GetTimestamp();
@@ -63,7 +70,7 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
             {
                 state.RecordLatency(latency > policy.FailurePenalty ? latency : policy.FailurePenalty, now);
                 call.LastFailedEndpoint = endpoint.Key;
-                if (!call.IsMirror && OutlierDetector.RecordFailure(state, policy.OutlierDetection, call.Candidates, states, now))
+                if (!call.IsMirror && OutlierDetector.RecordFailure(state, policy.OutlierDetection, call.Candidates, states, now, connectFailure))
                 {
                     metrics.RecordEjection(call.Destination.Host, endpoint.Key);
                     states.NotifyEjected();

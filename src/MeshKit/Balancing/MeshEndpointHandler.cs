@@ -12,15 +12,33 @@ internal sealed class MeshEndpointHandler(MeshEndpointRegistry registry, Endpoin
 {
     private static readonly Policy.DestinationPolicy DefaultPolicy = new() { Destination = "*" };
 
-    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var call = MeshCall.Of(request);
         if (call is null)
         {
-            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            return base.SendAsync(request, cancellationToken);
         }
 
-        var set = await registry.GetAsync(call.Destination.Host, cancellationToken).ConfigureAwait(false);
+        // Almost always the endpoints are known already: choose without an async state machine.
+        var pending = registry.GetAsync(call.Destination.Host, cancellationToken);
+        if (pending.IsCompletedSuccessfully)
+        {
+            Choose(call, pending.Result);
+            return base.SendAsync(request, cancellationToken);
+        }
+
+        return SendAfterDiscoveryAsync(request, call, pending, cancellationToken);
+    }
+
+    private async Task<HttpResponseMessage> SendAfterDiscoveryAsync(HttpRequestMessage request, MeshCall call, ValueTask<EndpointSet> pending, CancellationToken cancellationToken)
+    {
+        Choose(call, await pending.ConfigureAwait(false));
+        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private void Choose(MeshCall call, EndpointSet set)
+    {
         if (set.Endpoints.IsDefaultOrEmpty)
         {
             throw new MeshCallException(
@@ -50,6 +68,5 @@ internal sealed class MeshEndpointHandler(MeshEndpointRegistry registry, Endpoin
         var policy = call.Policy ?? DefaultPolicy;
         call.Endpoint = EndpointSelector.Choose(candidates, call.Destination.Host, policy, states, call.LastFailedEndpoint, EndpointSelector.Now);
         call.Candidates = candidates;
-        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
     }
 }

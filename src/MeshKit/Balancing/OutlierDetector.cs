@@ -6,17 +6,18 @@ namespace MeshKit.Balancing;
 
 /// <summary>
 /// The per-endpoint breaker: after <see cref="OutlierPolicy.ConsecutiveFailures"/> consecutive failures (5xx or connection
-/// failures) an endpoint is ejected for <see cref="OutlierPolicy.BaseEjectionTime"/> times the number of its ejections,
+/// failures), or <see cref="OutlierPolicy.ConsecutiveConnectFailures"/> consecutive connection failures, an endpoint is ejected for <see cref="OutlierPolicy.BaseEjectionTime"/> times the number of its ejections,
 /// capped at <see cref="OutlierPolicy.MaxEjectionTime"/>. At most <see cref="OutlierPolicy.MaxEjectionPercent"/> of a subset
 /// is ejected at once (always allowing one when the subset has two or more), and the last healthy endpoint never is.
 /// </summary>
 internal static class OutlierDetector
 {
     /// <summary>Records a failure; returns <see langword="true"/> when it ejected the endpoint.</summary>
-    public static bool RecordFailure(EndpointState state, OutlierPolicy policy, ReadOnlySpan<MeshEndpoint> subset, EndpointStateRegistry states, long now)
+    public static bool RecordFailure(EndpointState state, OutlierPolicy policy, ReadOnlySpan<MeshEndpoint> subset, EndpointStateRegistry states, long now, bool connectFailure = false)
     {
-        var failures = state.RecordFailure();
-        if (!policy.Enabled || failures < policy.ConsecutiveFailures || state.IsEjected(now) || subset.Length < 2)
+        var (failures, connectFailures) = state.RecordFailure(connectFailure);
+        var tripped = failures >= policy.ConsecutiveFailures || (connectFailure && connectFailures >= policy.ConsecutiveConnectFailures);
+        if (!policy.Enabled || !tripped || state.IsEjected(now) || subset.Length < 2)
         {
             return false;
         }

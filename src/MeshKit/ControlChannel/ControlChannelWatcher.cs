@@ -63,6 +63,9 @@ internal sealed partial class ControlChannelWatcher(
         var meshOptions = options.Value;
         var wait = meshOptions.ControlPlane.WatchWait;
         endpointStates.Ejected += Nudge;
+
+        // A new certificate: move the waiting poll onto a connection that presents it, and report the new serial now.
+        identity.Changed += _ => Nudge();
         long index = 0;
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
@@ -135,6 +138,14 @@ internal sealed partial class ControlChannelWatcher(
             var bundle = TrustBundle.FromPem(result.TrustBundle);
             LogBundleChanged(logger, identity.Current?.Bundle.Version ?? "-", bundle.Version, bundle.Roots.Count);
             identity.SetBundle(bundle);
+        }
+
+        // The control service issues from another CA now (a CA rotation): renew at once rather than at the usual point,
+        // so the old root can be retired as soon as every workload has moved.
+        if (result.ActiveIssuer is { Length: > 0 } issuer && identity.Current is { } held
+            && !string.Equals(held.Certificate.Issuer, issuer, StringComparison.Ordinal))
+        {
+            identity.RequestRenewal($"the control service now issues from '{issuer}', this certificate is from '{held.Certificate.Issuer}'");
         }
 
         // Central policy rides the same answer; apply it when its version moved (including to "none").

@@ -26,7 +26,8 @@ internal sealed record WatchResult(
     [property: JsonPropertyName("revoked")] bool Revoked,
     [property: JsonPropertyName("revocationReason")] string? RevocationReason,
     [property: JsonPropertyName("policy")] JsonElement? Policy,
-    [property: JsonPropertyName("policyVersion")] string? PolicyVersion);
+    [property: JsonPropertyName("policyVersion")] string? PolicyVersion,
+    [property: JsonPropertyName("activeIssuer")] string? ActiveIssuer = null);
 
 /// <summary>What the workload reports on each poll.</summary>
 internal sealed record WorkloadReport(string Instance, string? ServiceVersion, string? BundleVersion, string? PolicyVersion, string? CentralPolicyVersion, string? Ejected);
@@ -51,7 +52,7 @@ internal sealed class ControlPlaneRefusedException(HttpStatusCode status, string
 internal sealed class ControlPlaneClient : IDisposable
 {
     private const string ControlPlaneService = "control-plane";
-    private readonly HttpClient _http;
+    private HttpClient _http;
     private readonly WorkloadIdentitySource _identity;
     private readonly TimeProvider _time;
     private readonly MeshOptions _options;
@@ -66,11 +67,25 @@ internal sealed class ControlPlaneClient : IDisposable
         _expectedServer = SpiffeId.Create(_options.TrustDomain, SpiffeId.ReservedNamespace, ControlPlaneService);
         _initialBundle = new Lazy<TrustBundle>(LoadInitialBundle);
 
+        _http = CreateClient(identity.Current);
+
+        // Connections present the certificate they were opened with: on every new certificate, start a new pool, and
+        // close the old one once calls under way on it have had time to finish.
+        identity.Changed += next =>
+        {
+            var old = Interlocked.Exchange(ref _http, CreateClient(next));
+            _ = Task.Delay(TimeSpan.FromSeconds(30), _time).ContinueWith(static (_, state) => ((HttpClient)state!).Dispose(), old, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        };
+    }
+
+    private HttpClient CreateClient(WorkloadIdentity? identity)
+    {
+        var lifetime = identity is null ? TimeSpan.FromMinutes(1) : identity.Lifetime / 4;
         var handler = new SocketsHttpHandler
         {
-            // A new connection per call: the control channel is one long poll per wait period plus rare renewals, and a
-            // fresh handshake always presents the current certificate, so no pooled connection outlives one.
-            PooledConnectionLifetime = TimeSpan.Zero,
+            // Pooled, so a long poll that returns is followed at once by the next on the same connection; capped well
+            // below the certificate's lifetime, and replaced when the certificate changes.
+            PooledConnectionLifetime = lifetime < TimeSpan.FromMinutes(1) ? lifetime : TimeSpan.FromMinutes(1),
             ConnectTimeout = TimeSpan.FromSeconds(10),
             SslOptions = new SslClientAuthenticationOptions
             {
@@ -78,7 +93,7 @@ internal sealed class ControlPlaneClient : IDisposable
                 LocalCertificateSelectionCallback = (_, _, _, _, _) => CurrentClientCertificate(),
             },
         };
-        _http = new HttpClient(handler)
+        return new HttpClient(handler)
         {
             BaseAddress = _options.ControlPlane.Address,
             Timeout = Timeout.InfiniteTimeSpan,

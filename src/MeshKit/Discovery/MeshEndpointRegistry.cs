@@ -16,12 +16,7 @@ internal sealed class MeshEndpoint(EndPoint endPoint, MeshEndpointMetadata metad
     public MeshEndpointMetadata Metadata { get; } = metadata;
 
     /// <summary>Gets a stable key for per-endpoint state (address and port).</summary>
-    public string Key { get; } = endPoint switch
-    {
-        IPEndPoint ip => ip.ToString(),
-        DnsEndPoint dns => $"{dns.Host}:{dns.Port}",
-        _ => endPoint.ToString() ?? string.Empty,
-    };
+    public string Key { get; } = DiscoveredEndpoint.KeyOf(endPoint);
 
     public override string ToString() => Key;
 }

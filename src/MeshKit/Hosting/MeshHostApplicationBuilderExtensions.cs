@@ -118,7 +118,19 @@ public static class MeshHostApplicationBuilderExtensions
             .AddCheck<MeshKit.Health.PolicyHealthCheck>("mesh-policy", tags: ["mesh", "ready"])
             .AddCheck<MeshKit.Health.DiscoveryHealthCheck>("mesh-discovery", tags: ["mesh", "ready"])
             .AddCheck<MeshKit.Health.DrainHealthCheck>("mesh-drain", tags: ["mesh", "ready"]);
-        services.AddAuthentication().AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, MeshAuthenticationHandler>(MeshAuthenticationDefaults.AuthenticationScheme, displayName: "Mesh (SPIFFE mTLS)", configureOptions: null);
+        // The Mesh scheme is only ever asked for by name (RequireMeshCaller, policies): it must not become the default
+        // scheme when it is the only one, or every request (public ones too) would run an authentication handler for
+        // nothing. Apps with a single scheme of their own keep it as default (MeshAuthenticationOptionsSetup). The core
+        // services only: the full AddAuthentication() would pull in DataProtection, which the Mesh scheme never uses.
+        AppContext.SetSwitch("Microsoft.AspNetCore.Authentication.SuppressAutoDefaultScheme", true);
+        services.AddAuthenticationCore();
+        services.TryAddTransient<MeshAuthenticationHandler>();
+        services.Configure<Microsoft.AspNetCore.Authentication.AuthenticationOptions>(options =>
+            options.AddScheme(MeshAuthenticationDefaults.AuthenticationScheme, scheme =>
+            {
+                scheme.HandlerType = typeof(MeshAuthenticationHandler);
+                scheme.DisplayName = "Mesh (SPIFFE mTLS)";
+            }));
         services.AddSingleton<IPostConfigureOptions<Microsoft.AspNetCore.Authentication.AuthenticationOptions>, MeshAuthenticationOptionsSetup>();
         services.AddAuthorization();
         services.AddSingleton<IAuthorizationHandler, MeshCallerAuthorizationHandler>();

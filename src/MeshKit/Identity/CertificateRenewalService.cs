@@ -26,6 +26,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     private readonly SpiffeId _id;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _loop;
+    private volatile TaskCompletionSource _renewNow = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public CertificateRenewalService(
         IOptions<MeshOptions> options,
@@ -42,6 +43,11 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         _time = time;
         _logger = logger;
         _id = SpiffeId.Create(_options.TrustDomain, _options.Service.Namespace, _options.Service.Name!);
+        identity.RenewalRequested += reason =>
+        {
+            LogRenewalRequested(_logger, reason);
+            _renewNow.TrySetResult();
+        };
     }
 
     /// <summary>Runs before any hosted service starts (Kestrel included), so nothing serves without an identity.</summary>
@@ -132,14 +138,32 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
             {
                 if (delay > TimeSpan.Zero)
                 {
-                    await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                    // Wait for the renewal point, or for a request to renew now, whichever comes first.
+                    var renewNow = _renewNow.Task;
+                    await Task.WhenAny(Task.Delay(delay, _time, cancellationToken), renewNow).ConfigureAwait(false);
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (renewNow.IsCompleted)
+                    {
+                        _renewNow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    }
                 }
 
                 current = _identity.Current;
                 var expired = current is null || current.IsExpired(_time.GetUtcNow());
 
                 // With a valid certificate, renew over mTLS; after expiry (or revocation) only the join token can recover.
-                var renewed = await IssueAsync(useToken: expired, cancellationToken).ConfigureAwait(false);
+                WorkloadIdentity renewed;
+                try
+                {
+                    renewed = await IssueAsync(useToken: expired, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ControlPlaneRefusedException ex) when (!expired && ex.Reason == "client-certificate-invalid" && !string.IsNullOrEmpty(_options.ControlPlane.JoinToken))
+                {
+                    // The certificate ran out while the renewal was on its way: go straight to the join token.
+                    expired = true;
+                    renewed = await IssueAsync(useToken: true, cancellationToken).ConfigureAwait(false);
+                }
+
                 _identity.Set(renewed);
                 _metrics.RecordRenewal(success: true);
                 LogRenewed(_logger, renewed.Id.Value, renewed.SerialNumber, renewed.NotAfter, expired ? "join token" : "mTLS");
@@ -219,7 +243,10 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     {
         var identityOptions = _options.Identity;
         var jitter = ((Random.Shared.NextDouble() * 2) - 1) * identityOptions.RenewalJitter;
-        var renewAt = identity.NotBefore + (identity.Lifetime * (identityOptions.RenewalFraction + jitter));
+        // The fraction applies to the time the certificate is usable from when we got it: a backdated NotBefore would
+        // otherwise pull renewal early (with short lifetimes, to at once).
+        var start = identity.ReceivedAt > identity.NotBefore ? identity.ReceivedAt : identity.NotBefore;
+        var renewAt = start + ((identity.NotAfter - start) * (identityOptions.RenewalFraction + jitter));
         var delay = renewAt - now;
         return delay > TimeSpan.Zero ? delay : TimeSpan.Zero;
     }
@@ -249,6 +276,9 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
 
     [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "The workload certificate for {SpiffeId} expired at {NotAfter:O}; mesh calls and the mesh endpoint fail closed until a new one is issued. Last error: {Error}")]
     private static partial void LogExpired(ILogger logger, string spiffeId, DateTimeOffset notAfter, string error);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Information, Message = "Renewing the workload certificate now: {Reason}")]
+    private static partial void LogRenewalRequested(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "The control service at {Address} did not issue the first certificate yet; retrying: {Error}")]
     private static partial void LogBootstrapRetry(ILogger logger, Uri address, string error);

@@ -18,6 +18,7 @@ public sealed class WorkloadIdentity
         NotBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime(), TimeSpan.Zero);
         NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero);
         SerialNumber = certificate.SerialNumber;
+        ReceivedAt = DateTimeOffset.UtcNow;
 
         // Built once per certificate: handshakes reuse it and never build a chain for our own certificate.
         CertificateContext = SslStreamCertificateContext.Create(certificate, intermediates, offline: true);
@@ -44,6 +45,9 @@ public sealed class WorkloadIdentity
     /// <summary>Gets the certificate's serial number (hex).</summary>
     public string SerialNumber { get; }
 
+    /// <summary>Gets when this workload received the certificate (its renewal clock starts here, not at a backdated NotBefore).</summary>
+    public DateTimeOffset ReceivedAt { get; private init; }
+
     /// <summary>Gets the certificate's whole lifetime.</summary>
     public TimeSpan Lifetime => NotAfter - NotBefore;
 
@@ -55,7 +59,7 @@ public sealed class WorkloadIdentity
     public bool IsExpired(DateTimeOffset now) => now >= NotAfter;
 
     /// <summary>Returns a copy that trusts <paramref name="bundle"/> instead (a bundle change on the control channel).</summary>
-    internal WorkloadIdentity WithBundle(TrustBundle bundle) => new(Id, Certificate, Intermediates, bundle);
+    internal WorkloadIdentity WithBundle(TrustBundle bundle) => new(Id, Certificate, Intermediates, bundle) { ReceivedAt = ReceivedAt };
 
     /// <summary>Creates the chain policy for validating peers: the bundle's roots only, no revocation fetch, no downloads.</summary>
     internal X509ChainPolicy CreateChainPolicy()

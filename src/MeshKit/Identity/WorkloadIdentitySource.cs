@@ -65,6 +65,12 @@ public sealed class WorkloadIdentitySource
         Set(current.WithBundle(bundle));
     }
 
+    /// <summary>Raised when something asks for a renewal now (the control service switched issuance to another CA).</summary>
+    internal event Action<string>? RenewalRequested;
+
+    /// <summary>Asks the renewal loop to renew now rather than at the usual point.</summary>
+    internal void RequestRenewal(string reason) => RenewalRequested?.Invoke(reason);
+
     /// <summary>Records why renewal is failing, for the error mesh calls report once the certificate expires.</summary>
     internal void ReportFailure(string reason) => _failure = reason;
 

@@ -57,6 +57,13 @@ public sealed record OutlierPolicy
     /// <summary>Gets the consecutive failures (5xx or connection failures) that eject an endpoint. Default 5 (Envoy's default).</summary>
     public int ConsecutiveFailures { get; init; } = 5;
 
+    /// <summary>
+    /// Gets the consecutive transport failures (refused, reset, a failed TLS handshake, a connection that died mid-request:
+    /// nothing complete answered) that eject an endpoint. Default 1: a crashed instance is ejected on the first call that finds it gone, instead of lingering because
+    /// the balancer's failure penalty keeps it from being tried again.
+    /// </summary>
+    public int ConsecutiveConnectFailures { get; init; } = 1;
+
     /// <summary>Gets the base ejection time; the n-th ejection lasts n times this. Default 30 s (Envoy's default).</summary>
     public TimeSpan BaseEjectionTime { get; init; } = TimeSpan.FromSeconds(30);
 

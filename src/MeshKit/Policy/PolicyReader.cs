@@ -29,7 +29,7 @@ public static partial class PolicyReader
 
     private static readonly string[] BudgetKeys = ["Ratio", "MinimumThroughput", "Window"];
     private static readonly string[] ConcurrencyKeys = ["MaxRequests", "MaxQueue"];
-    private static readonly string[] OutlierKeys = ["Enabled", "ConsecutiveFailures", "BaseEjectionTime", "MaxEjectionTime", "MaxEjectionPercent"];
+    private static readonly string[] OutlierKeys = ["Enabled", "ConsecutiveFailures", "ConsecutiveConnectFailures", "BaseEjectionTime", "MaxEjectionTime", "MaxEjectionPercent"];
     private static readonly string[] RouteKeys = ["Name", "Match", "Split", "SubsetKey", "Mirror", "Fault"];
     private static readonly string[] MatchKeys = ["Path", "Methods", "Headers"];
     private static readonly string[] ValueMatchKeys = ["Prefix", "Exact", "Regex", "Present"];
@@ -307,6 +307,7 @@ public static partial class PolicyReader
         {
             Enabled = section.Bool("Enabled") ?? inherit.Enabled,
             ConsecutiveFailures = section.Int("ConsecutiveFailures", 1, 1000) ?? inherit.ConsecutiveFailures,
+            ConsecutiveConnectFailures = section.Int("ConsecutiveConnectFailures", 1, 1000) ?? inherit.ConsecutiveConnectFailures,
             BaseEjectionTime = section.Duration("BaseEjectionTime", TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1)) ?? inherit.BaseEjectionTime,
             MaxEjectionTime = section.Duration("MaxEjectionTime", TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(24)) ?? inherit.MaxEjectionTime,
             MaxEjectionPercent = section.Int("MaxEjectionPercent", 0, 100) ?? inherit.MaxEjectionPercent,

@@ -15,6 +15,7 @@ public sealed class ConsulBlockingQueryTests
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task An_index_that_goes_backwards_resets_the_loop_and_later_changes_still_arrive()
     {
@@ -50,6 +51,7 @@ public sealed class ConsulBlockingQueryTests
         Assert.Null(recorder.Failure);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task An_index_of_zero_is_never_sent_back_and_does_not_make_the_loop_spin()
     {
@@ -141,6 +143,7 @@ public sealed class ConsulBlockingQueryTests
         Assert.Null(recorder.Failure);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Malformed_JSON_is_logged_and_retried_and_the_loop_recovers()
     {

@@ -62,6 +62,7 @@ public sealed class ConsulClientTests
         Assert.DoesNotContain(Wrong, error.ToString(), StringComparison.Ordinal);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task A_500_is_a_ConsulException_naming_the_endpoint_status_and_reason()
     {
@@ -76,6 +77,7 @@ public sealed class ConsulClientTests
         Assert.Equal("Consul GET /v1/catalog/services answered 500 Internal Server Error: rpc error making call: No cluster leader", error.Message);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task A_malformed_body_is_a_ConsulException_not_a_JsonException()
     {

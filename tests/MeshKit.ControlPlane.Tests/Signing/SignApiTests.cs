@@ -105,6 +105,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Contains("default/inventory", result.Detail, StringComparison.Ordinal);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Sign_for_the_reserved_mesh_system_namespace_is_403()
     {
@@ -114,6 +115,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("reserved-namespace", result.Reason);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Sign_for_another_trust_domain_is_403()
     {
@@ -123,6 +125,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("wrong-trust-domain", result.Reason);
     }
 
+    [Trait("Area", "Security")]
     [Theory]
     [InlineData("not a csr at all")]
     [InlineData("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----")]
@@ -135,6 +138,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("csr-malformed", result.Reason);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Sign_with_a_body_that_is_not_json_is_400()
     {
@@ -145,6 +149,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("body-malformed", (await ReadProblemAsync(response)).Reason);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Sign_with_a_csr_whose_signature_does_not_verify_is_400()
     {
@@ -161,6 +166,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("csr-signature-invalid", result.Reason);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Sign_with_a_P384_or_short_RSA_key_is_400()
     {
@@ -188,6 +194,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal(HttpStatusCode.OK, result.Status);
     }
 
+    [Trait("Area", "Security")]
     [Theory]
     [InlineData(0)]
     [InlineData(2)]
@@ -205,6 +212,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("csr-identity-count", result.Reason);
     }
 
+    [Trait("Area", "Security")]
     [Theory]
     [InlineData("spiffe://test.mesh/ns/evil/../svc/orders")]
     [InlineData("spiffe://test.mesh/ns/default/svc/./orders")]
@@ -228,6 +236,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("spiffe-id-invalid", result.Reason);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Sign_with_no_token_is_401()
     {
@@ -237,6 +246,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("credentials-missing", result.Reason);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Sign_with_an_unknown_or_revoked_token_is_401_and_the_token_is_never_logged()
     {
@@ -259,6 +269,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.DoesNotContain(ControlPlaneHost.AdminToken, logged, StringComparison.Ordinal);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Sign_with_a_body_over_64_kB_is_413()
     {
@@ -277,6 +288,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response2.StatusCode);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task Renewal_over_mTLS_is_allowed_for_the_same_identity_and_403_for_another()
     {
@@ -297,6 +309,7 @@ public sealed class SignApiTests(SignApiFixture fixture) : IClassFixture<SignApi
         Assert.Equal("renewal-identity-mismatch", (await ReadProblemAsync(other)).Reason);
     }
 
+    [Trait("Area", "Security")]
     [Fact]
     public async Task A_client_certificate_from_a_foreign_CA_cannot_renew()
     {

@@ -18,6 +18,12 @@ public sealed class MeshTestBed : IAsyncLifetime
             settings[$"ControlPlane:JoinTokens:tests:Services:{i}"] = services[i];
         }
 
+        if (Chaos.ScenarioLoad.Soak)
+        {
+            // tests/soak/run.sh: rotations every 20 s instead of every 2.5 s.
+            settings["ControlPlane:CertificateLifetime"] = "00:00:40";
+        }
+
         ControlPlane = await ControlPlaneHost.StartAsync(settings);
     }
 

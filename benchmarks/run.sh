@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# MeshKit's side-by-side load harness: one command, a full run.
+#
+#   benchmarks/run.sh                      # 5 topologies x concurrency 1,16,64 x 5 repeats, 10 s each (+3 s warm-up),
+#                                          # then the control-service figures; writes benchmarks/results/latest.json
+#   benchmarks/run.sh --duration 3 --warmup 1 --repeats 1 --watchers 100   # a quick smoke run (about 2 min)
+#
+# Options (passed to the orchestrator, benchmarks/LoadHarness/MeshKit.LoadHarness):
+#   --duration S   --warmup S   --repeats N   --concurrency 1,16,64
+#   --topologies direct-http,direct-mtls,direct-mtls-h2,meshkit,sidecar-haproxy
+#   --watchers N   --push-rounds N   --csr-concurrency N   --watch-keep-alive   --no-control-plane   --no-load
+#   --out PATH     (default benchmarks/results/latest.json; latest-raw.json and latest.md are written beside it)
+#   --profile      attach dotnet-trace and dotnet-counters to every .NET process (figures are then not results)
+#   --report-only  rewrite latest.md from latest.json and latest-raw.json
+#
+# Installs what it needs (haproxy, wrk) with apt, builds in Release, runs, and kills every process it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$(pwd)"
+
+if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+# 1. Tools. A fresh machine has neither; install without starting haproxy's system service.
+missing=()
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if (( ${#missing[@]} > 0 )); then
+  echo "== installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 600 apt-get update -qq
+  own_policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  timeout 600 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+  [[ -n "$own_policy" ]] && rm -f /usr/sbin/policy-rc.d
+  [[ "${status:-0}" == 0 ]] || { echo "error: apt-get install ${missing[*]} failed." >&2; exit 1; }
+fi
+command -v dotnet >/dev/null 2>&1 || { echo "error: the .NET 10 SDK is required (dotnet not found)." >&2; exit 1; }
+
+# 2. Build, Release: the control service, the caller and upstream apps, the orchestrator.
+echo "== building (Release)"
+for project in src/MeshKit.ControlPlane \
+               benchmarks/LoadHarness/MeshKit.LoadHarness.Upstream \
+               benchmarks/LoadHarness/MeshKit.LoadHarness.Caller \
+               benchmarks/LoadHarness/MeshKit.LoadHarness; do
+  timeout 900 dotnet build -c Release -nologo -v q "$project" >/dev/null
+done
+
+# 3. Run. Every process the orchestrator starts is written to <work>/logs/pids; the trap ends those (by pid) and the
+#    orchestrator itself, whatever way this script exits.
+work="$repo/benchmarks/results/tmp/$(date -u +%Y%m%d-%H%M%S)"
+mkdir -p "$work/logs"
+harness_pid=""
+cleanup() {
+  if [[ -n "$harness_pid" ]] && kill -0 "$harness_pid" 2>/dev/null; then
+    kill -TERM "$harness_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$harness_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$harness_pid" 2>/dev/null || true
+  fi
+  if [[ -f "$work/logs/pids" ]]; then
+    while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done < "$work/logs/pids"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== running (work folder $work)"
+# The whole run is bounded: at most 3 hours, whatever the options say.
+timeout --signal=TERM 3h dotnet "benchmarks/LoadHarness/MeshKit.LoadHarness/bin/Release/net10.0/MeshKit.LoadHarness.dll" \
+  --repo "$repo" --work "$work" --command "benchmarks/run.sh${*:+ $*}" "$@" &
+harness_pid=$!
+wait "$harness_pid"

@@ -1,0 +1,52 @@
+namespace MeshKit.Cli.ControlPlane;
+
+/// <summary><c>GET /v1/workloads</c>.</summary>
+internal sealed record WorkloadList(string TrustDomain, string BundleVersion, IReadOnlyList<WorkloadEntry> Workloads);
+
+/// <summary>One workload instance as the control service last heard from it.</summary>
+internal sealed record WorkloadEntry(
+    string SpiffeId,
+    string? Instance,
+    string CertificateSerial,
+    DateTimeOffset NotAfter,
+    DateTimeOffset? NotBefore,
+    string? CertificateIssuer,
+    string? BundleVersion,
+    string? PolicyVersion,
+    string? CentralPolicyVersion,
+    string? EjectedEndpoints,
+    string? ServiceVersion,
+    DateTimeOffset LastSeen);
+
+/// <summary><c>GET /v1/policy</c>: the central documents and their versions.</summary>
+internal sealed record PolicyIndex(string? Source, IReadOnlyList<PolicyIndexEntry> Services);
+
+/// <summary>One stored central document.</summary>
+internal sealed record PolicyIndexEntry(string Service, string Version);
+
+/// <summary><c>GET /v1/ca/roots</c>.</summary>
+internal sealed record CaRoots(string BundleVersion, IReadOnlyList<CaRoot> Roots);
+
+/// <summary>One root of the trust bundle.</summary>
+internal sealed record CaRoot(string Id, bool Active, string Subject, string Sha256, DateTimeOffset NotAfter);
+
+/// <summary>One difference between two policy documents, by configuration key.</summary>
+internal sealed record PolicyChange(string Op, string Path, string? Old, string? New);
+
+/// <summary>The answer of a dry run (<c>POST /v1/policy/{service}/diff</c>).</summary>
+internal sealed record PolicyDiffResult(string Service, bool Valid, bool DryRun, string? CurrentVersion, string? Version, IReadOnlyList<PolicyChange> Changes);
+
+/// <summary>The answer of a write (<c>PUT /v1/policy/{service}</c>).</summary>
+internal sealed record PolicyPutResult(string Service, string Version, IReadOnlyList<PolicyChange> Changes);
+
+/// <summary>A stored central document and its version (the ETag).</summary>
+internal sealed record StoredPolicy(string Json, string? Version);
+
+/// <summary>A validation error the control service returned, with its configuration path.</summary>
+internal sealed record PolicyErrorView(string Path, string Message);
+
+/// <summary>The control service refused a policy as invalid; every error names its path.</summary>
+internal sealed class PolicyRejectedException(IReadOnlyList<PolicyErrorView> errors, string detail) : Exception(detail)
+{
+    public IReadOnlyList<PolicyErrorView> Errors { get; } = errors;
+}

@@ -1,0 +1,3 @@
+using MeshKit.Cli;
+
+return await Meshctl.InvokeAsync(args, CliEnvironment.FromProcess()).ConfigureAwait(false);

@@ -1,0 +1,63 @@
+using System.Net;
+using Microsoft.Extensions.Configuration;
+
+namespace MeshKit.Discovery;
+
+/// <summary>An endpoint of a destination as MeshKit's discovery reports it: its address, its state key and its metadata.</summary>
+/// <param name="Key">The key MeshKit keeps per-endpoint state under (<c>127.0.0.1:5001</c>, <c>[::1]:5001</c> or <c>host:5001</c>); outlier ejections are reported with it.</param>
+/// <param name="EndPoint">The address.</param>
+/// <param name="Metadata">Version, zone, weight and every other metadata pair.</param>
+public sealed record DiscoveredEndpoint(string Key, EndPoint EndPoint, MeshEndpointMetadata Metadata)
+{
+    /// <summary>Gets the key MeshKit keeps per-endpoint state under for an address.</summary>
+    /// <param name="endPoint">The address.</param>
+    /// <returns><c>ip:port</c> (IPv6 in brackets), or <c>host:port</c>.</returns>
+    public static string KeyOf(EndPoint endPoint)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        return endPoint switch
+        {
+            IPEndPoint ip => ip.ToString(),
+            DnsEndPoint dns => $"{dns.Host}:{dns.Port}",
+            _ => endPoint.ToString() ?? string.Empty,
+        };
+    }
+}
+
+/// <summary>
+/// Reads MeshKit's static discovery section, <c>Mesh:Discovery:Static:&lt;destination&gt;</c>, with the same reader the
+/// runtime's static endpoint provider uses. For tools such as <c>meshctl why</c>.
+/// </summary>
+public static class StaticDiscovery
+{
+    /// <summary>The configuration path of the static discovery section.</summary>
+    public const string SectionPath = StaticEndpointProviderFactory.SectionPath;
+
+    /// <summary>Reads the static endpoints of one destination.</summary>
+    /// <param name="configuration">The app's configuration (its <c>Mesh:Discovery:Static</c> section is read).</param>
+    /// <param name="destination">The destination as mesh clients call it (<c>orders</c>).</param>
+    /// <param name="errors">Receives one message, naming the full key, per entry that is left out; optional.</param>
+    /// <returns>The endpoints the runtime would use, in order.</returns>
+    public static IReadOnlyList<DiscoveredEndpoint> Read(IConfiguration configuration, string destination, ICollection<string>? errors = null)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentException.ThrowIfNullOrEmpty(destination);
+        var found = new List<string>();
+        var result = new List<DiscoveredEndpoint>();
+        foreach (var endpoint in StaticEndpointProviderFactory.Read(configuration, destination, found))
+        {
+            var metadata = endpoint.Features.Get<IMeshEndpointMetadataFeature>()?.Metadata ?? MeshEndpointMetadata.Empty;
+            result.Add(new DiscoveredEndpoint(DiscoveredEndpoint.KeyOf(endpoint.EndPoint), endpoint.EndPoint, metadata));
+        }
+
+        if (errors is not null)
+        {
+            foreach (var error in found)
+            {
+                errors.Add(error);
+            }
+        }
+
+        return result;
+    }
+}
