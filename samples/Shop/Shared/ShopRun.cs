@@ -1,0 +1,39 @@
+using System.Diagnostics;
+
+namespace Shop;
+
+/// <summary>
+/// The run tag: a caller (the end-to-end tests) marks its requests with <c>x-shop-run</c>; each service puts it on its
+/// server span as <c>shop.run</c> and passes it on to the services it calls, so the caller can find its own traces in the
+/// dashboard among everyone else's.
+/// </summary>
+internal static class ShopRun
+{
+    public const string Header = "x-shop-run";
+    public const string Tag = "shop.run";
+    private const string ItemKey = "shop.run";
+
+    /// <summary>Reads the run tag of each request (when it is well-formed) and puts it on the server span.</summary>
+    public static void UseShopRunTag(this WebApplication app) => app.Use((context, next) =>
+    {
+        if (context.Request.Headers[Header].ToString() is { Length: > 0 and <= 64 } run && run.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+        {
+            context.Items[ItemKey] = run;
+            Activity.Current?.SetTag(Tag, run);
+        }
+
+        return next(context);
+    });
+
+    /// <summary>Gets the run tag of the current request, if any.</summary>
+    public static string? Of(HttpContext? context) => context?.Items[ItemKey] as string;
+
+    /// <summary>Passes the run tag on to a call made while handling the request.</summary>
+    public static void CopyTo(string? run, HttpRequestMessage request)
+    {
+        if (run is not null)
+        {
+            request.Headers.TryAddWithoutValidation(Header, run);
+        }
+    }
+}

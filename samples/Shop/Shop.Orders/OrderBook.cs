@@ -1,0 +1,66 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Json;
+using Shop;
+
+namespace Shop.Orders;
+
+/// <summary>What the frontend asks for.</summary>
+/// <param name="Sku">The product.</param>
+/// <param name="Quantity">How many.</param>
+internal sealed record OrderLine(string Sku, int Quantity);
+
+/// <summary>A placed order, with the version of orders that placed it: the canary split made visible.</summary>
+/// <param name="Id">The order id (chosen by the caller, so placing is idempotent).</param>
+/// <param name="Sku">The product.</param>
+/// <param name="Quantity">How many.</param>
+/// <param name="Version">The version of orders that placed it (<c>v1</c> or the <c>v2</c> canary).</param>
+/// <param name="RemainingStock">Stock left in inventory after the reservation.</param>
+/// <param name="Note">What this version adds; v2 estimates when the order will be ready.</param>
+internal sealed record Order(string Id, string Sku, int Quantity, string Version, int RemainingStock, string? Note);
+
+/// <summary>The outcome of placing an order.</summary>
+/// <param name="Order">The order, when placed.</param>
+/// <param name="Status">The status to answer with otherwise.</param>
+/// <param name="Error">Why it was not placed.</param>
+internal sealed record Placement(Order? Order, int Status, string? Error);
+
+/// <summary>Places orders: reserves stock in inventory through the mesh, then remembers the order.</summary>
+internal sealed class OrderBook(IHttpClientFactory clients, IConfiguration configuration)
+{
+    private const int RememberedOrders = 10_000;
+    private readonly ConcurrentDictionary<string, Order> _orders = new(StringComparer.Ordinal);
+    private readonly string _version = configuration["Mesh:Service:Version"] ?? "v1";
+
+    public bool TryGet(string id, out Order? order) => _orders.TryGetValue(id, out order);
+
+    public async Task<Placement> PlaceAsync(string id, OrderLine line, string? run, CancellationToken cancellationToken)
+    {
+        if (_orders.TryGetValue(id, out var earlier))
+        {
+            return new Placement(earlier, StatusCodes.Status200OK, null);
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"/api/inventory/reservations/{Uri.EscapeDataString(id)}")
+        {
+            Content = JsonContent.Create(new { line.Sku, line.Quantity }),
+        };
+        ShopRun.CopyTo(run, request);
+        using var response = await clients.CreateClient("inventory").SendAsync(request, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            return new Placement(null, StatusCodes.Status502BadGateway, $"inventory answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
+        }
+
+        var reservation = await response.Content.ReadFromJsonAsync<ReservationAnswer>(cancellationToken);
+        var note = _version == "v2" ? $"v2 estimates it ready in {2 + (line.Quantity / 2)} minutes" : null;
+        if (_orders.Count >= RememberedOrders)
+        {
+            _orders.Clear();
+        }
+
+        var order = _orders.GetOrAdd(id, new Order(id, line.Sku, line.Quantity, _version, reservation?.Remaining ?? 0, note));
+        return new Placement(order, StatusCodes.Status200OK, null);
+    }
+
+    private sealed record ReservationAnswer(int Remaining);
+}

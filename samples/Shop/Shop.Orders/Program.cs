@@ -1,0 +1,32 @@
+using Shop;
+using Shop.Orders;
+
+var builder = WebApplication.CreateBuilder(args);
+
+// The stock ServiceDefaults first: AddMesh() then sees its OpenTelemetry exporter and adds none.
+builder.AddServiceDefaults();
+builder.AddMesh();
+
+// Orders reserves stock in inventory through the mesh; the orders client is only for the refusal demo.
+builder.Services.AddMeshClient("inventory");
+builder.Services.AddMeshClient("orders");
+builder.Services.AddSingleton<OrderBook>();
+
+var app = builder.Build();
+app.UseShopRunTag();
+app.MapDefaultEndpoints();
+
+// Place an order; idempotent per order id, so the mesh may retry it. Mesh:Authorization lets only frontend do this.
+app.MapPut("/api/orders/{id}", async (string id, OrderLine line, OrderBook book, HttpContext http) =>
+{
+    var placed = await book.PlaceAsync(id, line, ShopRun.Of(http), http.RequestAborted);
+    return placed.Order is { } order
+        ? Results.Ok(order)
+        : Results.Problem(statusCode: placed.Status, title: "The order could not be placed", detail: placed.Error);
+});
+
+app.MapGet("/api/orders/{id}", (string id, OrderBook book) =>
+    book.TryGet(id, out var order) ? Results.Ok(order) : Results.NotFound());
+
+app.MapMeshRefusalDemo();
+app.Run();

@@ -1,0 +1,157 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace MeshKit.Hosting.Aspire;
+
+/// <summary>
+/// The mesh's root CA for local development: an ECDSA P-256 self-signed root (CA:TRUE, keyCertSign), generated once by
+/// the AppHost and kept under the state directory, so that its certificate (the trust bundle workloads need) exists
+/// before any process starts. The control service receives it as a user-supplied CA.
+/// </summary>
+internal sealed class DevelopmentCertificateAuthority
+{
+    public const string CertificateFileName = "root.crt.pem";
+    public const string KeyFileName = "root.key.pem";
+
+    private static readonly TimeSpan Lifetime = TimeSpan.FromDays(5 * 365);
+    private static readonly TimeSpan RenewBefore = TimeSpan.FromDays(30);
+
+    private DevelopmentCertificateAuthority(string directory, X509Certificate2 certificate)
+    {
+        Directory = directory;
+        CertificatePath = Path.Combine(directory, CertificateFileName);
+        KeyPath = Path.Combine(directory, KeyFileName);
+        Certificate = certificate;
+    }
+
+    /// <summary>Gets the folder holding the root's certificate and key.</summary>
+    public string Directory { get; }
+
+    /// <summary>Gets the PEM file of the root certificate: the trust bundle of the mesh.</summary>
+    public string CertificatePath { get; }
+
+    /// <summary>Gets the PEM file of the root's private key (owner-only).</summary>
+    public string KeyPath { get; }
+
+    /// <summary>Gets the root certificate (public part).</summary>
+    public X509Certificate2 Certificate { get; }
+
+    /// <summary>
+    /// Loads the root kept in <paramref name="directory"/>, or creates one when there is none, it cannot be read, or it
+    /// expires within 30 days. Creation is atomic (a complete folder is renamed into place), so two AppHosts starting at
+    /// once end up sharing one root.
+    /// </summary>
+    public static DevelopmentCertificateAuthority LoadOrCreate(string directory, DateTimeOffset now)
+    {
+        directory = Path.GetFullPath(directory);
+        if (TryLoad(directory, now) is { } existing)
+        {
+            return existing;
+        }
+
+        var parent = Path.GetDirectoryName(directory)!;
+        CreateOwnerOnlyDirectory(parent);
+        var staging = Path.Combine(parent, $".{Path.GetFileName(directory)}.{Guid.NewGuid():N}.tmp");
+        CreateOwnerOnlyDirectory(staging);
+        try
+        {
+            Generate(staging, now);
+            if (System.IO.Directory.Exists(directory))
+            {
+                // Unreadable or expiring: set it aside rather than delete a key someone may want to inspect.
+                System.IO.Directory.Move(directory, $"{directory}.replaced-{now:yyyyMMddHHmmss}");
+            }
+
+            System.IO.Directory.Move(staging, directory);
+        }
+        catch (IOException) when (TryLoad(directory, now) is not null)
+        {
+            // Another AppHost created it first; use theirs.
+        }
+        finally
+        {
+            if (System.IO.Directory.Exists(staging))
+            {
+                System.IO.Directory.Delete(staging, recursive: true);
+            }
+        }
+
+        return TryLoad(directory, now)
+            ?? throw new InvalidOperationException($"The mesh's development CA in '{directory}' could not be created or read; delete the folder and start again.");
+    }
+
+    private static DevelopmentCertificateAuthority? TryLoad(string directory, DateTimeOffset now)
+    {
+        var certificatePath = Path.Combine(directory, CertificateFileName);
+        var keyPath = Path.Combine(directory, KeyFileName);
+        if (!File.Exists(certificatePath) || !File.Exists(keyPath))
+        {
+            return null;
+        }
+
+        try
+        {
+            var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(certificatePath));
+            using var key = ECDsa.Create();
+            key.ImportFromPem(File.ReadAllText(keyPath));
+
+            // CopyWithPrivateKey throws when the key does not belong to the certificate.
+            using (certificate.CopyWithPrivateKey(key))
+            {
+            }
+
+            if (certificate.NotAfter.ToUniversalTime() - now.UtcDateTime < RenewBefore)
+            {
+                return null;
+            }
+
+            return new DevelopmentCertificateAuthority(directory, certificate);
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException or IOException)
+        {
+            return null;
+        }
+    }
+
+    private static void Generate(string directory, DateTimeOffset now)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var subject = new X500DistinguishedNameBuilder();
+        subject.AddOrganizationName("MeshKit");
+        subject.AddOrganizationalUnitName("Local development");
+        subject.AddCommonName($"MeshKit development root CA ({Environment.MachineName})");
+        var request = new CertificateRequest(subject.Build(), key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, critical: true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
+        using var root = request.CreateSelfSigned(now.AddHours(-1), now.Add(Lifetime));
+
+        WriteOwnerOnly(Path.Combine(directory, KeyFileName), key.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(Path.Combine(directory, CertificateFileName), root.ExportCertificatePem() + "\n");
+    }
+
+    private static void CreateOwnerOnlyDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            System.IO.Directory.CreateDirectory(path);
+        }
+        else
+        {
+            System.IO.Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    private static void WriteOwnerOnly(string path, string contents)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var stream = new FileStream(path, options);
+        using var writer = new StreamWriter(stream);
+        writer.Write(contents);
+    }
+}

@@ -1,0 +1,119 @@
+using System.Security.Cryptography;
+using Aspire.Hosting.ApplicationModel;
+using MeshKit.Hosting.Aspire;
+using Microsoft.Extensions.Configuration;
+
+namespace Aspire.Hosting;
+
+/// <summary>Joins project resources to the mesh: <c>.WithMesh(mesh, service: "orders", version: "v1")</c>.</summary>
+public static class MeshResourceBuilderExtensions
+{
+    /// <summary>The name of the mesh endpoint that <c>WithMesh()</c> adds to a resource.</summary>
+    public const string MeshEndpointName = "mesh";
+
+    /// <summary>The AppHost setting that, when set, turns Consul on for every meshed resource (<c>Consul:Address</c>).</summary>
+    public const string ConsulAddressKey = "Consul:Address";
+
+    /// <summary>
+    /// Joins a project to the mesh whose control service is <paramref name="mesh"/>. The project must call
+    /// <c>builder.AddMesh()</c>; it receives, as <c>Mesh__...</c> environment variables:
+    /// the control service's address and the path of the mesh root that its certificate chains to; a join token generated
+    /// for this resource in this run (registered with the control service) that grants exactly this service; the trust
+    /// domain; the service name, namespace and version; a mesh endpoint (an Aspire endpoint named <c>mesh</c>, not proxied,
+    /// on 127.0.0.1); and MeshKit's static discovery entries for every other meshed resource's mesh endpoint with its
+    /// version, resolved when the processes start. The resource waits for the control service to be healthy.
+    /// When the AppHost's configuration has <c>Consul:Address</c>, it is passed on as <c>Mesh__Discovery__Consul__Address</c>.
+    /// </summary>
+    /// <param name="builder">The project resource.</param>
+    /// <param name="mesh">The control service, from <c>AddMeshControlPlane()</c>.</param>
+    /// <param name="service">The mesh service name (a DNS label). Default: the resource name.</param>
+    /// <param name="version">The version of this resource's endpoint (for example <c>v2</c>), which canary subsets match on.</param>
+    /// <param name="namespace">The mesh namespace. Default <c>default</c>.</param>
+    /// <returns>The project resource builder.</returns>
+    public static IResourceBuilder<ProjectResource> WithMesh(
+        this IResourceBuilder<ProjectResource> builder,
+        IResourceBuilder<ProjectResource> mesh,
+        string? service = null,
+        string? version = null,
+        string? @namespace = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(mesh);
+        var controlPlane = mesh.Resource.Annotations.OfType<MeshControlPlaneAnnotation>().SingleOrDefault()
+            ?? throw new ArgumentException($"Resource '{mesh.Resource.Name}' is not a MeshKit control service; create it with builder.AddMeshControlPlane<...>(\"{mesh.Resource.Name}\").", nameof(mesh));
+        if (ReferenceEquals(builder.Resource, mesh.Resource))
+        {
+            throw new ArgumentException("The control service cannot join its own mesh as a workload.", nameof(builder));
+        }
+
+        service ??= builder.Resource.Name;
+        @namespace ??= MeshNames.DefaultNamespace;
+        MeshNames.ThrowIfInvalidLabel(service, nameof(service), "service name");
+        MeshNames.ThrowIfInvalidLabel(@namespace, nameof(@namespace), "namespace");
+        if (@namespace == MeshNames.ReservedNamespace)
+        {
+            throw new ArgumentException($"The namespace '{MeshNames.ReservedNamespace}' is reserved for the control service.", nameof(@namespace));
+        }
+
+        if (version is not null)
+        {
+            MeshNames.ThrowIfInvalidVersion(version, nameof(version));
+        }
+
+        // The mesh endpoint is TLS that only mesh clients can open, so it is a plain TCP endpoint to Aspire: it stays out
+        // of ASPNETCORE_URLS (MeshKit binds it from Mesh:Endpoint:Port) and out of Aspire's developer certificate.
+        builder.WithEndpoint(name: MeshEndpointName, scheme: "tcp", env: "Mesh__Endpoint__Port", isProxied: false)
+            .WithUrlForEndpoint(MeshEndpointName, url => url.DisplayText = $"mesh mTLS :{url.Endpoint?.Port}");
+        var workload = new MeshWorkload(builder.Resource, service, @namespace, version, NewJoinToken(), builder.GetEndpoint(MeshEndpointName));
+        controlPlane.Add(workload);
+
+        var controlPlaneEndpoint = mesh.GetEndpoint(controlPlane.HttpsEndpointName);
+        var configuration = builder.ApplicationBuilder.Configuration;
+        builder.WithEnvironment(context =>
+        {
+            var env = context.EnvironmentVariables;
+            env["Mesh__TrustDomain"] = controlPlane.TrustDomain;
+            env["Mesh__Service__Name"] = workload.Service;
+            env["Mesh__Service__Namespace"] = workload.Namespace;
+            if (workload.Version is not null)
+            {
+                env["Mesh__Service__Version"] = workload.Version;
+            }
+
+            env["Mesh__ControlPlane__Address"] = ReferenceExpression.Create($"https://127.0.0.1:{controlPlaneEndpoint.Property(EndpointProperty.Port)}");
+            env["Mesh__ControlPlane__TrustBundlePath"] = controlPlane.CertificateAuthority.CertificatePath;
+            env["Mesh__ControlPlane__JoinToken"] = workload.JoinToken;
+            env["Mesh__Endpoint__Address"] = "127.0.0.1";
+
+            // Static discovery with version metadata for every other meshed resource; Aspire's services__ variables carry
+            // no metadata. Ports are endpoint references, so they resolve when the processes start.
+            var indexes = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var other in controlPlane.Workloads)
+            {
+                if (ReferenceEquals(other.Resource, workload.Resource))
+                {
+                    continue;
+                }
+
+                var destination = other.DestinationFor(workload.Namespace);
+                indexes.TryGetValue(destination, out var index);
+                indexes[destination] = index + 1;
+                var key = $"Mesh__Discovery__Static__{destination}__{index}";
+                env[$"{key}__Address"] = ReferenceExpression.Create($"127.0.0.1:{other.MeshEndpoint.Property(EndpointProperty.Port)}");
+                if (other.Version is not null)
+                {
+                    env[$"{key}__Version"] = other.Version;
+                }
+            }
+
+            if (configuration[ConsulAddressKey] is { Length: > 0 } consul)
+            {
+                env["Mesh__Discovery__Consul__Address"] = consul;
+            }
+        });
+
+        return builder.WaitFor(mesh);
+    }
+
+    private static string NewJoinToken() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+}
