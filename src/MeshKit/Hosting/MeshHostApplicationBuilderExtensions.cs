@@ -109,6 +109,7 @@ public static class MeshHostApplicationBuilderExtensions
         // Server side.
         services.TryAddSingleton<MeshEndpointInfo>();
         services.TryAddSingleton<MeshServerTls>();
+        services.TryAddSingleton(MeshPublicUrls.Take(builder.Configuration));
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, MeshKestrelSetup>();
         services.AddSingleton<IStartupFilter, MeshServerStartupFilter>();
 

@@ -19,6 +19,7 @@ internal sealed class MeshKestrelSetup(
     IConfiguration configuration,
     MeshServerTls tls,
     MeshEndpointInfo endpointInfo,
+    MeshPublicUrls publicUrls,
     Telemetry.MeshMetrics metrics) : IConfigureOptions<KestrelServerOptions>
 {
     public void Configure(KestrelServerOptions kestrel)
@@ -63,7 +64,8 @@ internal sealed class MeshKestrelSetup(
             return;
         }
 
-        var urls = configuration[WebHostDefaults.ServerUrlsKey];
+        // Addresses set after AddMesh (UseUrls) are still in configuration; those set before were taken out of it.
+        var urls = NonEmpty(configuration[WebHostDefaults.ServerUrlsKey]) ?? publicUrls.Urls;
         if (!string.IsNullOrWhiteSpace(urls))
         {
             foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -74,9 +76,11 @@ internal sealed class MeshKestrelSetup(
             return;
         }
 
-        BindPorts(kestrel, configuration["HTTP_PORTS"] ?? configuration["http_ports"], https: false);
-        BindPorts(kestrel, configuration["HTTPS_PORTS"] ?? configuration["https_ports"], https: true);
+        BindPorts(kestrel, NonEmpty(configuration[WebHostDefaults.HttpPortsKey]) ?? publicUrls.HttpPorts, https: false);
+        BindPorts(kestrel, NonEmpty(configuration[WebHostDefaults.HttpsPortsKey]) ?? publicUrls.HttpsPorts, https: true);
     }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     private static void BindPorts(KestrelServerOptions kestrel, string? ports, bool https)
     {

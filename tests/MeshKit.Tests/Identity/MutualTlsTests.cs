@@ -194,6 +194,17 @@ public sealed class MutualTlsTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
     }
 
     [Fact]
+    public async Task The_apps_own_urls_are_served_beside_the_mesh_endpoint_without_Kestrels_overriding_warning()
+    {
+        await using var orders = await MeshAppHost.StartAsync(bed.ControlPlane, "orders", MeshTestBed.Token, map: app => app.MapGet("/public", () => "anyone"));
+
+        using var browser = new HttpClient { BaseAddress = orders.PublicAddress };
+        Assert.Equal("anyone", await browser.GetStringAsync("/public", TestContext.Current.CancellationToken));
+        Assert.NotEqual(orders.PublicAddress.Port, orders.MeshEndPoint.Port);
+        Assert.DoesNotContain(orders.Logs.Entries, e => e.Message.Contains("Overriding address", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_route_that_requires_a_mesh_caller_answers_403_on_a_public_endpoint_and_200_on_the_mesh_endpoint()
     {
         await using var orders = await MeshAppHost.StartAsync(bed.ControlPlane, "orders", MeshTestBed.Token, map: app =>
