@@ -74,6 +74,42 @@ public sealed class HostileInputTests(MeshTestBed bed) : IClassFixture<MeshTestB
     }
 
     [Fact]
+    public async Task A_watch_connection_authenticated_before_its_root_was_removed_is_refused_on_its_next_poll()
+    {
+        // The watch validates a connection's certificate once per bundle version; removing a root must not leave a
+        // kept-alive connection from that root authenticated.
+        await using var cp = await ControlPlaneHost.StartAsync(new Dictionary<string, string?>
+        {
+            ["ControlPlane:JoinTokens:tests:Token"] = MeshTestBed.Token,
+            ["ControlPlane:JoinTokens:tests:Services:0"] = "inventory",
+        });
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var signer = cp.CreateClient(bearer: MeshTestBed.Token);
+        using var signed = await signer.PostAsJsonAsync("v1/identity/sign", new { csr = CertificateSigningRequests.Create(key, SpiffeId.Create(ControlPlaneHost.TrustDomain, "default", "inventory")) }, TestContext.Current.CancellationToken);
+        var chain = (await signed.EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("certificateChain").GetString()!;
+        using var leaf = X509Certificate2.CreateFromPem(chain);
+        using var certificate = TestCertificates.ForTls(leaf.CopyWithPrivateKey(key));
+        using var watcher = cp.CreateClient(clientCertificate: certificate);
+
+        for (var poll = 0; poll < 2; poll++)
+        {
+            using var ok = await watcher.GetAsync("v1/workloads/self/watch?index=0&wait=0s", TestContext.Current.CancellationToken);
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+
+        using var admin = cp.CreateAdminClient();
+        var added = await (await admin.PostAsync("v1/ca/roots", null, TestContext.Current.CancellationToken)).EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+        var roots = added.GetProperty("roots").EnumerateArray().ToList();
+        var oldRoot = roots.Single(r => r.GetProperty("active").GetBoolean()).GetProperty("id").GetString();
+        var newRoot = roots.Single(r => !r.GetProperty("active").GetBoolean()).GetProperty("id").GetString();
+        (await admin.PostAsync($"v1/ca/roots/{newRoot}/activate", null, TestContext.Current.CancellationToken)).EnsureSuccessStatusCode();
+        (await admin.DeleteAsync($"v1/ca/roots/{oldRoot}", TestContext.Current.CancellationToken)).EnsureSuccessStatusCode();
+
+        using var refused = await watcher.GetAsync("v1/workloads/self/watch?index=0&wait=0s", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+    }
+
+    [Fact]
     public async Task A_workload_gets_its_own_central_policy_on_the_control_channel_and_never_another_services()
     {
         using var admin = bed.ControlPlane.CreateAdminClient();
