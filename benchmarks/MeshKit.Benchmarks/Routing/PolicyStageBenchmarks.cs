@@ -78,9 +78,9 @@ public class PolicyStageBenchmarks : TelemetryToggle
     [Benchmark]
     public RoutePolicy? RouteMatch() => RouteMatcher.Match(_orders, "GET", "/api/orders/42", new NoHeaders());
 
-    /// <summary>MeshRoutingHandler: the weighted subset pick.</summary>
+    /// <summary>MeshRoutingHandler: the subset pick (no override header on the request, so the weighted split draws).</summary>
     [Benchmark]
-    public string SubsetPick() => _route.Split!.Subsets[_route.Split.Pick(Random.Shared.Next(_route.Split.Total))];
+    public string? SubsetPick() => SubsetSelector.Select(_snapshot.SubsetHeader, _route, new NoHeaders(), Random.Shared.Next(_route.Split!.Total)).Subset;
 
     /// <summary>MeshEndpointHandler: power of two choices over three endpoints.</summary>
     [Benchmark]
