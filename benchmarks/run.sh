@@ -8,7 +8,7 @@
 # Options (passed to the orchestrator, benchmarks/LoadHarness/MeshKit.LoadHarness):
 #   --duration S   --warmup S   --repeats N   --concurrency 1,16,64
 #   --topologies direct-http,direct-mtls,direct-mtls-h2,meshkit,sidecar-haproxy
-#   --watchers N   --push-rounds N   --csr-concurrency N   --watch-keep-alive   --no-control-plane   --no-load
+#   --watchers N   --push-rounds N   --csr-concurrency N   --watch-reconnect   --no-control-plane   --no-load
 #   --out PATH     (default benchmarks/results/latest.json; latest-raw.json and latest.md are written beside it)
 #   --profile      attach dotnet-trace and dotnet-counters to every .NET process (figures are then not results)
 #   --report-only  rewrite latest.md from latest.json and latest-raw.json

@@ -28,10 +28,9 @@ internal sealed record ControlPlaneFigures(
 
 /// <summary>
 /// CSR signing throughput (POST /v1/identity/sign with a join token) and push latency on the control channel to many
-/// waiting watchers (GET /v1/workloads/self/watch). Policy does not ride the channel yet; the change pushed here is a
-/// trust-bundle change (POST and DELETE /v1/ca/roots), which wakes every waiting watch the same way a policy change will.
-/// Like MeshKit's own ControlPlaneClient (PooledConnectionLifetime zero), each watcher opens a new mTLS connection for
-/// every poll unless --watch-keep-alive is given.
+/// waiting watchers (GET /v1/workloads/self/watch). The change pushed is a central policy write for the watchers' service
+/// (PUT /v1/policy/bench-watcher), and every answer is checked to carry the new policy version. Like MeshKit's own
+/// ControlPlaneClient, each watcher keeps its mTLS connection between polls; --watch-reconnect opens one per poll.
 /// </summary>
 internal static class ControlPlaneBench
 {
@@ -50,7 +49,7 @@ internal static class ControlPlaneBench
             var (signed, failed, seconds) = await SignAsync(o, control, cancellationToken);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"CSR signing: {signed / seconds:F0} signatures/s ({signed} in {seconds:F1} s at concurrency {o.CsrConcurrency}, {failed} failed)"));
             var push = await PushAsync(o, control, cancellationToken);
-            return new ControlPlaneFigures(signed / seconds, signed, failed, seconds, o.CsrConcurrency, o.Watchers, o.PushRounds, push.P50, push.P99, push.Max, push.PerRoundP99, push.ChangeMs, push.RearmMs, !o.WatchKeepAlive);
+            return new ControlPlaneFigures(signed / seconds, signed, failed, seconds, o.CsrConcurrency, o.Watchers, o.PushRounds, push.P50, push.P99, push.Max, push.PerRoundP99, push.ChangeMs, push.RearmMs, o.WatchReconnect);
         }
         finally
         {
@@ -134,7 +133,7 @@ internal static class ControlPlaneBench
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", control.AdminToken);
 
         var indexes = new long[o.Watchers];
-        var reconnect = !o.WatchKeepAlive;
+        var reconnect = o.WatchReconnect;
         var firstPolls = Enumerable.Range(0, o.Watchers).Select(async i => indexes[i] = (await WatchAsync(watchers, i, 0, "connect", reconnect, cancellationToken)).Index);
         await Task.WhenAll(firstPolls);
         Console.WriteLine($"Control channel: {o.Watchers} watchers connected.");
@@ -144,7 +143,6 @@ internal static class ControlPlaneBench
         var changeMs = new List<double>();
         var rearmMs = new List<double>();
         long? previousChange = null;
-        string? addedRoot = null;
         for (var round = 1; round <= o.PushRounds; round++)
         {
             var marker = $"round-{round}";
@@ -160,13 +158,14 @@ internal static class ControlPlaneBench
 
             var changed = Stopwatch.GetTimestamp();
             previousChange = changed;
-            using (var change = addedRoot is null
-                ? await admin.PostAsync("v1/ca/roots", content: null, cancellationToken)
-                : await admin.DeleteAsync($"v1/ca/roots/{addedRoot}", cancellationToken))
+            string pushedVersion;
+            using (var document = new StringContent(PolicyDocument(round), System.Text.Encoding.UTF8, "application/json"))
+            using (var change = await admin.PutAsync($"v1/policy/{WatcherService}", document, cancellationToken))
             {
                 change.EnsureSuccessStatusCode();
                 changeMs.Add(Stopwatch.GetElapsedTime(changed).TotalMilliseconds);
-                addedRoot = addedRoot is null ? await NewRootAsync(change, cancellationToken) : null;
+                using var answer = JsonDocument.Parse(await change.Content.ReadAsStringAsync(cancellationToken));
+                pushedVersion = answer.RootElement.GetProperty("version").GetString()!;
             }
 
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -176,6 +175,10 @@ internal static class ControlPlaneBench
             for (var i = 0; i < answers.Length; i++)
             {
                 indexes[i] = answers[i].Index;
+                if (answers[i].PolicyVersion != pushedVersion)
+                {
+                    throw new InvalidOperationException($"Watcher {i} woke with policy version '{answers[i].PolicyVersion}', not the pushed '{pushedVersion}'.");
+                }
             }
 
             all.AddRange(latencies);
@@ -187,7 +190,11 @@ internal static class ControlPlaneBench
         return (Percentile(all, 50), Percentile(all, 99), all.Count == 0 ? 0 : all[^1], perRound, changeMs, rearmMs);
     }
 
-    private static async Task<(long Index, long ReceivedAt)> WatchAsync(HttpClient http, int watcher, long index, string marker, bool reconnect, CancellationToken cancellationToken)
+    // A real policy document, different every round (a timeout of round + 1 seconds).
+    private static string PolicyDocument(int round) =>
+        string.Create(CultureInfo.InvariantCulture, $$"""{ "Policy": { "Destinations": { "upstream": { "Timeout": "00:00:{{round % 50 + 1:D2}}" } } } }""");
+
+    private static async Task<(long Index, long ReceivedAt, string? PolicyVersion)> WatchAsync(HttpClient http, int watcher, long index, string marker, bool reconnect, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, string.Create(CultureInfo.InvariantCulture, $"v1/workloads/self/watch?index={index}&wait=120s"));
         request.Headers.Add("X-Mesh-Instance", string.Create(CultureInfo.InvariantCulture, $"watcher-{watcher:D4}"));
@@ -195,13 +202,14 @@ internal static class ControlPlaneBench
         // The policy-version report is used as a round marker, so the harness can see when every watch is waiting.
         request.Headers.Add("X-Mesh-Policy-Version", marker);
 
-        // As MeshKit's ControlPlaneClient: no connection is reused, so every poll is a new mTLS handshake.
+        // --watch-reconnect: a new mTLS handshake for every poll (MeshKit's client before it kept its connection).
         request.Headers.ConnectionClose = reconnect;
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
         var receivedAt = Stopwatch.GetTimestamp();
         response.EnsureSuccessStatusCode();
         using var body = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken), cancellationToken: cancellationToken);
-        return (body.RootElement.GetProperty("index").GetInt64(), receivedAt);
+        var policyVersion = body.RootElement.TryGetProperty("policyVersion", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        return (body.RootElement.GetProperty("index").GetInt64(), receivedAt, policyVersion);
     }
 
     private static async Task<int> CountReportsAsync(HttpClient admin, string marker, CancellationToken cancellationToken)
@@ -217,20 +225,6 @@ internal static class ControlPlaneBench
         }
 
         return count;
-    }
-
-    private static async Task<string> NewRootAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
-        foreach (var root in doc.RootElement.GetProperty("roots").EnumerateArray())
-        {
-            if (!root.GetProperty("active").GetBoolean())
-            {
-                return root.GetProperty("id").GetString()!;
-            }
-        }
-
-        throw new InvalidOperationException("POST /v1/ca/roots answered without a new, inactive root.");
     }
 
     private static async Task<X509Certificate2> IssueAsync(ControlService control, CancellationToken cancellationToken)

@@ -39,8 +39,8 @@ internal sealed class HarnessOptions
 
     public int CsrConcurrency { get; private set; } = 16;
 
-    /// <summary>Gets whether simulated watchers keep their connections between polls (MeshKit's own client does not).</summary>
-    public bool WatchKeepAlive { get; private set; }
+    /// <summary>Gets whether simulated watchers open a new connection for every poll (MeshKit's own client keeps its connection while its certificate lasts).</summary>
+    public bool WatchReconnect { get; private set; }
 
     public string Configuration { get; private set; } = "Release";
 
@@ -79,7 +79,7 @@ internal sealed class HarnessOptions
                 case "--no-load": o.Load = false; break;
                 case "--profile": o.Profile = true; break;
                 case "--report-only": o.ReportOnly = true; break;
-                case "--watch-keep-alive": o.WatchKeepAlive = true; break;
+                case "--watch-reconnect": o.WatchReconnect = true; break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'. See benchmarks/run.sh --help.");
             }
         }

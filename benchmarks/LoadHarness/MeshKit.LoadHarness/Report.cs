@@ -68,7 +68,7 @@ internal static class Report
             Line("| control service | figure |");
             Line("|---|---:|");
             Line(string.Create(inv, $"| CSR signatures per second (join token, concurrency {detail.CsrConcurrency}, {detail.CsrSigned} signed in {detail.CsrSeconds:F1} s, {detail.CsrFailed} failed) | {cp.CsrSignaturesPerSecond:F0} |"));
-            Line(string.Create(inv, $"| control-channel push to {detail.Watchers} waiting watchers, p99 from sending the change (`policy_push_p99_ms_1000_watchers`; pushed change: trust bundle; {detail.PushRounds} rounds) | {cp.PolicyPushP99Ms1000Watchers:F1} ms |"));
+            Line(string.Create(inv, $"| control-channel push to {detail.Watchers} waiting watchers, p99 from sending the change (`policy_push_p99_ms_1000_watchers`; pushed change: a central policy write (`PUT /v1/policy/{{service}}`), every answer checked to carry its version; {detail.PushRounds} rounds) | {cp.PolicyPushP99Ms1000Watchers:F1} ms |"));
             Line(string.Create(inv, $"| the same, p50 / max | {detail.PushP50Ms:F1} / {detail.PushMaxMs:F1} ms |"));
             Line(string.Create(inv, $"| p99 round by round | {string.Join(", ", detail.PushP99MsPerRound.Select(v => v.ToString("F1", inv)))} ms |"));
             Line(string.Create(inv, $"| admin change request answered in, round by round | {string.Join(", ", detail.ChangeRequestMsPerRound.Select(v => v.ToString("F1", inv)))} ms |"));
@@ -77,7 +77,7 @@ internal static class Report
                 Line(string.Create(inv, $"| from a change until all {detail.Watchers} watch again (100 ms resolution), round by round | {string.Join(", ", rearm.Select(v => v.ToString("F0", inv)))} ms |"));
             }
 
-            Line($"| watchers' connections | {(detail.NewConnectionPerPoll ? "a new mTLS connection per poll, as MeshKit's ControlPlaneClient" : "kept alive between polls (--watch-keep-alive)")} |");
+            Line($"| watchers' connections | {(detail.NewConnectionPerPoll ? "a new mTLS connection per poll (--watch-reconnect)" : "kept alive between polls, as MeshKit's ControlPlaneClient")} |");
         }
 
         var mdPath = Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + ".md");
