@@ -23,7 +23,7 @@ internal sealed class ResiliencePipelines
     /// <summary>The context property that carries the call through the pipeline.</summary>
     internal static readonly ResiliencePropertyKey<MeshCall> CallKey = new("MeshKit.Call");
 
-    private readonly ConcurrentDictionary<(string Destination, string Key), ResiliencePipeline<HttpResponseMessage>> _pipelines = new();
+    private readonly ConcurrentDictionary<(string Destination, ResilienceSettings Key), ResiliencePipeline<HttpResponseMessage>> _pipelines = new();
     private readonly MeshMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly MeshResilienceTelemetry _telemetry;
@@ -167,16 +167,20 @@ internal sealed class ResiliencePipelines
     {
         public override void Write<TResult, TArgs>(in TelemetryEventArguments<TResult, TArgs> args)
         {
+            // Called for every execution and attempt too (PipelineExecuting, ExecutionAttempt, ...): name the destination
+            // only for the two events counted here.
             var name = args.Event.EventName;
-            var destination = args.Source.PipelineName is { } pipeline && pipeline.StartsWith("mesh:", StringComparison.Ordinal) ? pipeline[5..] : "unknown";
             if (name.Contains("Budget", StringComparison.OrdinalIgnoreCase))
             {
-                metrics.RecordRetryBudgetExhausted(destination);
+                metrics.RecordRetryBudgetExhausted(Destination(args.Source.PipelineName));
             }
             else if (name == "OnRateLimiterRejected")
             {
-                metrics.RecordConcurrencyRejection(destination);
+                metrics.RecordConcurrencyRejection(Destination(args.Source.PipelineName));
             }
         }
+
+        private static string Destination(string? pipelineName) =>
+            pipelineName is { } pipeline && pipeline.StartsWith("mesh:", StringComparison.Ordinal) ? pipeline[5..] : "unknown";
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using MeshKit.Policy;
 
 namespace MeshKit.Routing;
@@ -5,13 +6,20 @@ namespace MeshKit.Routing;
 /// <summary>Finds the first route of a destination that matches a request. No allocation, no LINQ.</summary>
 public static class RouteMatcher
 {
+    private static readonly ConcurrentDictionary<string, RoutePolicy> DefaultRoutes = new(StringComparer.Ordinal);
+
     /// <summary>The route used when no configured route matches: every endpoint, no split.</summary>
     /// <param name="policy">The destination's policy.</param>
     /// <returns>The implicit default route.</returns>
     public static RoutePolicy DefaultRoute(DestinationPolicy policy)
     {
         ArgumentNullException.ThrowIfNull(policy);
-        return new RoutePolicy { Name = "default", Index = -1, SubsetKey = policy.SubsetKey };
+
+        // Immutable and the same for every destination with the same subset key (a handful of names in any mesh):
+        // shared, so unmatched calls allocate nothing.
+        return DefaultRoutes.TryGetValue(policy.SubsetKey, out var route)
+            ? route
+            : DefaultRoutes.GetOrAdd(policy.SubsetKey, static key => new RoutePolicy { Name = "default", Index = -1, SubsetKey = key });
     }
 
     /// <summary>Finds the first matching route.</summary>

@@ -27,7 +27,7 @@ internal sealed class MeshCallHandler(MeshDestination.Cache destinations, Worklo
         request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
 
         var started = Stopwatch.GetTimestamp();
-        using var activity = MeshTelemetry.Source.StartActivity($"mesh {destination.Host}", ActivityKind.Internal);
+        using var activity = MeshTelemetry.Source.StartActivity(destination.SpanName, ActivityKind.Internal);
         activity?.SetTag(MeshTelemetry.Attributes.DestinationService, destination.Service);
         activity?.SetTag(MeshTelemetry.Attributes.DestinationNamespace, destination.Namespace);
         activity?.SetTag("http.request.method", request.Method.Method);

@@ -14,6 +14,7 @@ public sealed class MeshDestination
     {
         Host = host;
         ExpectedIdentity = expectedIdentity;
+        SpanName = $"mesh {host}";
     }
 
     /// <summary>Gets the host as written in the request (the discovery name, the TLS SNI and the Host header).</summary>
@@ -27,6 +28,9 @@ public sealed class MeshDestination
 
     /// <summary>Gets the SPIFFE ID the destination's servers must present.</summary>
     public SpiffeId ExpectedIdentity { get; }
+
+    /// <summary>Gets the name of the logical-call span, formatted once rather than on every call.</summary>
+    internal string SpanName { get; }
 
     /// <inheritdoc/>
     public override string ToString() => Host;

@@ -44,6 +44,40 @@ public sealed class PolicyReaderTests
     }
 
     [Fact]
+    public void Resilience_settings_compare_by_value_so_an_unchanged_destination_keeps_its_pipeline_across_reloads()
+    {
+        Dictionary<string, string?> settings = new()
+        {
+            ["Mesh:Policy:Destinations:orders:Retry:MaxRetries"] = "3",
+            ["Mesh:Policy:Destinations:orders:Concurrency:MaxRequests"] = "50",
+            ["Mesh:Policy:Destinations:orders:Routes:0:Split:v1"] = "100",
+        };
+        var first = Read(settings).Snapshot!.For("orders");
+        settings["Mesh:Policy:Destinations:orders:Routes:0:Split:v1"] = "50";
+        settings["Mesh:Policy:Destinations:orders:Routes:0:Split:v2"] = "50";
+        var reloaded = Read(settings).Snapshot!.For("orders");
+        settings["Mesh:Policy:Destinations:orders:Retry:MaxRetries"] = "1";
+        var retryChanged = Read(settings).Snapshot!.For("orders");
+
+        Assert.NotSame(first.Retry, reloaded.Retry);
+        Assert.Equal(first.ResilienceKey, reloaded.ResilienceKey);
+        Assert.NotEqual(first.ResilienceKey, retryChanged.ResilienceKey);
+    }
+
+    [Fact]
+    public void The_default_route_follows_the_destinations_subset_key_and_is_shared_between_calls()
+    {
+        var result = Read(new() { ["Mesh:Policy:Destinations:orders:SubsetKey"] = "track" });
+        var orders = result.Snapshot!.For("orders");
+        var other = result.Snapshot.For("inventory");
+
+        var route = RouteMatcher.DefaultRoute(orders);
+        Assert.Equal(("default", -1, "track"), (route.Name, route.Index, route.SubsetKey));
+        Assert.Equal("version", RouteMatcher.DefaultRoute(other).SubsetKey);
+        Assert.Same(route, RouteMatcher.DefaultRoute(orders));
+    }
+
+    [Fact]
     public void Every_error_names_its_full_path_and_what_would_be_valid()
     {
         var result = Read(new()
