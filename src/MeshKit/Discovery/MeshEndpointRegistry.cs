@@ -18,6 +18,9 @@ internal sealed class MeshEndpoint(EndPoint endPoint, MeshEndpointMetadata metad
     /// <summary>Gets a stable key for per-endpoint state (address and port).</summary>
     public string Key { get; } = DiscoveredEndpoint.KeyOf(endPoint);
 
+    /// <summary>Gets the IP address as text for the attempt span's <c>network.peer.address</c>, formatted once, not per attempt.</summary>
+    public string? PeerAddress { get; } = (endPoint as IPEndPoint)?.Address.ToString();
+
     public override string ToString() => Key;
 }
 

@@ -82,9 +82,9 @@ internal static class MeshOpenTelemetry
             activity.SetTag(MeshTelemetry.Attributes.RetryReason, call.RetryReason);
         }
 
-        if (call.Endpoint?.EndPoint is System.Net.IPEndPoint ip)
+        if (call.Endpoint is { EndPoint: System.Net.IPEndPoint ip } endpoint)
         {
-            activity.SetTag("network.peer.address", ip.Address.ToString());
+            activity.SetTag("network.peer.address", endpoint.PeerAddress);
             activity.SetTag("network.peer.port", ip.Port);
         }
     }

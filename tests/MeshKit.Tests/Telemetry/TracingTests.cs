@@ -57,6 +57,8 @@ public sealed class TracingTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         var attempt = Assert.Single(spans, a => a.Kind == ActivityKind.Client && a.ParentSpanId == logical.SpanId);
         Assert.Equal($"127.0.0.1:{orders.MeshEndPoint.Port}", attempt.GetTagItem("mesh.endpoint"));
         Assert.Equal(0, attempt.GetTagItem("mesh.attempt"));
+        Assert.Equal("127.0.0.1", attempt.GetTagItem("network.peer.address"));
+        Assert.Equal(orders.MeshEndPoint.Port, attempt.GetTagItem("network.peer.port"));
 
         // orders' server span is the attempt's child and carries the caller's SPIFFE ID and the authorization decision.
         var ordersServer = Assert.Single(spans, a => a.Kind == ActivityKind.Server && a.ParentSpanId == attempt.SpanId);
