@@ -174,7 +174,7 @@ public sealed class WhyGoldenTests
                 configureServices: services =>
                 {
                     services.AddMeshClient("orders");
-                    services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new CollectionAdapter(spans)));
+                    services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new ActivityQueueCollection(spans)));
                 });
             return new Mesh(bed, v1, v2, failing, frontend, frontendFile, ordersFile, spans);
         }
@@ -280,27 +280,5 @@ public sealed class WhyGoldenTests
                 $"the spans of {method} {path}");
             return (logical!, attempt!, server!);
         }
-    }
-
-    /// <summary>The in-memory exporter wants an ICollection; a concurrent queue is safe across the apps' threads.</summary>
-    private sealed class CollectionAdapter(ConcurrentQueue<Activity> queue) : ICollection<Activity>
-    {
-        public int Count => queue.Count;
-
-        public bool IsReadOnly => false;
-
-        public void Add(Activity item) => queue.Enqueue(item);
-
-        public void Clear() => queue.Clear();
-
-        public bool Contains(Activity item) => queue.Contains(item);
-
-        public void CopyTo(Activity[] array, int arrayIndex) => queue.CopyTo(array, arrayIndex);
-
-        public bool Remove(Activity item) => throw new NotSupportedException();
-
-        public IEnumerator<Activity> GetEnumerator() => queue.GetEnumerator();
-
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }

@@ -31,7 +31,12 @@ internal sealed record PolicyChangeReport(
     string? Version,
     string? IfMatch,
     IReadOnlyList<PolicyChange> Changes,
-    IReadOnlyList<PolicyErrorView> Errors);
+    IReadOnlyList<PolicyErrorView> Errors)
+{
+    /// <summary>A document refused before or by the control service: nothing was written.</summary>
+    public static PolicyChangeReport Invalid(string service, IReadOnlyList<PolicyErrorView> errors, string? currentVersion = null, string? ifMatch = null) =>
+        new(service, false, false, currentVersion, null, ifMatch, [], errors);
+}
 
 /// <summary><c>meshctl policy check|diff|apply</c>: the runtime's validator offline, and the control service's policy admin API.</summary>
 internal static class PolicyCommands
@@ -92,7 +97,7 @@ internal static class PolicyCommands
             var json = ReadDocument(context.Value(file)!, out var localErrors);
             if (localErrors.Count > 0)
             {
-                return WriteChange(context, new PolicyChangeReport(name, false, false, null, null, null, [], localErrors));
+                return WriteChange(context, PolicyChangeReport.Invalid(name, localErrors));
             }
 
             using var api = context.CreateApi();
@@ -103,7 +108,7 @@ internal static class PolicyCommands
             }
             catch (PolicyRejectedException ex)
             {
-                return WriteChange(context, new PolicyChangeReport(name, false, false, null, null, null, [], ex.Errors));
+                return WriteChange(context, PolicyChangeReport.Invalid(name, ex.Errors));
             }
         });
         return command;
@@ -132,7 +137,7 @@ internal static class PolicyCommands
             var json = ReadDocument(context.Value(file)!, out var localErrors);
             if (localErrors.Count > 0)
             {
-                return WriteChange(context, new PolicyChangeReport(name, false, false, null, null, null, [], localErrors));
+                return WriteChange(context, PolicyChangeReport.Invalid(name, localErrors));
             }
 
             using var api = context.CreateApi();
@@ -155,7 +160,7 @@ internal static class PolicyCommands
             }
             catch (PolicyRejectedException ex)
             {
-                return WriteChange(context, new PolicyChangeReport(name, false, false, current, null, expected, [], ex.Errors));
+                return WriteChange(context, PolicyChangeReport.Invalid(name, ex.Errors, current, expected));
             }
             catch (MeshctlException ex) when (ex.ExitCode == ExitCodes.Conflict)
             {

@@ -22,6 +22,8 @@ internal sealed partial class ControlChannelWatcher(
     ILogger<ControlChannelWatcher> logger) : BackgroundService
 {
     private static readonly TimeSpan NudgeInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan WatchRetryBaseDelay = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan WatchRetryMaxDelay = TimeSpan.FromSeconds(30);
     private CancellationTokenSource? _poll;
     private long _lastNudge;
 
@@ -113,8 +115,7 @@ internal sealed partial class ControlChannelWatcher(
             {
                 failures++;
                 LogWatchFailed(logger, failures, ex.Message);
-                var backoff = Math.Min(30_000, 250 * Math.Pow(2, Math.Min(failures, 10)));
-                await DelayAsync(TimeSpan.FromMilliseconds(backoff * (0.5 + (Random.Shared.NextDouble() * 0.5))), stoppingToken).ConfigureAwait(false);
+                await DelayAsync(RetryBackoff.Next(failures, WatchRetryBaseDelay, WatchRetryMaxDelay), stoppingToken).ConfigureAwait(false);
             }
         }
     }

@@ -251,15 +251,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         return delay > TimeSpan.Zero ? delay : TimeSpan.Zero;
     }
 
-    private TimeSpan Backoff(int attempt)
-    {
-        var identityOptions = _options.Identity;
-        var exponential = identityOptions.RetryBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Min(attempt, 16));
-        var capped = Math.Min(exponential, identityOptions.RetryMaxDelay.TotalMilliseconds);
-
-        // Full jitter in the upper half, so replicas do not retry in step.
-        return TimeSpan.FromMilliseconds(capped * (0.5 + (Random.Shared.NextDouble() * 0.5)));
-    }
+    private TimeSpan Backoff(int attempt) => RetryBackoff.Next(attempt, _options.Identity.RetryBaseDelay, _options.Identity.RetryMaxDelay);
 
     private static bool IsTransient(Exception ex) =>
         ex is HttpRequestException or IOException or TimeoutException or OperationCanceledException or InvalidDataException

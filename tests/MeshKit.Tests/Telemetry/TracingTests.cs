@@ -28,7 +28,7 @@ public sealed class TracingTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
             configureServices: s => s.AddMeshClient("inventory"),
             map: app => app.MapGet("/api/orders", async (IHttpClientFactory clients) => "stock=" + await clients.CreateClient("inventory").GetStringAsync("/stock")));
         await using var frontend = await Caller.StartAsync(bed, "orders", [], new Dictionary<string, string?>(orders.AsStaticEndpoint("orders", 0, "v2")),
-            services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new CollectionAdapter(exported))));
+            services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new ActivityQueueCollection(exported))));
 
         Assert.Equal("stock=42", await frontend.Client("orders").GetStringAsync("/api/orders", TestContext.Current.CancellationToken));
 
@@ -87,7 +87,7 @@ public sealed class TracingTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
             await http.Response.WriteAsync("ok");
         });
         await using var frontend = await Caller.StartAsync(bed, "orders", [flaky], new Dictionary<string, string?> { ["Mesh:Policy:Defaults:Retry:BaseDelay"] = "00:00:00" },
-            services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new CollectionAdapter(exported))));
+            services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new ActivityQueueCollection(exported))));
 
         Assert.Equal("ok", await frontend.Client("orders").GetStringAsync("/retry-me", TestContext.Current.CancellationToken));
 
@@ -108,28 +108,6 @@ public sealed class TracingTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         Activity? found = null;
         await Eventually.WaitAsync(() => (found = exported.FirstOrDefault(match)) is not null, TimeSpan.FromSeconds(10), "the span to be exported");
         return found!;
-    }
-
-    /// <summary>The in-memory exporter wants an ICollection; a concurrent queue is safe across the apps' threads.</summary>
-    private sealed class CollectionAdapter(ConcurrentQueue<Activity> queue) : ICollection<Activity>
-    {
-        public int Count => queue.Count;
-
-        public bool IsReadOnly => false;
-
-        public void Add(Activity item) => queue.Enqueue(item);
-
-        public void Clear() => queue.Clear();
-
-        public bool Contains(Activity item) => queue.Contains(item);
-
-        public void CopyTo(Activity[] array, int arrayIndex) => queue.CopyTo(array, arrayIndex);
-
-        public bool Remove(Activity item) => throw new NotSupportedException();
-
-        public IEnumerator<Activity> GetEnumerator() => queue.GetEnumerator();
-
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }
 
