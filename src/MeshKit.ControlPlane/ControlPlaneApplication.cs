@@ -43,6 +43,7 @@ public static class ControlPlaneApplication
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<ControlPlaneMetrics>();
         builder.Services.AddSingleton<ControlChannel.ControlChannelFeed>();
+        builder.Services.AddSingleton<SharedConsul>();
         builder.Services.AddSingleton<Policy.CentralPolicy>();
         builder.Services.AddProblemDetails();
 

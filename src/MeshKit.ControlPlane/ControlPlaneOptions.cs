@@ -46,6 +46,13 @@ public sealed class ControlPlaneOptions
     /// <summary>Gets or sets where central policy is kept: a folder of files, or Consul KV for several replicas.</summary>
     public CentralPolicyOptions Policy { get; set; } = new();
 
+    /// <summary>
+    /// Gets or sets Consul KV as the store shared by every control-service replica: central policy (under
+    /// <c>&lt;KeyPrefix&gt;policy/</c>) and revocations (under <c>&lt;KeyPrefix&gt;revocations/</c>). Used when
+    /// <c>ControlPlane:Consul:Address</c> is set; without it each replica keeps its state in its data directory.
+    /// </summary>
+    public SharedStateConsulOptions Consul { get; set; } = new();
+
     /// <summary>Gets or sets the longest wait a workload's control-channel watch may ask for. Default 5 minutes.</summary>
     public TimeSpan MaxWatchWait { get; set; } = TimeSpan.FromMinutes(5);
 }
@@ -96,7 +103,11 @@ public sealed class CentralPolicyOptions
     public CentralPolicyConsulOptions? Consul { get; set; }
 }
 
-/// <summary>Consul KV settings of the central policy store.</summary>
+/// <summary>
+/// Consul KV settings of the central policy store. The older way to share policy; <see cref="ControlPlaneOptions.Consul"/>
+/// shares revocations too. When only this section is set, it is the shared store's connection, with the policy under its
+/// <see cref="KeyPrefix"/> and revocations under <c>meshkit/revocations/</c>.
+/// </summary>
 public sealed class CentralPolicyConsulOptions
 {
     /// <summary>Gets or sets the Consul agent's HTTP address, for example <c>http://127.0.0.1:8500</c>.</summary>
@@ -110,6 +121,25 @@ public sealed class CentralPolicyConsulOptions
 
     /// <summary>Gets or sets the KV prefix; each service's document is at <c>&lt;KeyPrefix&gt;&lt;service&gt;</c>. Default <c>meshkit/policy/</c>.</summary>
     public string KeyPrefix { get; set; } = "meshkit/policy/";
+
+    /// <summary>Gets or sets the blocking-query wait. Default 5 minutes.</summary>
+    public TimeSpan Wait { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>The Consul KV store that control-service replicas share.</summary>
+public sealed class SharedStateConsulOptions
+{
+    /// <summary>Gets or sets the Consul agent's HTTP address, for example <c>http://127.0.0.1:8500</c>. Not set: no shared store.</summary>
+    public Uri? Address { get; set; }
+
+    /// <summary>Gets or sets the ACL token (<c>X-Consul-Token</c>). Never logged.</summary>
+    public string? Token { get; set; }
+
+    /// <summary>Gets or sets the datacenter, if not the agent's own.</summary>
+    public string? Datacenter { get; set; }
+
+    /// <summary>Gets or sets the KV prefix of everything the control service keeps in Consul. Default <c>meshkit/</c>.</summary>
+    public string KeyPrefix { get; set; } = "meshkit/";
 
     /// <summary>Gets or sets the blocking-query wait. Default 5 minutes.</summary>
     public TimeSpan Wait { get; set; } = TimeSpan.FromMinutes(5);

@@ -31,6 +31,26 @@ internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPla
             errors.Add($"{Root}:MaxWatchWait is {options.MaxWatchWait}; use a value from 00:00:01 to 00:10:00.");
         }
 
+        if (options.Consul.Address is not null && options.Policy.Consul?.Address is not null)
+        {
+            errors.Add($"{Root}:Consul:Address and {Root}:Policy:Consul:Address are both set; keep {Root}:Consul (it holds the policy under <KeyPrefix>policy/) and remove {Root}:Policy:Consul.");
+        }
+
+        if (options.Consul.Address is { } consul && !consul.IsAbsoluteUri)
+        {
+            errors.Add($"{Root}:Consul:Address '{consul}' must be an absolute http or https address such as http://127.0.0.1:8500.");
+        }
+
+        if (options.Consul.Address is not null && (options.Consul.KeyPrefix.Length == 0 || options.Consul.KeyPrefix.StartsWith('/')))
+        {
+            errors.Add($"{Root}:Consul:KeyPrefix '{options.Consul.KeyPrefix}' must be a non-empty KV path that does not start with '/', such as meshkit/.");
+        }
+
+        if (options.Consul.Wait < TimeSpan.FromSeconds(1) || options.Consul.Wait > TimeSpan.FromMinutes(10))
+        {
+            errors.Add($"{Root}:Consul:Wait is {options.Consul.Wait}; use a value from 00:00:01 to 00:10:00.");
+        }
+
         if (options.AdminToken is { Length: > 0 } admin && admin.Length < MinimumTokenLength)
         {
             errors.Add($"{Root}:AdminToken is too short; use at least {MinimumTokenLength} random characters.");

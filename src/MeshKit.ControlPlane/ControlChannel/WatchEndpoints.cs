@@ -18,7 +18,9 @@ internal sealed record WatchResponse(
     [property: JsonPropertyName("revocationReason")] string? RevocationReason,
     [property: JsonPropertyName("policy")] System.Text.Json.JsonElement? Policy,
     [property: JsonPropertyName("policyVersion")] string? PolicyVersion,
-    [property: JsonPropertyName("activeIssuer")] string ActiveIssuer);
+    [property: JsonPropertyName("activeIssuer")] string ActiveIssuer,
+    [property: JsonPropertyName("policyState")] string PolicyState,
+    [property: JsonPropertyName("policyRevision")] ulong PolicyRevision);
 
 /// <summary>
 /// <c>GET /v1/workloads/self/watch?index=N&amp;wait=30s</c>: the workload's long poll, authenticated by its certificate.
@@ -85,10 +87,16 @@ internal static class WatchEndpoints
         var bundle = ca.Bundle;
         var revoked = revocations.IsRevoked(id.Value, out var reason);
         var current = feed.Index;
-        var policy = central.Get(Policy.PolicyDocument.ServiceKey(id));
+
+        // "unknown" (the store has not loaded) and "absent" make the workload keep what it holds; only "deleted", with a
+        // revision newer than the workload's document, makes it drop its central policy.
+        var answer = central.Lookup(Policy.PolicyDocument.ServiceKey(id));
+        var policy = answer.Document;
         System.Text.Json.JsonElement? policyJson = policy is null ? null : System.Text.Json.JsonDocument.Parse(policy.Json).RootElement.Clone();
         http.Response.Headers["X-Mesh-Index"] = current.ToString(CultureInfo.InvariantCulture);
-        return Results.Json(new WatchResponse(current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.ActiveSigner.Certificate.Subject));
+        return Results.Json(new WatchResponse(
+            current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.ActiveSigner.Certificate.Subject,
+            StateName(answer.State), answer.Revision));
     }
 
     /// <summary>
@@ -182,6 +190,14 @@ internal static class WatchEndpoints
             LastSeen = time.GetUtcNow(),
         });
     }
+
+    private static string StateName(Policy.CentralPolicyState state) => state switch
+    {
+        Policy.CentralPolicyState.Present => "present",
+        Policy.CentralPolicyState.Absent => "absent",
+        Policy.CentralPolicyState.Deleted => "deleted",
+        _ => "unknown",
+    };
 
     internal static bool TryParseWait(string text, out TimeSpan wait)
     {

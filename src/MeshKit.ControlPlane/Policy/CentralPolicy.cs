@@ -13,13 +13,13 @@ internal sealed class CentralPolicy : IAsyncDisposable
 {
     private readonly ImmutableDictionary<string, StoredPolicy> _seeds;
 
-    public CentralPolicy(IOptions<ControlPlaneOptions> options, IConfiguration configuration, ControlPlaneDataDirectory data, ILoggerFactory loggerFactory)
+    public CentralPolicy(IOptions<ControlPlaneOptions> options, IConfiguration configuration, ControlPlaneDataDirectory data, SharedConsul shared, TimeProvider time, ILoggerFactory loggerFactory)
     {
         var policy = options.Value.Policy;
-        Store = policy.Consul?.Address is not null
-            ? new ConsulPolicyStore(policy.Consul, loggerFactory)
-            : new DirectoryPolicyStore(policy.Directory ?? Path.Combine(data.Path, "policy"), loggerFactory.CreateLogger<DirectoryPolicyStore>());
-        Source = policy.Consul?.Address is not null ? "consul" : "directory";
+        Store = shared.Client is { } consul
+            ? new ConsulPolicyStore(consul, shared.PolicyPrefix, time, loggerFactory)
+            : new DirectoryPolicyStore(policy.Directory ?? Path.Combine(data.Path, "policy"), time, loggerFactory.CreateLogger<DirectoryPolicyStore>());
+        Source = shared.Client is not null ? "consul" : "directory";
 
         var seeds = ImmutableDictionary.CreateBuilder<string, StoredPolicy>(StringComparer.Ordinal);
         var errors = new List<PolicyError>();
@@ -55,8 +55,30 @@ internal sealed class CentralPolicy : IAsyncDisposable
     /// <summary>Gets where documents are stored: <c>directory</c> or <c>consul</c>.</summary>
     public string Source { get; }
 
-    /// <summary>Gets a service's document: the stored one, else the seed from configuration.</summary>
-    public StoredPolicy? Get(string service) => Store.Get(service) ?? (_seeds.TryGetValue(service, out var seed) ? seed : null);
+    /// <summary>Gets a service's document: the stored one, else the seed from configuration unless it was deleted.</summary>
+    public StoredPolicy? Get(string service) =>
+        Store.Get(service) ?? (Store.GetTombstone(service) is null && _seeds.TryGetValue(service, out var seed) ? seed : null);
+
+    /// <summary>
+    /// What the control channel tells a workload of its service's central policy: unknown while the store has not loaded
+    /// (a replica that cannot reach Consul), else the document, its deletion, or that there is none.
+    /// </summary>
+    public CentralPolicyAnswer Lookup(string service)
+    {
+        if (!Store.IsLoaded)
+        {
+            return new CentralPolicyAnswer(CentralPolicyState.Unknown, null, 0);
+        }
+
+        if (Get(service) is { } document)
+        {
+            return new CentralPolicyAnswer(CentralPolicyState.Present, document, document.Revision);
+        }
+
+        return Store.GetTombstone(service) is { } tombstone
+            ? new CentralPolicyAnswer(CentralPolicyState.Deleted, null, tombstone.Revision)
+            : new CentralPolicyAnswer(CentralPolicyState.Absent, null, 0);
+    }
 
     /// <summary>Gets every service with a document.</summary>
     public IEnumerable<StoredPolicy> All()
@@ -77,3 +99,25 @@ internal sealed class CentralPolicy : IAsyncDisposable
 
     public ValueTask DisposeAsync() => Store.DisposeAsync();
 }
+
+/// <summary>What the control service knows of one service's central policy.</summary>
+internal enum CentralPolicyState
+{
+    /// <summary>The store has not loaded yet: the workload keeps what it holds.</summary>
+    Unknown,
+
+    /// <summary>No document, and no deletion: the workload keeps what it holds (a file or key removed by hand is this).</summary>
+    Absent,
+
+    /// <summary>A document.</summary>
+    Present,
+
+    /// <summary>Deleted through the admin API at a revision: the workload drops a document older than that.</summary>
+    Deleted,
+}
+
+/// <summary>A lookup's answer.</summary>
+/// <param name="State">What is known.</param>
+/// <param name="Document">The document, when present.</param>
+/// <param name="Revision">The document's or the deletion's store revision.</param>
+internal sealed record CentralPolicyAnswer(CentralPolicyState State, StoredPolicy? Document, ulong Revision);

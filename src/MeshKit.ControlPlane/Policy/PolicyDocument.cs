@@ -9,8 +9,11 @@ namespace MeshKit.ControlPlane.Policy;
 /// <param name="Service">The service key: <c>orders</c>, or <c>orders.payments</c> outside the default namespace.</param>
 /// <param name="Json">The document as written: <c>{ "Policy": ..., "Authorization": ... }</c>.</param>
 /// <param name="Version">Its content version (the same hash workloads compute).</param>
-/// <param name="StoreIndex">The store's own index (Consul's ModifyIndex), or 0.</param>
-internal sealed record StoredPolicy(string Service, string Json, string Version, ulong StoreIndex);
+/// <param name="Revision">
+/// The store's revision of the document (Consul's ModifyIndex, or the file's write time in milliseconds; 0 for a seed from
+/// configuration). Revisions of one service only grow, deletions included, so a workload can tell a newer deletion from an older one.
+/// </param>
+internal sealed record StoredPolicy(string Service, string Json, string Version, ulong Revision);
 
 /// <summary>One difference between two policy documents, by configuration key.</summary>
 internal sealed record PolicyChange(string Op, string Path, string? Old, string? New);

@@ -18,13 +18,18 @@ internal static class PolicyEndpoints
     public static IEndpointRouteBuilder MapPolicyAdminApi(this IEndpointRouteBuilder endpoints)
     {
         var admin = endpoints.MapGroup("/v1/policy").AddEndpointFilter<AdminEndpointFilter>();
-        admin.MapGet("/", (CentralPolicy central) => Results.Json(new
+        admin.MapGet("/", (CentralPolicy central) => !central.Store.IsLoaded ? StoreNotLoaded(central) : Results.Json(new
         {
             source = central.Source,
             services = central.All().OrderBy(d => d.Service, StringComparer.Ordinal).Select(d => new { service = d.Service, version = d.Version }),
         }));
         admin.MapGet("/{service}", (string service, CentralPolicy central, HttpContext http) =>
         {
+            if (!central.Store.IsLoaded)
+            {
+                return StoreNotLoaded(central);
+            }
+
             var document = central.Get(service);
             if (document is null)
             {
@@ -40,12 +45,36 @@ internal static class PolicyEndpoints
             var (json, refusal) = await ReadBodyAsync(http).ConfigureAwait(false);
             return refusal ?? Validate(service, json!, central, dryRun: true).Result;
         });
-        admin.MapDelete("/{service}", async (string service, CentralPolicy central, CancellationToken cancellationToken) =>
-            await central.Store.DeleteAsync(service, cancellationToken).ConfigureAwait(false)
-                ? Results.Json(new { service, deleted = true })
-                : Problems.Refuse(StatusCodes.Status404NotFound, "policy-not-found", $"No central policy is stored for '{service}'."));
+        admin.MapDelete("/{service}", DeleteAsync);
         return endpoints;
     }
+
+    private static async Task<IResult> DeleteAsync(string service, CentralPolicy central, CancellationToken cancellationToken)
+    {
+        if (!PolicyDocument.IsServiceKey(service))
+        {
+            return Problems.Refuse(StatusCodes.Status400BadRequest, "service-invalid", $"'{service}' is not a service key; use the service name, or name.namespace outside the default namespace.");
+        }
+
+        try
+        {
+            var tombstone = await central.Store.DeleteAsync(service, cancellationToken).ConfigureAwait(false);
+            return tombstone is not null
+                ? Results.Json(new { service, deleted = true, revision = tombstone.Revision })
+                : Problems.Refuse(StatusCodes.Status404NotFound, "policy-not-found", $"No central policy is stored for '{service}'.");
+        }
+        catch (PolicyConflictException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status409Conflict, "policy-conflict", ex.Message);
+        }
+        catch (PolicyStoreUnavailableException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status503ServiceUnavailable, "policy-store-unavailable", ex.Message);
+        }
+    }
+
+    private static IResult StoreNotLoaded(CentralPolicy central) =>
+        Problems.Refuse(StatusCodes.Status503ServiceUnavailable, "policy-store-unavailable", $"The central policy store ({central.Source}) has not been read yet; this replica cannot say what is stored. Retry shortly.");
 
     private static async Task<IResult> PutAsync(string service, HttpContext http, CentralPolicy central, CancellationToken cancellationToken)
     {
@@ -72,6 +101,10 @@ internal static class PolicyEndpoints
         catch (PolicyConflictException ex)
         {
             return Problems.Refuse(StatusCodes.Status409Conflict, "policy-conflict", ex.Message);
+        }
+        catch (PolicyStoreUnavailableException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status503ServiceUnavailable, "policy-store-unavailable", ex.Message);
         }
     }
 

@@ -8,8 +8,10 @@ namespace MeshKit.ControlChannel;
 
 /// <summary>
 /// The workload's one long poll on the control service (Consul-style <c>index</c> and <c>wait</c>). It reports the
-/// workload's status on every poll and applies what comes back: trust-bundle changes and revocations. A change arrives on
-/// the poll that is already waiting; while nothing changes the control service sees one request per wait period.
+/// workload's status on every poll and applies what comes back: trust-bundle changes, revocations and central policy. A
+/// change arrives on the poll that is already waiting; while nothing changes the control service sees one request per wait
+/// period. Before the host starts serving, it waits (up to <c>Mesh:ControlPlane:StartupTimeout</c>) until the control
+/// service says what this service's central policy is, so a workload never serves on its local policy alone by accident.
 /// </summary>
 internal sealed partial class ControlChannelWatcher(
     IOptions<MeshOptions> options,
@@ -19,25 +21,51 @@ internal sealed partial class ControlChannelWatcher(
     MeshKit.Policy.PolicyWatcher policies,
     MeshKit.Balancing.EndpointStateRegistry endpointStates,
     TimeProvider time,
-    ILogger<ControlChannelWatcher> logger) : BackgroundService
+    ILogger<ControlChannelWatcher> logger) : BackgroundService, IHostedLifecycleService
 {
     private static readonly TimeSpan NudgeInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan WatchRetryBaseDelay = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan WatchRetryMaxDelay = TimeSpan.FromSeconds(30);
+    private readonly Lock _nudgeGate = new();
     private CancellationTokenSource? _poll;
     private long _lastNudge;
+    private ITimer? _pendingNudge;
+    private long _index;
+    private string? _lastCentralState;
 
-    /// <summary>Reports a status change (an ejection) now rather than at the next poll: ends the waiting poll, at most once a second.</summary>
+    /// <summary>
+    /// Reports a status change (an ejection) now rather than at the next poll: ends the waiting poll, at most once a second.
+    /// A change within a second of the last report is sent when that second is over, not left for the next poll.
+    /// </summary>
     private void Nudge()
     {
-        var now = time.GetTimestamp();
-        var last = Interlocked.Read(ref _lastNudge);
-        if (last != 0 && time.GetElapsedTime(last, now) < NudgeInterval)
+        lock (_nudgeGate)
         {
-            return;
+            var now = time.GetTimestamp();
+            if (_lastNudge != 0 && time.GetElapsedTime(_lastNudge, now) is var since && since < NudgeInterval)
+            {
+                _pendingNudge ??= time.CreateTimer(
+                    static state =>
+                    {
+                        var watcher = (ControlChannelWatcher)state!;
+                        lock (watcher._nudgeGate)
+                        {
+                            watcher._pendingNudge?.Dispose();
+                            watcher._pendingNudge = null;
+                            watcher._lastNudge = 0;
+                        }
+
+                        watcher.Nudge();
+                    },
+                    this,
+                    NudgeInterval - since,
+                    Timeout.InfiniteTimeSpan);
+                return;
+            }
+
+            _lastNudge = now;
         }
 
-        Interlocked.Exchange(ref _lastNudge, now);
         try
         {
             Volatile.Read(ref _poll)?.Cancel();
@@ -60,6 +88,88 @@ internal sealed partial class ControlChannelWatcher(
         return text.Length <= 1024 ? text : text[..1024];
     }
 
+    /// <summary>
+    /// Runs after the first certificate was obtained (<see cref="Identity.CertificateRenewalService"/> is registered first)
+    /// and before anything serves: polls until the control service says what this service's central policy is.
+    /// </summary>
+    public async Task StartingAsync(CancellationToken cancellationToken)
+    {
+        var settings = options.Value.ControlPlane;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(settings.StartupTimeout);
+        string last;
+        var failures = 0;
+        while (true)
+        {
+            try
+            {
+                var (result, next) = await controlPlane.WatchAsync(0, settings.WatchWait, Report(), deadline.Token).ConfigureAwait(false);
+                _index = next;
+                Apply(result);
+                if (result.CentralPolicyState != "unknown")
+                {
+                    return;
+                }
+
+                last = "the control service answered that it does not know this service's central policy yet (its policy store has not loaded)";
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                last = ex is OperationCanceledException ? "the control service did not answer in time" : ex.Message;
+            }
+
+            if (deadline.IsCancellationRequested)
+            {
+                break;
+            }
+
+            LogCentralPolicyPending(logger, last);
+            try
+            {
+                await Task.Delay(RetryBackoff.Next(++failures, WatchRetryBaseDelay, WatchRetryMaxDelay), time, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        if (settings.StartWithoutCentralPolicy)
+        {
+            LogStartingOnLocalPolicy(logger, settings.StartupTimeout, last);
+            return;
+        }
+
+        throw new TimeoutException(
+            $"Mesh:ControlPlane:StartupTimeout ({settings.StartupTimeout}) elapsed before the control service at {settings.Address} said what the central policy of "
+            + $"{options.Value.Service.Name} is: {last}. A workload does not serve on its local policy alone unless Mesh:ControlPlane:StartWithoutCentralPolicy is true "
+            + "(its central authorization rules could be missing).");
+    }
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public override void Dispose()
+    {
+        lock (_nudgeGate)
+        {
+            _pendingNudge?.Dispose();
+            _pendingNudge = null;
+        }
+
+        base.Dispose();
+    }
+
+    private WorkloadReport Report()
+    {
+        var meshOptions = options.Value;
+        return new WorkloadReport(meshOptions.Service.InstanceId!, meshOptions.Service.Version, identity.Current?.Bundle.Version, policies.Current.Version, policies.CentralVersion, EjectedSummary());
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var meshOptions = options.Value;
@@ -68,7 +178,7 @@ internal sealed partial class ControlChannelWatcher(
 
         // A new certificate: move the waiting poll onto a connection that presents it, and report the new serial now.
         identity.Changed += _ => Nudge();
-        long index = 0;
+        var index = _index;
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -82,7 +192,7 @@ internal sealed partial class ControlChannelWatcher(
 
             try
             {
-                var report = new WorkloadReport(meshOptions.Service.InstanceId!, meshOptions.Service.Version, current.Bundle.Version, policies.Current.Version, policies.CentralVersion, EjectedSummary());
+                var report = Report();
                 using var poll = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 Volatile.Write(ref _poll, poll);
                 WatchResult result;
@@ -149,13 +259,42 @@ internal sealed partial class ControlChannelWatcher(
             identity.RequestRenewal($"the control service now issues from '{issuer}', this certificate is from '{held.Certificate.Issuer}'");
         }
 
-        // Central policy rides the same answer; apply it when its version moved (including to "none").
-        if (result.PolicyVersion != policies.CentralVersion)
+        ApplyCentralPolicy(result);
+        state.Apply(result);
+    }
+
+    /// <summary>
+    /// Central policy rides the same answer. A document applies when its version moved. Nothing else removes the one
+    /// held except a deletion newer than it: "unknown" (a replica whose store has not loaded) and "absent" (no document,
+    /// no deletion) keep it, so an outage of the control service's store can never turn central authorization off.
+    /// </summary>
+    private void ApplyCentralPolicy(WatchResult result)
+    {
+        var centralState = result.CentralPolicyState;
+        var held = policies.CentralVersion;
+        switch (centralState)
         {
-            policies.ApplyCentral(result.Policy?.GetRawText(), result.PolicyVersion);
+            case "present" when result.PolicyVersion != held:
+                policies.ApplyCentral(result.Policy?.GetRawText(), result.PolicyVersion, result.PolicyRevision);
+                break;
+            case "deleted" when held is not null:
+                if (result.PolicyRevision > policies.CentralRevision)
+                {
+                    LogCentralPolicyDeleted(logger, held, result.PolicyRevision);
+                    policies.ApplyCentral(null, null, result.PolicyRevision);
+                }
+                else if (centralState != _lastCentralState)
+                {
+                    LogStaleDeletionIgnored(logger, result.PolicyRevision, held, policies.CentralRevision);
+                }
+
+                break;
+            case "absent" or "unknown" when held is not null && centralState != _lastCentralState:
+                LogCentralPolicyKept(logger, centralState, held);
+                break;
         }
 
-        state.Apply(result);
+        _lastCentralState = centralState;
     }
 
     private async Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
@@ -174,6 +313,21 @@ internal sealed partial class ControlChannelWatcher(
 
     [LoggerMessage(EventId = 2102, Level = LogLevel.Information, Message = "Trust bundle changed from {OldVersion} to {NewVersion} ({RootCount} root(s)); new connections use it.")]
     private static partial void LogBundleChanged(ILogger logger, string oldVersion, string newVersion, int rootCount);
+
+    [LoggerMessage(EventId = 2104, Level = LogLevel.Warning, Message = "Waiting for the control service to say what this service's central policy is before serving: {Reason}")]
+    private static partial void LogCentralPolicyPending(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 2105, Level = LogLevel.Warning, Message = "Starting on the local policy only, as Mesh:ControlPlane:StartWithoutCentralPolicy allows: after {Timeout} the control service had not said what the central policy is ({Reason}). It applies when it arrives.")]
+    private static partial void LogStartingOnLocalPolicy(ILogger logger, TimeSpan timeout, string reason);
+
+    [LoggerMessage(EventId = 2106, Level = LogLevel.Warning, Message = "The control service answered '{State}' for this service's central policy; keeping central policy {Version}. Only a deletion through the admin API (DELETE /v1/policy/<service>) removes it.")]
+    private static partial void LogCentralPolicyKept(ILogger logger, string state, string version);
+
+    [LoggerMessage(EventId = 2107, Level = LogLevel.Warning, Message = "The central policy {Version} was deleted through the admin API (revision {Revision}); the local policy alone is in force now.")]
+    private static partial void LogCentralPolicyDeleted(ILogger logger, string version, ulong revision);
+
+    [LoggerMessage(EventId = 2108, Level = LogLevel.Warning, Message = "Ignored a deletion of the central policy at revision {Revision}: the policy held ({Version}, revision {HeldRevision}) is newer. A replica that lags behind?")]
+    private static partial void LogStaleDeletionIgnored(ILogger logger, ulong revision, string version, ulong heldRevision);
 
     [LoggerMessage(EventId = 2103, Level = LogLevel.Critical, Message = "{Reason} Mesh calls and the mesh endpoint fail closed.")]
     private static partial void LogRevoked(ILogger logger, string reason);

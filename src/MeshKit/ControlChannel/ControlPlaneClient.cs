@@ -27,7 +27,21 @@ internal sealed record WatchResult(
     [property: JsonPropertyName("revocationReason")] string? RevocationReason,
     [property: JsonPropertyName("policy")] JsonElement? Policy,
     [property: JsonPropertyName("policyVersion")] string? PolicyVersion,
-    [property: JsonPropertyName("activeIssuer")] string? ActiveIssuer = null);
+    [property: JsonPropertyName("activeIssuer")] string? ActiveIssuer = null,
+    [property: JsonPropertyName("policyState")] string? PolicyState = null,
+    [property: JsonPropertyName("policyRevision")] ulong PolicyRevision = 0)
+{
+    /// <summary>
+    /// Gets what the answer says of the central policy: <c>present</c>, <c>absent</c>, <c>deleted</c> or <c>unknown</c>.
+    /// An answer that does not say (an older control service) counts as <c>present</c> when it carries a document and as
+    /// <c>unknown</c> otherwise, so silence never removes a policy.
+    /// </summary>
+    public string CentralPolicyState => PolicyState switch
+    {
+        "present" or "absent" or "deleted" or "unknown" => PolicyState,
+        _ => Policy is { ValueKind: JsonValueKind.Object } ? "present" : "unknown",
+    };
+}
 
 /// <summary>What the workload reports on each poll.</summary>
 internal sealed record WorkloadReport(string Instance, string? ServiceVersion, string? BundleVersion, string? PolicyVersion, string? CentralPolicyVersion, string? Ejected);

@@ -65,6 +65,13 @@ public sealed class MeshControlPlaneOptions
 
     /// <summary>Gets or sets the wait of the control-channel long poll. Default 5 minutes; tests use 1 second.</summary>
     public TimeSpan WatchWait { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Gets or sets whether the workload may start on its local policy alone when, within <see cref="StartupTimeout"/>,
+    /// the control service cannot say what its central policy is (its policy store is unreachable). Default
+    /// <see langword="false"/>: startup fails instead, because central authorization rules could be missing.
+    /// </summary>
+    public bool StartWithoutCentralPolicy { get; set; }
 }
 
 /// <summary>When the workload certificate is renewed, and how failures are retried.</summary>

@@ -70,12 +70,19 @@ public sealed partial class PolicyWatcher : IDisposable
     public string? CentralVersion { get; private set; }
 
     /// <summary>
+    /// Gets the control service's store revision of the central policy held (or of its deletion): a deletion drops the
+    /// central policy only when its revision is above this one.
+    /// </summary>
+    public ulong CentralRevision { get; private set; }
+
+    /// <summary>
     /// Applies the central policy received on the control channel, merged with the local one (see docs/live-policy.md):
     /// validated like a local reload, and rejected (keeping the policy in force) when the merge does not validate.
     /// </summary>
-    /// <param name="json">The central document (<c>{ "Policy": ..., "Authorization": ... }</c>), or <see langword="null"/> when there is none.</param>
+    /// <param name="json">The central document (<c>{ "Policy": ..., "Authorization": ... }</c>), or <see langword="null"/> when it was deleted.</param>
     /// <param name="version">Its version.</param>
-    internal void ApplyCentral(string? json, string? version)
+    /// <param name="revision">The store revision of the document or of its deletion.</param>
+    internal void ApplyCentral(string? json, string? version, ulong revision)
     {
         PolicySnapshot? next = null;
         List<PolicyError> reasons = [];
@@ -109,6 +116,7 @@ public sealed partial class PolicyWatcher : IDisposable
             }
 
             // Recorded after the policy took effect, so whoever sees the new central version sees its policy too.
+            CentralRevision = revision;
             if (next is not null && next.Version == _current.Version)
             {
                 CentralVersion = version;

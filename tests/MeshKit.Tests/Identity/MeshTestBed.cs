@@ -9,7 +9,8 @@ public sealed class MeshTestBed : IAsyncLifetime
 
     public ControlPlaneHost ControlPlane { get; private set; } = null!;
 
-    public async ValueTask InitializeAsync()
+    /// <summary>The control-service settings of the join token <see cref="Token"/>, for tests that start their own control service.</summary>
+    public static Dictionary<string, string?> TokenSettings()
     {
         var settings = new Dictionary<string, string?> { ["ControlPlane:JoinTokens:tests:Token"] = Token };
         string[] services = ["frontend", "orders", "inventory", "evil", "caller", "callee"];
@@ -17,6 +18,13 @@ public sealed class MeshTestBed : IAsyncLifetime
         {
             settings[$"ControlPlane:JoinTokens:tests:Services:{i}"] = services[i];
         }
+
+        return settings;
+    }
+
+    public async ValueTask InitializeAsync()
+    {
+        var settings = TokenSettings();
 
         if (Chaos.ScenarioLoad.Soak)
         {

@@ -1,0 +1,53 @@
+using MeshKit.Consul;
+using Microsoft.Extensions.Options;
+
+namespace MeshKit.ControlPlane.Storage;
+
+/// <summary>
+/// The Consul KV store that control-service replicas share, when one is configured: <c>ControlPlane:Consul</c>, or the
+/// older <c>ControlPlane:Policy:Consul</c> (policy under its own prefix, revocations under <c>meshkit/revocations/</c>).
+/// One client serves every kind of shared state.
+/// </summary>
+internal sealed class SharedConsul : IDisposable
+{
+    private const string DefaultPrefix = "meshkit/";
+
+    public SharedConsul(IOptions<ControlPlaneOptions> options, ILoggerFactory loggerFactory)
+    {
+        var value = options.Value;
+        ConsulOptions? connection = null;
+        if (value.Consul.Address is { } address)
+        {
+            var prefix = WithSlash(value.Consul.KeyPrefix);
+            PolicyPrefix = prefix + "policy/";
+            RevocationsPrefix = prefix + "revocations/";
+            connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
+        }
+        else if (value.Policy.Consul is { Address: { } legacy } policy)
+        {
+            PolicyPrefix = WithSlash(policy.KeyPrefix);
+            RevocationsPrefix = DefaultPrefix + "revocations/";
+            connection = new ConsulOptions { Address = legacy, Token = policy.Token, Datacenter = policy.Datacenter, Wait = policy.Wait };
+        }
+        else
+        {
+            PolicyPrefix = DefaultPrefix + "policy/";
+            RevocationsPrefix = DefaultPrefix + "revocations/";
+        }
+
+        Client = connection is null ? null : new ConsulClient(Options.Create(connection), loggerFactory);
+    }
+
+    /// <summary>Gets the client, or <see langword="null"/> when every replica keeps its own state on disk.</summary>
+    public ConsulClient? Client { get; }
+
+    /// <summary>Gets the KV prefix of central policy documents (one key per service).</summary>
+    public string PolicyPrefix { get; }
+
+    /// <summary>Gets the KV prefix of the revocation lists.</summary>
+    public string RevocationsPrefix { get; }
+
+    public void Dispose() => Client?.Dispose();
+
+    private static string WithSlash(string prefix) => prefix.EndsWith('/') ? prefix : prefix + "/";
+}
