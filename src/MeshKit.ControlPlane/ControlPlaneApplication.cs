@@ -65,7 +65,7 @@ public static class ControlPlaneApplication
         // Fail at start, not at first request, when the settings or the CA files are wrong.
         _ = app.Services.GetRequiredService<IOptions<ControlPlaneOptions>>().Value;
         var admin = app.Services.GetRequiredService<AdminCredential>();
-        _ = app.Services.GetRequiredService<JoinTokenRegistry>();
+        var tokens = app.Services.GetRequiredService<JoinTokenRegistry>();
         var ca = app.Services.GetRequiredService<CertificateAuthority.CertificateAuthority>();
         if (admin.TokenFilePath is not null)
         {
@@ -79,7 +79,12 @@ public static class ControlPlaneApplication
         // Everything the control channel carries raises its index, so waiting watches answer at once.
         var feed = app.Services.GetRequiredService<ControlChannel.ControlChannelFeed>();
         ca.BundleChanged += _ => feed.Publish();
-        app.Services.GetRequiredService<IdentityRevocations>().Changed += feed.Publish;
+        var revocations = app.Services.GetRequiredService<IdentityRevocations>();
+        revocations.Changed += feed.Publish;
+        if (!revocations.IsKnown || !tokens.IsKnown)
+        {
+            app.Logger.LogWarning("The revocation lists at {Location} have not been read and this replica kept no copy; it issues no certificate until it has read them.", revocations.Location);
+        }
         var central = app.Services.GetRequiredService<Policy.CentralPolicy>();
         central.Store.Changed += feed.Publish;
         central.Store.StartAsync(CancellationToken.None).GetAwaiter().GetResult();

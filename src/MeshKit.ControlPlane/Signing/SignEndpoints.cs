@@ -93,6 +93,13 @@ internal static partial class SignEndpoints
             sizeFeature.MaxRequestBodySize = MaxBodyBytes;
         }
 
+        // A replica that has never read the revocation lists (shared store down, no copy from an earlier run) cannot tell a
+        // revoked identity or token from a good one: it refuses, and the workload retries (another replica, or later).
+        if (!revocations.IsKnown || !tokens.IsKnown)
+        {
+            return (new SignRefusal(StatusCodes.Status503ServiceUnavailable, "revocations-unknown", $"This replica has not read the revocation lists ({revocations.Location}) yet and issues nothing until it has; retry shortly."), null, null);
+        }
+
         // 2. Who is asking: a current mesh certificate (renewal) or a join token (first issuance).
         var now = time.GetUtcNow();
         SpiffeId? renewingAs = null;

@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using MeshKit.ControlPlane.Storage;
 using Microsoft.Extensions.Options;
 
@@ -28,17 +27,15 @@ internal sealed record JoinToken(string Name, byte[] Hash, ImmutableArray<Servic
 }
 
 /// <summary>
-/// The join tokens this control service accepts, and the names of revoked ones (persisted in the data directory
-/// so that a revocation survives restarts).
+/// The join tokens this control service accepts, and the names of revoked ones: shared by every replica through Consul KV
+/// when configured (<c>ControlPlane:Consul</c>), else kept in the data directory, so a revocation survives restarts.
 /// </summary>
-internal sealed class JoinTokenRegistry
+internal sealed class JoinTokenRegistry : IAsyncDisposable
 {
     private readonly ImmutableArray<JoinToken> _tokens;
-    private readonly string _revocationsPath;
-    private readonly Lock _gate = new();
-    private ImmutableHashSet<string> _revoked;
+    private readonly RevocationList _revoked;
 
-    public JoinTokenRegistry(IOptions<ControlPlaneOptions> options, ControlPlaneDataDirectory dataDirectory)
+    public JoinTokenRegistry(IOptions<ControlPlaneOptions> options, ControlPlaneDataDirectory dataDirectory, SharedConsul shared, ILogger<JoinTokenRegistry> logger)
     {
         var value = options.Value;
         var tokens = ImmutableArray.CreateBuilder<JoinToken>();
@@ -58,8 +55,8 @@ internal sealed class JoinTokenRegistry
         }
 
         _tokens = tokens.ToImmutable();
-        _revocationsPath = Path.Combine(dataDirectory.Path, "revoked-tokens.json");
-        _revoked = LoadRevocations(_revocationsPath);
+        _revoked = new RevocationList("token", Path.Combine(dataDirectory.Path, "revoked-tokens.json"), shared, shared.RevocationsPrefix + "tokens", logger);
+        _revoked.Start();
     }
 
     /// <summary>Gets the names of the configured tokens.</summary>
@@ -74,8 +71,14 @@ internal sealed class JoinTokenRegistry
         }
     }
 
+    /// <inheritdoc cref="RevocationList.IsKnown"/>
+    public bool IsKnown => _revoked.IsKnown;
+
+    /// <summary>Gets where the revocations are kept, for messages.</summary>
+    public string Location => _revoked.Location;
+
     /// <summary>Gets whether a token name is revoked.</summary>
-    public bool IsRevoked(string name) => _revoked.Contains(name);
+    public bool IsRevoked(string name) => _revoked.TryGet(name, out _);
 
     /// <summary>Finds the token whose secret equals <paramref name="presented"/>, comparing in constant time.</summary>
     /// <returns>The token, or <see langword="null"/> when none matches. A revoked token is returned; the caller refuses it.</returns>
@@ -96,9 +99,10 @@ internal sealed class JoinTokenRegistry
         return match;
     }
 
-    /// <summary>Revokes a token by name, durably.</summary>
+    /// <summary>Revokes a token by name, durably and on every replica.</summary>
     /// <returns><see langword="false"/> when no token has that name.</returns>
-    public bool Revoke(string name)
+    /// <exception cref="RevocationStoreUnavailableException">The shared store could not be written.</exception>
+    public async Task<bool> RevokeAsync(string name, CancellationToken cancellationToken)
     {
         var known = false;
         foreach (var token in _tokens)
@@ -111,31 +115,9 @@ internal sealed class JoinTokenRegistry
             return false;
         }
 
-        lock (_gate)
-        {
-            _revoked = _revoked.Add(name);
-            SecureFile.WriteAllText(_revocationsPath, JsonSerializer.Serialize(_revoked.Order(StringComparer.Ordinal).ToArray()));
-        }
-
+        await _revoked.SetAsync(name, "revoked by an operator", cancellationToken).ConfigureAwait(false);
         return true;
     }
 
-    private static ImmutableHashSet<string> LoadRevocations(string path)
-    {
-        if (!File.Exists(path))
-        {
-            return ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
-        }
-
-        try
-        {
-            var names = JsonSerializer.Deserialize<string[]>(File.ReadAllText(path)) ?? [];
-            return names.ToImmutableHashSet(StringComparer.Ordinal);
-        }
-        catch (JsonException ex)
-        {
-            // Failing open here would silently un-revoke tokens; refuse to start instead.
-            throw new InvalidDataException($"The token revocation list '{path}' is not valid JSON; fix or remove it (removing it un-revokes every token).", ex);
-        }
-    }
+    public ValueTask DisposeAsync() => _revoked.DisposeAsync();
 }

@@ -1,80 +1,40 @@
-using System.Collections.Immutable;
-using System.Text.Json;
 using MeshKit.ControlPlane.Storage;
 
 namespace MeshKit.ControlPlane.Workloads;
 
 /// <summary>
 /// SPIFFE IDs the operator revoked: the control service issues them no certificate (with a token or by renewal), and
-/// tells their workloads on the control channel so they drop the one they hold. Persisted in the data directory.
+/// tells workloads on the control channel, so the revoked ones drop the certificate they hold and their peers refuse them.
+/// Shared by every replica through Consul KV when configured (<c>ControlPlane:Consul</c>), else kept in the data directory.
 /// </summary>
-internal sealed class IdentityRevocations
+internal sealed class IdentityRevocations : IAsyncDisposable
 {
-    private readonly string _path;
-    private readonly Lock _gate = new();
-    private ImmutableDictionary<string, string> _revoked;
+    private readonly RevocationList _list;
 
-    public IdentityRevocations(ControlPlaneDataDirectory dataDirectory)
+    public IdentityRevocations(ControlPlaneDataDirectory dataDirectory, SharedConsul shared, ILogger<IdentityRevocations> logger)
     {
-        _path = System.IO.Path.Combine(dataDirectory.Path, "revoked-identities.json");
-        _revoked = Load(_path);
+        _list = new RevocationList("identity", Path.Combine(dataDirectory.Path, "revoked-identities.json"), shared, shared.RevocationsPrefix + "identities", logger);
+        _list.Changed += () => Changed?.Invoke();
+        _list.Start();
     }
 
     public event Action? Changed;
 
-    public IReadOnlyDictionary<string, string> All => _revoked;
+    public IReadOnlyDictionary<string, string> All => _list.Entries;
 
-    public bool IsRevoked(string spiffeId, out string reason)
-    {
-        if (_revoked.TryGetValue(spiffeId, out var r))
-        {
-            reason = r;
-            return true;
-        }
+    /// <inheritdoc cref="RevocationList.IsKnown"/>
+    public bool IsKnown => _list.IsKnown;
 
-        reason = string.Empty;
-        return false;
-    }
+    /// <summary>Gets where the list is kept, for messages.</summary>
+    public string Location => _list.Location;
 
-    public void Revoke(string spiffeId, string reason) => Change(d => d.SetItem(spiffeId, reason));
+    public bool IsRevoked(string spiffeId, out string reason) => _list.TryGet(spiffeId, out reason);
 
-    public bool Restore(string spiffeId)
-    {
-        var found = _revoked.ContainsKey(spiffeId);
-        if (found)
-        {
-            Change(d => d.Remove(spiffeId));
-        }
+    /// <exception cref="RevocationStoreUnavailableException">The shared store could not be written.</exception>
+    public Task RevokeAsync(string spiffeId, string reason, CancellationToken cancellationToken) => _list.SetAsync(spiffeId, reason, cancellationToken);
 
-        return found;
-    }
+    /// <exception cref="RevocationStoreUnavailableException">The shared store could not be written.</exception>
+    public Task<bool> RestoreAsync(string spiffeId, CancellationToken cancellationToken) => _list.RemoveAsync(spiffeId, cancellationToken);
 
-    private void Change(Func<ImmutableDictionary<string, string>, ImmutableDictionary<string, string>> change)
-    {
-        lock (_gate)
-        {
-            _revoked = change(_revoked);
-            SecureFile.WriteAllText(_path, JsonSerializer.Serialize(_revoked));
-        }
-
-        Changed?.Invoke();
-    }
-
-    private static ImmutableDictionary<string, string> Load(string path)
-    {
-        if (!File.Exists(path))
-        {
-            return ImmutableDictionary.Create<string, string>(StringComparer.Ordinal);
-        }
-
-        try
-        {
-            var map = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(path)) ?? [];
-            return map.ToImmutableDictionary(StringComparer.Ordinal);
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"The identity revocation list '{path}' is not valid JSON; fix or remove it (removing it restores every identity).", ex);
-        }
-    }
+    public ValueTask DisposeAsync() => _list.DisposeAsync();
 }

@@ -12,31 +12,48 @@ internal static class WorkloadEndpoints
             Results.Json(new { trustDomain = ca.TrustDomain, bundleVersion = ca.Bundle.Version, activeIssuer = ca.ActiveSigner.Certificate.Subject, workloads = workloads.List() }));
         admin.MapGet("/tokens", (JoinTokenRegistry tokens) =>
             Results.Json(tokens.Names.Select(n => new { name = n, revoked = tokens.IsRevoked(n) })));
-        admin.MapPost("/tokens/{name}/revoke", (string name, JoinTokenRegistry tokens) =>
-            tokens.Revoke(name)
+        admin.MapPost("/tokens/{name}/revoke", (string name, JoinTokenRegistry tokens, CancellationToken cancellationToken) => Shared(async () =>
+            await tokens.RevokeAsync(name, cancellationToken).ConfigureAwait(false)
                 ? Results.Json(new { name, revoked = true })
-                : Problems.Refuse(StatusCodes.Status404NotFound, "token-not-found", $"No join token is named '{name}'; GET /v1/tokens lists them."));
+                : Problems.Refuse(StatusCodes.Status404NotFound, "token-not-found", $"No join token is named '{name}'; GET /v1/tokens lists them.")));
         // CA rotation, step by step (see docs/operations.md): add a root, switch issuance to it, remove the old one.
         admin.MapGet("/ca/roots", (CertificateAuthority.CertificateAuthority ca) => Results.Json(RootsView(ca)));
         admin.MapPost("/ca/roots", (CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.AddRoot()));
         admin.MapPost("/ca/roots/{id}/activate", (string id, CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.Activate(id)));
         admin.MapDelete("/ca/roots/{id}", (string id, CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.RemoveRoot(id)));
         admin.MapGet("/identities/revoked", (IdentityRevocations revocations) => Results.Json(revocations.All));
-        admin.MapPost("/identities/revoke", (RevokeIdentityRequest body, IdentityRevocations revocations) =>
+        admin.MapPost("/identities/revoke", (RevokeIdentityRequest body, IdentityRevocations revocations, CancellationToken cancellationToken) =>
         {
             if (!MeshKit.Identity.SpiffeId.TryParse(body.SpiffeId, out var id, out var error))
             {
-                return Problems.Refuse(StatusCodes.Status400BadRequest, "spiffe-id-invalid", $"'spiffeId' is not a valid SPIFFE ID: {error}");
+                return Task.FromResult(Problems.Refuse(StatusCodes.Status400BadRequest, "spiffe-id-invalid", $"'spiffeId' is not a valid SPIFFE ID: {error}"));
             }
 
-            revocations.Revoke(id.Value, string.IsNullOrWhiteSpace(body.Reason) ? "revoked by an operator" : body.Reason.Trim());
-            return Results.Json(new { spiffeId = id.Value, revoked = true });
+            var reason = string.IsNullOrWhiteSpace(body.Reason) ? "revoked by an operator" : body.Reason.Trim();
+            return Shared(async () =>
+            {
+                await revocations.RevokeAsync(id.Value, reason, cancellationToken).ConfigureAwait(false);
+                return Results.Json(new { spiffeId = id.Value, revoked = true });
+            });
         });
-        admin.MapPost("/identities/restore", (RevokeIdentityRequest body, IdentityRevocations revocations) =>
-            revocations.Restore(body.SpiffeId ?? string.Empty)
+        admin.MapPost("/identities/restore", (RevokeIdentityRequest body, IdentityRevocations revocations, CancellationToken cancellationToken) => Shared(async () =>
+            await revocations.RestoreAsync(body.SpiffeId ?? string.Empty, cancellationToken).ConfigureAwait(false)
                 ? Results.Json(new { spiffeId = body.SpiffeId, revoked = false })
-                : Problems.Refuse(StatusCodes.Status404NotFound, "identity-not-revoked", $"'{body.SpiffeId}' is not revoked."));
+                : Problems.Refuse(StatusCodes.Status404NotFound, "identity-not-revoked", $"'{body.SpiffeId}' is not revoked.")));
         return endpoints;
+    }
+
+    /// <summary>A change to shared state: when the shared store cannot be written, 503 says so and nothing changed.</summary>
+    private static async Task<IResult> Shared(Func<Task<IResult>> change)
+    {
+        try
+        {
+            return await change().ConfigureAwait(false);
+        }
+        catch (Storage.RevocationStoreUnavailableException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status503ServiceUnavailable, "revocation-store-unavailable", ex.Message);
+        }
     }
 
     private static object RootsView(CertificateAuthority.CertificateAuthority ca) => new

@@ -1,0 +1,291 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using MeshKit.Consul;
+
+namespace MeshKit.ControlPlane.Storage;
+
+/// <summary>The shared store could not be read or written; nothing was changed.</summary>
+internal sealed class RevocationStoreUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// A list of revocations (what is revoked → why), kept where every replica reads it: one Consul KV key written with
+/// check-and-set and followed with a blocking query when the control service shares state, else a file in the data
+/// directory. With Consul, the file is this replica's last-known copy: a replica that starts while Consul is down keeps
+/// what it knew, and one that never knew anything says so (<see cref="IsKnown"/>) so that signing can refuse.
+/// Revocations never silently disappear: a key that vanishes from Consul is written back from what is known; only the
+/// admin API removes an entry.
+/// </summary>
+internal sealed partial class RevocationList : IAsyncDisposable
+{
+    private static readonly ImmutableDictionary<string, string> Empty = ImmutableDictionary.Create<string, string>(StringComparer.Ordinal);
+    private readonly string _what;
+    private readonly string _cachePath;
+    private readonly ConsulClient? _consul;
+    private readonly string _key;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly bool _hadCache;
+    private volatile ImmutableDictionary<string, string> _entries;
+    private volatile bool _readFromStore;
+    private Task? _loop;
+
+    /// <param name="what">What is revoked, for messages: <c>identity</c> or <c>token</c>.</param>
+    /// <param name="cachePath">The file in the data directory: the list itself, or the last-known copy of Consul's.</param>
+    /// <param name="shared">The shared store, if any.</param>
+    /// <param name="key">The Consul key of the list.</param>
+    /// <param name="logger">The logger.</param>
+    public RevocationList(string what, string cachePath, SharedConsul shared, string key, ILogger logger)
+    {
+        _what = what;
+        _cachePath = cachePath;
+        _consul = shared.Client;
+        _key = key;
+        _logger = logger;
+        _hadCache = File.Exists(cachePath);
+        _entries = _hadCache ? ReadCache(cachePath, what) : Empty;
+    }
+
+    /// <summary>Raised after the list changed, on this replica or another.</summary>
+    public event Action? Changed;
+
+    /// <summary>Gets the revocations: what is revoked, and why.</summary>
+    public IReadOnlyDictionary<string, string> Entries => _entries;
+
+    /// <summary>
+    /// Gets whether this replica knows the list: it has no shared store, it has read the shared one, or it kept a copy from
+    /// an earlier run. A replica that knows nothing must not issue certificates.
+    /// </summary>
+    public bool IsKnown => _consul is null || _readFromStore || _hadCache;
+
+    /// <summary>Gets where the list is kept, for messages.</summary>
+    public string Location => _consul is null ? _cachePath : $"Consul KV {_key} at {_consul.Address}";
+
+    public bool TryGet(string key, out string reason)
+    {
+        if (_entries.TryGetValue(key, out var found))
+        {
+            reason = found;
+            return true;
+        }
+
+        reason = string.Empty;
+        return false;
+    }
+
+    /// <summary>Starts following the shared store (nothing to do without one).</summary>
+    public void Start()
+    {
+        if (_consul is not null)
+        {
+            _loop = Task.Run(() => FollowAsync(_consul, _stopping.Token), CancellationToken.None);
+        }
+    }
+
+    /// <summary>Adds or replaces an entry; with a shared store, written there first (check-and-set, retried on a race).</summary>
+    /// <exception cref="RevocationStoreUnavailableException">The shared store could not be written.</exception>
+    public Task<bool> SetAsync(string key, string reason, CancellationToken cancellationToken) =>
+        ChangeAsync(entries => entries.TryGetValue(key, out var r) && r == reason ? entries : entries.SetItem(key, reason), cancellationToken);
+
+    /// <summary>Removes an entry; <see langword="false"/> when it was not there.</summary>
+    /// <exception cref="RevocationStoreUnavailableException">The shared store could not be written.</exception>
+    public Task<bool> RemoveAsync(string key, CancellationToken cancellationToken) =>
+        ChangeAsync(entries => entries.Remove(key), cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
+        {
+            await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        _stopping.Dispose();
+    }
+
+    private async Task<bool> ChangeAsync(Func<ImmutableDictionary<string, string>, ImmutableDictionary<string, string>> change, CancellationToken cancellationToken)
+    {
+        if (_consul is null)
+        {
+            lock (_gate)
+            {
+                var next = change(_entries);
+                return !ReferenceEquals(next, _entries) && Apply(next);
+            }
+        }
+
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            try
+            {
+                var current = (await _consul.GetKeyAsync(_key, cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
+                var entries = current is null ? _entries : Parse(current) ?? throw new RevocationStoreUnavailableException(
+                    $"The {_what} revocation list at {Location} is not valid JSON; fix or rewrite it before changing it.");
+                var next = change(entries);
+                if (ReferenceEquals(next, entries))
+                {
+                    Apply(entries);
+                    return false;
+                }
+
+                // CAS on what was read (0: only if still absent); a concurrent writer makes this fail and we read again.
+                if (await _consul.PutKeyAsync(_key, Serialize(next), current?.ModifyIndex ?? 0, cancellationToken).ConfigureAwait(false))
+                {
+                    _readFromStore = true;
+                    Apply(next);
+                    return true;
+                }
+            }
+            catch (ConsulException ex)
+            {
+                throw new RevocationStoreUnavailableException($"The {_what} revocation list at {Location} could not be changed ({ex.Message}); nothing was revoked or restored.", ex);
+            }
+        }
+
+        throw new RevocationStoreUnavailableException($"The {_what} revocation list at {Location} kept changing under this write; try again.");
+    }
+
+    private async Task FollowAsync(ConsulClient consul, CancellationToken cancellationToken)
+    {
+        var query = consul.CreateKeyValueQuery(_key);
+        try
+        {
+            await foreach (var result in query.WatchAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var value = result.Value.FirstOrDefault(kv => kv.Key == _key);
+                if (value is null)
+                {
+                    // Absent: the first replica since the store was configured, or the key was removed around the API.
+                    // Either way, what this replica knows is written back rather than forgotten.
+                    MarkRead();
+                    if (!_entries.IsEmpty)
+                    {
+                        LogSeeding(_logger, _what, _entries.Count, _key);
+                        try
+                        {
+                            await consul.PutKeyAsync(_key, Serialize(_entries), 0, cancellationToken).ConfigureAwait(false);
+                        }
+                        catch (ConsulException ex)
+                        {
+                            LogSeedFailed(_logger, _what, _key, ex.Message);
+                        }
+                    }
+
+                    continue;
+                }
+
+                var entries = Parse(value);
+                if (entries is null)
+                {
+                    // Written around the API and not readable: keep what is known.
+                    LogInvalid(_logger, _what, _key, _entries.Count);
+                    continue;
+                }
+
+                lock (_gate)
+                {
+                    Apply(entries);
+                }
+
+                MarkRead();
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>The store was read: from now on (restarts included) this replica knows the list, even an empty one.</summary>
+    private void MarkRead()
+    {
+        _readFromStore = true;
+        if (!File.Exists(_cachePath))
+        {
+            try
+            {
+                SecureFile.WriteAllText(_cachePath, Serialize(_entries));
+            }
+            catch (IOException ex)
+            {
+                LogCacheWriteFailed(_logger, _what, _cachePath, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>Takes a new list, writes the local copy, and raises <see cref="Changed"/> when it differs.</summary>
+    private bool Apply(ImmutableDictionary<string, string> next)
+    {
+        var before = _entries;
+        if (before.Count == next.Count && before.All(e => next.TryGetValue(e.Key, out var r) && r == e.Value))
+        {
+            return false;
+        }
+
+        _entries = next;
+        try
+        {
+            SecureFile.WriteAllText(_cachePath, Serialize(next));
+        }
+        catch (IOException ex)
+        {
+            // The list in memory (and in Consul) is what counts; the copy on disk is for restarts.
+            LogCacheWriteFailed(_logger, _what, _cachePath, ex.Message);
+            if (_consul is null)
+            {
+                throw;
+            }
+        }
+
+        Changed?.Invoke();
+        return true;
+    }
+
+    private static string Serialize(ImmutableDictionary<string, string> entries) =>
+        JsonSerializer.Serialize(new SortedDictionary<string, string>(entries, StringComparer.Ordinal));
+
+    private static ImmutableDictionary<string, string>? Parse(ConsulKeyValue value)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<Dictionary<string, string>>(value.Value.Span)?.ToImmutableDictionary(StringComparer.Ordinal);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static ImmutableDictionary<string, string> ReadCache(string path, string what)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(path));
+
+            // Token lists were once written as an array of names.
+            if (document.RootElement.ValueKind == JsonValueKind.Array)
+            {
+                return document.RootElement.EnumerateArray().Select(e => e.GetString() ?? string.Empty).Where(n => n.Length > 0)
+                    .ToImmutableDictionary(n => n, _ => "revoked", StringComparer.Ordinal);
+            }
+
+            return (document.RootElement.Deserialize<Dictionary<string, string>>() ?? []).ToImmutableDictionary(StringComparer.Ordinal);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            // Failing open here would silently un-revoke; refuse to start instead.
+            throw new InvalidDataException($"The {what} revocation list '{path}' is not valid JSON; fix or remove it (removing it restores every {what} this replica alone knew of).", ex);
+        }
+    }
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "The {What} revocation list is not in Consul at {Key}; writing the {Count} revocation(s) this replica knows there.")]
+    private static partial void LogSeeding(ILogger logger, string what, int count, string key);
+
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Could not write the {What} revocation list to Consul at {Key}; retrying when it next changes: {Error}")]
+    private static partial void LogSeedFailed(ILogger logger, string what, string key, string error);
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Error, Message = "The {What} revocation list at Consul key {Key} is not valid JSON and was not loaded; the {Count} revocation(s) known stay in force.")]
+    private static partial void LogInvalid(ILogger logger, string what, string key, int count);
+
+    [LoggerMessage(EventId = 1204, Level = LogLevel.Error, Message = "Could not write the local copy of the {What} revocation list to {Path}: {Error}")]
+    private static partial void LogCacheWriteFailed(ILogger logger, string what, string path, string error);
+}
