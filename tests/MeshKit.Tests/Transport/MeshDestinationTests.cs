@@ -12,13 +12,12 @@ public sealed class MeshDestinationTests
     private const string TrustDomain = "test.mesh";
 
     /// <summary>A caller in <c>default</c> that declares <c>payments</c> and has a static entry for <c>orders.shipping</c>.</summary>
-    private static (MeshDestination.Cache Cache, IConfigurationRoot Configuration) NewCache(string callerNamespace = "default")
+    private static (MeshDestination.Cache Cache, EditableSource Settings) NewCache(string callerNamespace = "default")
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Mesh:Discovery:Static:orders.shipping:0:Address"] = "127.0.0.1:7101",
-        }).Build();
-        return (new MeshDestination.Cache(TrustDomain, new MeshDestinationNames(callerNamespace, ["payments"], configuration)), configuration);
+        var settings = new EditableSource();
+        settings.Put("Mesh:Discovery:Static:orders.shipping:0:Address", "127.0.0.1:7101");
+        var configuration = new ConfigurationBuilder().Add(settings).Build();
+        return (new MeshDestination.Cache(TrustDomain, new MeshDestinationNames(callerNamespace, ["payments"], configuration)), settings);
     }
 
     [Theory]
@@ -76,18 +75,15 @@ public sealed class MeshDestinationTests
     [Fact]
     public void A_static_entry_added_by_a_configuration_reload_makes_its_host_a_mesh_name_and_removing_it_undoes_that()
     {
-        var (cache, configuration) = NewCache();
+        var (cache, settings) = NewCache();
         using var disposable = cache;
         var uri = new Uri("https://inventory.warehouse/");
         Assert.Null(cache.Get(uri));
 
-        configuration["Mesh:Discovery:Static:inventory.warehouse:0:Address"] = "127.0.0.1:7102";
-        configuration.Reload();
+        settings.Put("Mesh:Discovery:Static:inventory.warehouse:0:Address", "127.0.0.1:7102");
         Assert.Equal("spiffe://test.mesh/ns/warehouse/svc/inventory", cache.Get(uri)!.ExpectedIdentity.Value);
 
-        var provider = configuration.Providers.Single();
-        provider.Set("Mesh:Discovery:Static:inventory.warehouse:0:Address", null);
-        configuration.Reload();
+        settings.Remove("Mesh:Discovery:Static:inventory.warehouse:0:Address");
         Assert.Null(cache.Get(uri));
     }
 
@@ -111,5 +107,23 @@ public sealed class MeshDestinationTests
         Assert.Contains(errors, e => e.StartsWith("Mesh:Client:Namespaces:3 'localhost' is a special-use DNS name", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("Mesh:Client:Namespaces:4 'local' is a special-use DNS name", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("Mesh:Client:NonMeshHosts is 7; use PassThrough (default) or Refuse", StringComparison.Ordinal));
+    }
+
+    /// <summary>A configuration source whose keys can be set and removed, each change firing a reload as a reloaded file does.</summary>
+    private sealed class EditableSource : ConfigurationProvider, IConfigurationSource
+    {
+        public IConfigurationProvider Build(IConfigurationBuilder builder) => this;
+
+        public void Put(string key, string? value)
+        {
+            Data[key] = value;
+            OnReload();
+        }
+
+        public void Remove(string key)
+        {
+            Data.Remove(key);
+            OnReload();
+        }
     }
 }

@@ -298,7 +298,7 @@ public sealed class NonMeshHostTests(NamespacesBed bed) : IClassFixture<Namespac
             {
                 ServerCertificateSelector = (_, name) =>
                 {
-                    server._hellos.Enqueue(name ?? "(no SNI)");
+                    server._hellos.Enqueue(string.IsNullOrEmpty(name) ? "(no SNI)" : name);
                     return server._certificate;
                 },
                 ClientCertificateMode = ClientCertificateMode.AllowCertificate,
