@@ -60,7 +60,7 @@ public class PolicyStageBenchmarks : TelemetryToggle
             new MeshEndpoint(new IPEndPoint(IPAddress.Loopback, 5002), MeshEndpointMetadata.Empty),
             new MeshEndpoint(new IPEndPoint(IPAddress.Loopback, 5003), MeshEndpointMetadata.Empty),
         ];
-        _states = new EndpointStateRegistry(new MeshEndpointRegistry([], TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<MeshEndpointRegistry>.Instance));
+        _states = new EndpointStateRegistry(new MeshEndpointRegistry([], new MeshDestinationNames("default", [], null), TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<MeshEndpointRegistry>.Instance));
         foreach (var endpoint in _endpoints)
         {
             _states.Get("orders", endpoint.Key);

@@ -32,7 +32,7 @@ internal sealed partial class ConsulEndpointProviderFactory : IMeshServiceEndpoi
     private static readonly TimeSpan FirstAnswerCheck = TimeSpan.FromMilliseconds(50);
 
     private readonly ConsulServiceWatcher _watcher;
-    private readonly string _callerNamespace;
+    private readonly MeshDestinationNames _names;
     private readonly string _agent;
     private readonly TimeSpan _firstAnswerTimeout;
     private readonly ILogger _logger;
@@ -41,12 +41,12 @@ internal sealed partial class ConsulEndpointProviderFactory : IMeshServiceEndpoi
     public ConsulEndpointProviderFactory(
         ConsulServiceWatcher watcher,
         IOptions<ConsulOptions> consul,
-        IOptions<MeshOptions> mesh,
+        MeshDestinationNames names,
         MeshMetrics metrics,
         ILogger<ConsulEndpointProviderFactory> logger)
     {
         _watcher = watcher;
-        _callerNamespace = mesh.Value.Service.Namespace;
+        _names = names;
         var settings = consul.Value;
         _agent = (settings.Address ?? ConsulOptions.DefaultAddress).GetLeftPart(UriPartial.Path) + (string.IsNullOrEmpty(settings.Datacenter) ? string.Empty : $" (datacenter {settings.Datacenter})");
         _firstAnswerTimeout = settings.RequestTimeout;
@@ -60,13 +60,14 @@ internal sealed partial class ConsulEndpointProviderFactory : IMeshServiceEndpoi
 
     public bool TryCreateProvider(ServiceEndpointQuery query, [NotNullWhen(true)] out IServiceEndpointProvider? provider)
     {
-        if (!ConsulServiceNames.TryForDestination(query.ServiceName, _callerNamespace, out var consulName))
+        if (!_names.TryParse(query.ServiceName, out var service, out var ns))
         {
-            // Not a mesh name (three labels, an underscore, mesh-system): not ours to look up.
+            // Not a mesh name (example.com, localhost, three labels, an undeclared namespace, mesh-system): never asked of Consul.
             provider = null;
             return false;
         }
 
+        var consulName = ConsulServiceNames.ForService(service, ns);
         var destination = _destinations.GetOrAdd(query.ServiceName, static (host, name) => new Destination(host, name), consulName);
         provider = new ConsulEndpointProvider(this, destination);
         return true;

@@ -22,8 +22,10 @@ public static class ConsulServiceNames
 
     /// <summary>
     /// Gets the Consul service name for a destination host as written in a call (<c>orders</c>, <c>orders.payments</c>),
-    /// from a caller in <paramref name="callerNamespace"/>. Hosts that are not mesh destinations (three labels, bad
-    /// characters, the reserved namespace) have none.
+    /// from a caller in <paramref name="callerNamespace"/>. Hosts that cannot be mesh destinations (three labels, bad
+    /// characters, the reserved namespace) have none. This is the name mapping only: whether a workload treats a host as a
+    /// mesh name at all also depends on its settings (<c>Mesh:Client:Namespaces</c>, static entries), and MeshKit's Consul
+    /// provider checks that first.
     /// </summary>
     /// <param name="host">The destination host.</param>
     /// <param name="callerNamespace">The caller's namespace.</param>

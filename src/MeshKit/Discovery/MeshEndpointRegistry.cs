@@ -80,14 +80,16 @@ internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(2);
     private readonly IMeshServiceEndpointProviderFactory[] _factories;
+    private readonly MeshDestinationNames _names;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
 
-    public MeshEndpointRegistry(IEnumerable<IMeshServiceEndpointProviderFactory> factories, TimeProvider time, ILogger<MeshEndpointRegistry> logger)
+    public MeshEndpointRegistry(IEnumerable<IMeshServiceEndpointProviderFactory> factories, MeshDestinationNames names, TimeProvider time, ILogger<MeshEndpointRegistry> logger)
     {
         _factories = [.. factories];
+        _names = names;
         _time = time;
         _logger = logger;
     }
@@ -134,6 +136,12 @@ internal sealed partial class MeshEndpointRegistry : IAsyncDisposable
 
     private Entry Start(string destination)
     {
+        // The call path only asks for mesh names; this keeps any other way in shut (checked once per destination).
+        if (!_names.TryParse(destination, out _, out _))
+        {
+            throw new ArgumentException($"'{destination}' is not a mesh destination, so it is not looked up in mesh discovery: {_names.Explain(destination)}.", nameof(destination));
+        }
+
         var query = ServiceEndpointQuery.TryParse("https://" + destination, out var parsed)
             ? parsed
             : throw new ArgumentException($"'{destination}' is not a valid service name.", nameof(destination));

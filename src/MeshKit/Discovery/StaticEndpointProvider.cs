@@ -11,12 +11,19 @@ namespace MeshKit.Discovery;
 /// and weight. The library's configuration provider cannot carry that metadata, hence a section of our own. Changes to the
 /// configuration (a reloaded appsettings file) are pushed through its reload token.
 /// </summary>
-internal sealed partial class StaticEndpointProviderFactory(IConfiguration configuration, ILogger<StaticEndpointProviderFactory> logger) : IMeshServiceEndpointProviderFactory
+internal sealed partial class StaticEndpointProviderFactory(IConfiguration configuration, MeshDestinationNames names, ILogger<StaticEndpointProviderFactory> logger) : IMeshServiceEndpointProviderFactory
 {
     public const string SectionPath = MeshOptions.SectionName + ":Discovery:Static";
 
     public bool TryCreateProvider(ServiceEndpointQuery query, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IServiceEndpointProvider? provider)
     {
+        // Only mesh names: a plain service-discovery client asking for example.com or localhost gets nothing from here.
+        if (!names.TryParse(query.ServiceName, out _, out _))
+        {
+            provider = null;
+            return false;
+        }
+
         provider = new StaticEndpointProvider(configuration, query.ServiceName, logger);
         return true;
     }

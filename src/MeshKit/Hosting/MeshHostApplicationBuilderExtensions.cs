@@ -73,11 +73,14 @@ public static class MeshHostApplicationBuilderExtensions
         MeshKit.Hosting.MeshConsulSetup.AddWhenConfigured(builder);
 
         // Client side.
-        services.TryAddSingleton(sp =>
-        {
-            var mesh = sp.GetRequiredService<IOptions<MeshKit.Hosting.MeshOptions>>().Value;
-            return new MeshDestination.Cache(mesh.TrustDomain, mesh.Service.Namespace);
-        });
+        // Which hosts are mesh names: one rule for the call path, the endpoint registry and MeshKit's providers.
+        services.TryAddSingleton(sp => new MeshDestinationNames(
+            sp.GetRequiredService<IOptions<MeshKit.Hosting.MeshOptions>>(),
+            sp.GetRequiredService<IConfiguration>()));
+        services.TryAddSingleton(sp => new MeshDestination.Cache(
+            sp.GetRequiredService<IOptions<MeshKit.Hosting.MeshOptions>>().Value.TrustDomain,
+            sp.GetRequiredService<MeshDestinationNames>()));
+        services.TryAddSingleton<NonMeshHostGate>();
         services.TryAddSingleton<MeshConnectionPools>();
 
         // Traffic policy: routes, subsets, resilience, endpoint choice.
@@ -97,7 +100,7 @@ public static class MeshHostApplicationBuilderExtensions
             {
                 InnerHandler = new MeshKit.Balancing.MeshAttemptHandler(states, sp.GetRequiredService<MeshMetrics>())
                 {
-                    InnerHandler = new MeshTransportHandler(sp.GetRequiredService<MeshConnectionPools>(), sp.GetRequiredService<WorkloadIdentitySource>(), sp.GetRequiredService<PassThroughTransport>()),
+                    InnerHandler = new MeshTransportHandler(sp.GetRequiredService<MeshConnectionPools>(), sp.GetRequiredService<WorkloadIdentitySource>(), sp.GetRequiredService<PassThroughTransport>(), sp.GetRequiredService<NonMeshHostGate>()),
                 },
             });
             return mirror;

@@ -23,6 +23,9 @@ public sealed class MeshOptions
 
     /// <summary>Gets or sets how mesh clients connect.</summary>
     public MeshTransportOptions Transport { get; set; } = new();
+
+    /// <summary>Gets or sets which hosts mesh clients treat as mesh destinations, and what they do with the others.</summary>
+    public MeshClientOptions Client { get; set; } = new();
 }
 
 /// <summary>Who this workload is: its SPIFFE ID is <c>spiffe://&lt;TrustDomain&gt;/ns/&lt;Namespace&gt;/svc/&lt;Name&gt;</c>.</summary>
@@ -136,4 +139,43 @@ public sealed class MeshTransportOptions
     /// HTTP/1.1 through ALPN.
     /// </summary>
     public Version HttpVersion { get; set; } = System.Net.HttpVersion.Version20;
+}
+
+/// <summary>
+/// Which hosts mesh clients treat as mesh destinations, and what they do with requests to any other host. A mesh name is
+/// <c>&lt;service&gt;</c> (a service in this workload's namespace) or <c>&lt;service&gt;.&lt;namespace&gt;</c> for this
+/// workload's namespace, a namespace listed in <see cref="Namespaces"/>, or a host with its own entry in
+/// <c>Mesh:Discovery:Static</c>. Everything else (<c>example.com</c>, <c>localhost</c>, an IP address, a URI with a port)
+/// never enters mesh discovery.
+/// </summary>
+public sealed class MeshClientOptions
+{
+    /// <summary>
+    /// Gets the namespaces, besides this workload's own, whose services mesh clients call as
+    /// <c>https://&lt;service&gt;.&lt;namespace&gt;</c>. Each is a DNS label; <c>mesh-system</c>, <c>localhost</c> and
+    /// <c>local</c> are refused. Read at start.
+    /// </summary>
+    public IList<string> Namespaces { get; } = new List<string>();
+
+    /// <summary>
+    /// Gets or sets what a mesh client does with a request that is not a mesh call (another host, scheme or port).
+    /// Default <see cref="NonMeshHostMode.PassThrough"/>.
+    /// </summary>
+    public NonMeshHostMode NonMeshHosts { get; set; } = NonMeshHostMode.PassThrough;
+}
+
+/// <summary>What a mesh client does with a request that is not a mesh call (<c>Mesh:Client:NonMeshHosts</c>).</summary>
+public enum NonMeshHostMode
+{
+    /// <summary>
+    /// Send it as an ordinary call, untouched by the mesh: the machine's trust store, no client certificate, no mesh
+    /// routing, retries or spans (Istio's <c>ALLOW_ANY</c>). The default.
+    /// </summary>
+    PassThrough,
+
+    /// <summary>
+    /// Fail it with a <c>MeshCallException</c> whose reason is <c>not_a_mesh_destination</c> and whose message names the
+    /// host: the client talks to the mesh only (Istio's <c>REGISTRY_ONLY</c>).
+    /// </summary>
+    Refuse,
 }

@@ -126,7 +126,35 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             errors.Add($"{Root}:Transport:HttpVersion is {transport.HttpVersion}; use 2.0 (default) or 1.1.");
         }
 
+        ValidateClient(options.Client, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>Mesh:Client: the namespaces mesh clients call, and what they do with other hosts.</summary>
+    private static void ValidateClient(MeshClientOptions client, List<string> errors)
+    {
+        const string Key = MeshOptions.SectionName + ":Client";
+        for (var i = 0; i < client.Namespaces.Count; i++)
+        {
+            var ns = client.Namespaces[i];
+            if (!SpiffeId.IsValidName(ns, out var why))
+            {
+                errors.Add($"{Key}:Namespaces:{i} '{ns}' {why}.");
+            }
+            else if (ns == SpiffeId.ReservedNamespace)
+            {
+                errors.Add($"{Key}:Namespaces:{i} '{ns}' is reserved for the control service; mesh clients never call it.");
+            }
+            else if (Discovery.MeshDestinationNames.IsSpecialUse(ns))
+            {
+                errors.Add($"{Key}:Namespaces:{i} '{ns}' is a special-use DNS name (RFC 6761, RFC 6762), never a mesh namespace.");
+            }
+        }
+
+        if (!Enum.IsDefined(client.NonMeshHosts))
+        {
+            errors.Add($"{Key}:NonMeshHosts is {client.NonMeshHosts}; use PassThrough (default) or Refuse.");
+        }
     }
 
     private static bool IsBindable(string? address) =>

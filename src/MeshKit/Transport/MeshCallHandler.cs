@@ -7,10 +7,11 @@ namespace MeshKit.Transport;
 /// <summary>
 /// The outermost mesh stage, the logical call: decides whether a request is a mesh call (an https request to a mesh
 /// destination name) and, if so, starts its <see cref="MeshCall"/>, its logical-call span (source <c>MeshKit</c>; .NET's
-/// own HttpClient spans, one per attempt, become its children) and its golden metrics. Other requests pass through every
-/// mesh stage untouched.
+/// own HttpClient spans, one per attempt, become its children) and its golden metrics. Other requests carry no mesh call, so
+/// every mesh stage lets them through untouched to the plain handler; or, with <c>Mesh:Client:NonMeshHosts</c> set to
+/// <c>Refuse</c>, they fail here with <c>not_a_mesh_destination</c>.
 /// </summary>
-internal sealed class MeshCallHandler(MeshDestination.Cache destinations, WorkloadIdentitySource identity, MeshClientSettings settings, MeshMetrics metrics)
+internal sealed class MeshCallHandler(MeshDestination.Cache destinations, NonMeshHostGate nonMesh, WorkloadIdentitySource identity, MeshClientSettings settings, MeshMetrics metrics)
     : DelegatingHandler
 {
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
@@ -18,6 +19,11 @@ internal sealed class MeshCallHandler(MeshDestination.Cache destinations, Worklo
         var destination = destinations.Get(request.RequestUri);
         if (destination is null)
         {
+            if (nonMesh.Refuses)
+            {
+                throw nonMesh.Refuse(request.RequestUri);
+            }
+
             return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
 

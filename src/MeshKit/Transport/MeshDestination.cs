@@ -1,12 +1,15 @@
 using System.Collections.Concurrent;
+using MeshKit.Discovery;
 using MeshKit.Identity;
+using Microsoft.Extensions.Primitives;
 
 namespace MeshKit.Transport;
 
 /// <summary>
 /// A logical mesh destination, named by the host of a mesh call: <c>https://orders/...</c> is service <c>orders</c> in the
-/// caller's namespace, <c>https://orders.payments/...</c> is service <c>orders</c> in namespace <c>payments</c>. The SPIFFE ID
-/// the server must present comes from this name and nothing else.
+/// caller's namespace, <c>https://orders.payments/...</c> is service <c>orders</c> in namespace <c>payments</c> (a namespace
+/// the workload calls: see <c>Mesh:Client:Namespaces</c>). The SPIFFE ID the server must present comes from this name and
+/// nothing else.
 /// </summary>
 public sealed class MeshDestination
 {
@@ -35,15 +38,36 @@ public sealed class MeshDestination
     /// <inheritdoc/>
     public override string ToString() => Host;
 
-    /// <summary>Parses and caches destinations by host, so the request path does not allocate after the first call.</summary>
-    internal sealed class Cache(string trustDomain, string callerNamespace)
+    /// <summary>
+    /// Decides which request URIs are mesh calls, and caches the destination (or "not a mesh call") per host, so the request
+    /// path does not allocate after the first call. A mesh call is an absolute <c>https</c> URI without a port other than
+    /// 443 whose host is a mesh name (<see cref="MeshDestinationNames"/>); anything else is not, and never enters mesh
+    /// discovery.
+    /// </summary>
+    internal sealed class Cache : IDisposable
     {
+        /// <summary>Bounded: a client that calls many non-mesh hosts must not grow the cache without limit.</summary>
+        private const int MaxHosts = 10_000;
+
         private readonly ConcurrentDictionary<string, MeshDestination?> _byHost = new(StringComparer.Ordinal);
+        private readonly string _trustDomain;
+        private readonly MeshDestinationNames _names;
+        private readonly IDisposable _reloads;
+        private int _count;
+
+        public Cache(string trustDomain, MeshDestinationNames names)
+        {
+            _trustDomain = trustDomain;
+            _names = names;
+
+            // A reloaded Mesh:Discovery:Static section can make a host a mesh name, or stop doing so.
+            _reloads = ChangeToken.OnChange(names.GetChangeToken, Clear);
+        }
 
         /// <summary>Gets the destination for a request URI, or <see langword="null"/> when the URI is not a mesh call.</summary>
         public MeshDestination? Get(Uri? uri)
         {
-            if (uri is null || !uri.IsAbsoluteUri || uri.Scheme != Uri.UriSchemeHttps || uri.HostNameType != UriHostNameType.Dns)
+            if (uri is null || !uri.IsAbsoluteUri || uri.Scheme != Uri.UriSchemeHttps || uri.HostNameType != UriHostNameType.Dns || !uri.IsDefaultPort)
             {
                 return null;
             }
@@ -54,28 +78,54 @@ public sealed class MeshDestination
                 return cached;
             }
 
-            var parsed = Parse(host);
-
-            // Bounded: a client that calls many non-mesh hosts must not grow this without limit.
-            if (_byHost.Count < 10_000)
+            var parsed = _names.TryParse(host, out var service, out var ns)
+                ? new MeshDestination(host, SpiffeId.Create(_trustDomain, ns, service))
+                : null;
+            if (Volatile.Read(ref _count) < MaxHosts && _byHost.TryAdd(host, parsed))
             {
-                _byHost.TryAdd(host, parsed);
+                Interlocked.Increment(ref _count);
             }
 
             return parsed;
         }
 
-        private MeshDestination? Parse(string host)
+        /// <summary>Says why a request URI is not a mesh call, for errors; <see langword="null"/> when it is one.</summary>
+        public string? Explain(Uri? uri)
         {
-            var dot = host.IndexOf('.', StringComparison.Ordinal);
-            var service = dot < 0 ? host : host[..dot];
-            var ns = dot < 0 ? callerNamespace : host[(dot + 1)..];
-            if (!SpiffeId.IsValidName(service, out _) || !SpiffeId.IsValidName(ns, out _) || ns == SpiffeId.ReservedNamespace)
+            if (uri is null || !uri.IsAbsoluteUri)
             {
-                return null;
+                return "the request has no absolute URI";
             }
 
-            return new MeshDestination(host, SpiffeId.Create(trustDomain, ns, service));
+            if (uri.Scheme != Uri.UriSchemeHttps)
+            {
+                return $"mesh calls are https, and this is {uri.Scheme}";
+            }
+
+            if (uri.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6)
+            {
+                return "an IP address is never a mesh name";
+            }
+
+            if (uri.HostNameType != UriHostNameType.Dns)
+            {
+                return $"'{uri.Host}' is not a DNS host name";
+            }
+
+            if (!uri.IsDefaultPort)
+            {
+                return $"it names port {uri.Port}; a mesh call takes its endpoints' ports from discovery, so its URI has none (or 443)";
+            }
+
+            return _names.Explain(uri.IdnHost);
+        }
+
+        public void Dispose() => _reloads.Dispose();
+
+        private void Clear()
+        {
+            _byHost.Clear();
+            Volatile.Write(ref _count, 0);
         }
     }
 }

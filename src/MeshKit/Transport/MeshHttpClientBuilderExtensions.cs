@@ -12,9 +12,10 @@ public static class MeshHttpClientBuilderExtensions
 {
     /// <summary>
     /// Makes this client a mesh client: an https request to a mesh destination name (<c>https://orders/...</c>, or
-    /// <c>https://orders.payments/...</c> for another namespace) is resolved through MeshKit's discovery, sent over mTLS
-    /// with the workload certificate, and only accepted from a server presenting the destination's SPIFFE ID. Requests to
-    /// other hosts go out unchanged. Service discovery and standard resilience handlers that app-wide defaults added to this
+    /// <c>https://orders.payments/...</c> for a namespace the workload calls) is resolved through MeshKit's discovery, sent
+    /// over mTLS with the workload certificate, and only accepted from a server presenting the destination's SPIFFE ID.
+    /// Requests to other hosts (<c>example.com</c>, <c>localhost</c>, an IP address) never enter mesh discovery: they go out
+    /// unchanged, or are refused when <c>Mesh:Client:NonMeshHosts</c> is <c>Refuse</c>. Service discovery and standard resilience handlers that app-wide defaults added to this
     /// client are removed, since MeshKit does both for mesh calls. Call <c>builder.AddMesh()</c> on the host too.
     /// </summary>
     /// <param name="builder">The client builder.</param>
@@ -25,7 +26,8 @@ public static class MeshHttpClientBuilderExtensions
         builder.ConfigurePrimaryHttpMessageHandler(sp => new MeshTransportHandler(
             sp.GetRequiredService<MeshConnectionPools>(),
             sp.GetRequiredService<WorkloadIdentitySource>(),
-            sp.GetRequiredService<PassThroughTransport>()));
+            sp.GetRequiredService<PassThroughTransport>(),
+            sp.GetRequiredService<NonMeshHostGate>()));
         builder.ConfigureAdditionalHttpMessageHandlers((handlers, sp) =>
         {
             // Remove what would stack on top of MeshKit: a second URI rewrite (service discovery) and a second retry loop.
@@ -43,6 +45,7 @@ public static class MeshHttpClientBuilderExtensions
             var mesh = sp.GetRequiredService<IOptions<MeshOptions>>().Value;
             handlers.Add(new MeshCallHandler(
                 sp.GetRequiredService<MeshDestination.Cache>(),
+                sp.GetRequiredService<NonMeshHostGate>(),
                 sp.GetRequiredService<WorkloadIdentitySource>(),
                 new MeshClientSettings(mesh.Transport.HttpVersion, mesh.Service.Name ?? "unknown"),
                 sp.GetRequiredService<MeshKit.Telemetry.MeshMetrics>()));

@@ -26,7 +26,7 @@ public sealed class StaticDiscoveryTests
         }).Build();
         var logs = new TestLogSink();
         using var loggerFactory = LoggerFactory.Create(logging => logging.AddProvider(logs));
-        var factory = new StaticEndpointProviderFactory(configuration, loggerFactory.CreateLogger<StaticEndpointProviderFactory>());
+        var factory = new StaticEndpointProviderFactory(configuration, new MeshDestinationNames("default", [], configuration), loggerFactory.CreateLogger<StaticEndpointProviderFactory>());
 
         Assert.True(ServiceEndpointQuery.TryParse("https://orders", out var query));
         Assert.True(factory.TryCreateProvider(query!, out var provider));
