@@ -56,6 +56,9 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddMetrics();
         MeshOpenTelemetry.Add(builder);
 
+        // First, before a certificate is asked for: a mesh endpoint that no server can bind (a generic host) stops the host.
+        services.AddHostedService<MeshEndpointStartupCheck>();
+
         // Identity and the control channel.
         services.TryAddSingleton<WorkloadIdentitySource>();
         services.TryAddSingleton<MeshMetrics>();
