@@ -43,6 +43,12 @@ internal sealed partial class MeshAuthorizationGate(
             return MeshAuthorizationMatcherPolicy.IsRefusal(endpoint) ? AnswerAsync(endpoint, context) : NotHandled;
         }
 
+        if (context.Features.Get<IMeshAuthorizationFeature>() is DecisionFeature)
+        {
+            // Decided here already (the app authenticates twice): the decision and its rate-limit permit stand.
+            return NotHandled;
+        }
+
         var path = context.Request.Path.Value ?? "/";
         if (context.Features.Get<RoutingRanFeature>() is null && MayBeRoutedLater(path))
         {
@@ -153,9 +159,18 @@ internal sealed partial class MeshAuthorizationGate(
             var matchers = new List<TemplateMatcher>();
             foreach (var endpoint in endpoints)
             {
-                if (endpoint is RouteEndpoint route)
+                if (endpoint is not RouteEndpoint route)
+                {
+                    continue;
+                }
+
+                try
                 {
                     matchers.Add(new TemplateMatcher(new RouteTemplate(route.RoutePattern), new RouteValueDictionary(route.RoutePattern.Defaults)));
+                }
+                catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+                {
+                    // A template this cannot read counts as matching nothing: its paths are then decided by path (closed).
                 }
             }
 
