@@ -16,9 +16,11 @@ public static class MeshAuthenticationDefaults
 /// endpoint's handshake (<see cref="IMeshPeerFeature"/>), and its principal is built once per connection. It is never the
 /// default scheme, so it does not replace a principal the app sets itself (a JWT user, say); policies ask for it by name.
 /// Without a mesh identity (a public endpoint) a challenge answers 403 with a reason, since no credential the caller could
-/// add would help. A plain <see cref="IAuthenticationHandler"/>: nothing to configure, nothing allocated per request.
+/// add would help. A plain handler: nothing to configure. It is also a request handler, so that the authentication
+/// middleware (right after routing) hands every request to <see cref="MeshAuthorizationGate"/>, which authorizes the requests
+/// routing left without an endpoint.
 /// </summary>
-internal sealed class MeshAuthenticationHandler : IAuthenticationHandler
+internal sealed class MeshAuthenticationHandler(MeshAuthorizationGate gate) : IAuthenticationRequestHandler
 {
     private AuthenticationScheme _scheme = null!;
     private HttpContext _context = null!;
@@ -29,6 +31,8 @@ internal sealed class MeshAuthenticationHandler : IAuthenticationHandler
         _context = context;
         return Task.CompletedTask;
     }
+
+    public Task<bool> HandleRequestAsync() => gate.HandleAsync(_context);
 
     public Task<AuthenticateResult> AuthenticateAsync()
     {

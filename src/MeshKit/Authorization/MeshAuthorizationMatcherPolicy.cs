@@ -27,6 +27,9 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
     MeshMetrics metrics,
     ILogger<MeshAuthorizationMatcherPolicy> logger) : MatcherPolicy, IEndpointSelectorPolicy
 {
+    // Marks the endpoints this policy routes refused requests to (MeshAuthorizationGate answers them early).
+    private static readonly EndpointMetadataCollection RefusalMetadata = new(new RefusalMarker());
+
     // After the framework's own policies (HTTP method, host, ...), so only the endpoint that will run is checked.
     public override int Order => int.MaxValue - 1000;
 
@@ -40,6 +43,8 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
             return Task.CompletedTask;
         }
 
+        // Tells MeshAuthorizationGate that routing has run for this request, even if no candidate turns out valid.
+        httpContext.Features.Set(MeshAuthorizationGate.RoutingRanFeature.Instance);
         var caller = httpContext.Features.Get<IMeshPeerFeature>()?.SpiffeId;
         var method = httpContext.Request.Method;
         for (var i = 0; i < candidates.Count; i++)
@@ -88,6 +93,9 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
         return Task.CompletedTask;
     }
 
+    /// <summary>Whether the endpoint is a refusal this policy routed a request to.</summary>
+    internal static bool IsRefusal(Endpoint endpoint) => ReferenceEquals(endpoint.Metadata, RefusalMetadata);
+
     private static Endpoint Refusal(int status, string reason, string detail, TimeSpan? retryAfter) =>
         new(
             context =>
@@ -99,7 +107,7 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
 
                 return MeshProblem.WriteAsync(context, status, reason, detail);
             },
-            EndpointMetadataCollection.Empty,
+            RefusalMetadata,
             $"MeshKit refusal ({reason})");
 
     [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Denied {Caller} {Method} {Target} (rule {Rule}): {Reason}")]
@@ -107,6 +115,8 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
 
     [LoggerMessage(EventId = 7002, Level = LogLevel.Information, Message = "Rate-limited {Caller} under rule {Rule}.")]
     private static partial void LogRateLimited(ILogger logger, string caller, string rule);
+
+    private sealed class RefusalMarker;
 
     private sealed class DecisionFeature(AuthorizationDecision decision) : IMeshAuthorizationFeature
     {

@@ -56,6 +56,9 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddMetrics();
         MeshOpenTelemetry.Add(builder);
 
+        // First, before a certificate is asked for: a mesh endpoint that no server can bind (a generic host) stops the host.
+        services.AddHostedService<MeshEndpointStartupCheck>();
+
         // Identity and the control channel.
         services.TryAddSingleton<WorkloadIdentitySource>();
         services.TryAddSingleton<MeshMetrics>();
@@ -139,6 +142,7 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddAuthorization();
         services.AddSingleton<IAuthorizationHandler, MeshCallerAuthorizationHandler>();
         services.TryAddSingleton<MeshRateLimits>();
+        services.TryAddSingleton<MeshAuthorizationGate>();
         services.AddSingleton<Microsoft.AspNetCore.Routing.MatcherPolicy, MeshAuthorizationMatcherPolicy>();
         return builder;
     }
