@@ -32,6 +32,7 @@ public class ServerStageBenchmarks : TelemetryToggle
             TimeProvider.System,
             _fixture.Services.GetRequiredService<MeshMetrics>(),
             _fixture.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.Hosting.MeshOptions>>(),
+            _fixture.Services.GetRequiredService<WorkloadIdentitySource>(),
             NullLogger<MeshServerMiddleware>.Instance);
         _context = new DefaultHttpContext();
         var connection = new MeshConnection(SpiffeId.Parse("spiffe://mesh.local/ns/default/svc/caller"), _peer, DateTimeOffset.UtcNow.AddDays(1), "01");

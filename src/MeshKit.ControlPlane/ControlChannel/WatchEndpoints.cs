@@ -20,7 +20,8 @@ internal sealed record WatchResponse(
     [property: JsonPropertyName("policyVersion")] string? PolicyVersion,
     [property: JsonPropertyName("activeIssuer")] string ActiveIssuer,
     [property: JsonPropertyName("policyState")] string PolicyState,
-    [property: JsonPropertyName("policyRevision")] ulong PolicyRevision);
+    [property: JsonPropertyName("policyRevision")] ulong PolicyRevision,
+    [property: JsonPropertyName("revokedIdentities")] IReadOnlyCollection<string> RevokedIdentities);
 
 /// <summary>
 /// <c>GET /v1/workloads/self/watch?index=N&amp;wait=30s</c>: the workload's long poll, authenticated by its certificate.
@@ -96,7 +97,7 @@ internal static class WatchEndpoints
         http.Response.Headers["X-Mesh-Index"] = current.ToString(CultureInfo.InvariantCulture);
         return Results.Json(new WatchResponse(
             current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.ActiveSigner.Certificate.Subject,
-            StateName(answer.State), answer.Revision));
+            StateName(answer.State), answer.Revision, revocations.RevokedIds));
     }
 
     /// <summary>

@@ -244,6 +244,12 @@ internal sealed partial class ControlChannelWatcher(
             return;
         }
 
+        // Revoked peers are refused from now on, at the handshake and on connections they opened before.
+        if (result.RevokedIdentities is { } revoked && identity.SetRevokedPeers(revoked))
+        {
+            LogRevokedPeers(logger, revoked.Count);
+        }
+
         if (!string.IsNullOrEmpty(result.TrustBundle) && result.TrustBundleVersion != identity.Current?.Bundle.Version)
         {
             var bundle = TrustBundle.FromPem(result.TrustBundle);
@@ -328,6 +334,9 @@ internal sealed partial class ControlChannelWatcher(
 
     [LoggerMessage(EventId = 2108, Level = LogLevel.Warning, Message = "Ignored a deletion of the central policy at revision {Revision}: the policy held ({Version}, revision {HeldRevision}) is newer. A replica that lags behind?")]
     private static partial void LogStaleDeletionIgnored(ILogger logger, ulong revision, string version, ulong heldRevision);
+
+    [LoggerMessage(EventId = 2109, Level = LogLevel.Warning, Message = "The control service's list of revoked identities changed: {Count} revoked. They are refused as callers and as servers from now on.")]
+    private static partial void LogRevokedPeers(ILogger logger, int count);
 
     [LoggerMessage(EventId = 2103, Level = LogLevel.Critical, Message = "{Reason} Mesh calls and the mesh endpoint fail closed.")]
     private static partial void LogRevoked(ILogger logger, string reason);

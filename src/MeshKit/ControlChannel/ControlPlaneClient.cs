@@ -29,7 +29,8 @@ internal sealed record WatchResult(
     [property: JsonPropertyName("policyVersion")] string? PolicyVersion,
     [property: JsonPropertyName("activeIssuer")] string? ActiveIssuer = null,
     [property: JsonPropertyName("policyState")] string? PolicyState = null,
-    [property: JsonPropertyName("policyRevision")] ulong PolicyRevision = 0)
+    [property: JsonPropertyName("policyRevision")] ulong PolicyRevision = 0,
+    [property: JsonPropertyName("revokedIdentities")] IReadOnlyList<string>? RevokedIdentities = null)
 {
     /// <summary>
     /// Gets what the answer says of the central policy: <c>present</c>, <c>absent</c>, <c>deleted</c> or <c>unknown</c>.

@@ -32,6 +32,9 @@ public enum SvidRejection
 
     /// <summary>The SPIFFE ID is valid but not the one expected for this connection.</summary>
     UnexpectedIdentity,
+
+    /// <summary>The control service revoked the SPIFFE ID: its certificates are refused even before they expire.</summary>
+    Revoked,
 }
 
 /// <summary>The outcome of validating a peer's X.509-SVID.</summary>

@@ -1,3 +1,5 @@
+using System.Collections.Frozen;
+
 namespace MeshKit.Identity;
 
 /// <summary>
@@ -9,6 +11,7 @@ public sealed class WorkloadIdentitySource
     private readonly TimeProvider _time;
     private volatile WorkloadIdentity? _current;
     private volatile string? _failure;
+    private volatile FrozenSet<string> _revokedPeers = FrozenSet<string>.Empty;
 
     /// <summary>Initializes a new instance.</summary>
     /// <param name="time">The clock.</param>
@@ -63,6 +66,41 @@ public sealed class WorkloadIdentitySource
         }
 
         Set(current.WithBundle(bundle));
+    }
+
+    /// <summary>
+    /// Gets whether the control service revoked <paramref name="spiffeId"/>: its certificates are refused at the handshake,
+    /// and requests on connections it opened before are refused. One volatile read when nothing is revoked.
+    /// </summary>
+    internal bool IsRevokedPeer(string spiffeId)
+    {
+        var revoked = _revokedPeers;
+        return revoked.Count > 0 && revoked.Contains(spiffeId);
+    }
+
+    /// <summary>Gets the revoked SPIFFE IDs this workload refuses as peers.</summary>
+    internal IReadOnlySet<string> RevokedPeers => _revokedPeers;
+
+    /// <summary>
+    /// Replaces the revoked peer identities (from the control channel); when the set changed, raises <see cref="Changed"/>
+    /// so client pools retire connections made to a now-revoked server.
+    /// </summary>
+    /// <returns><see langword="true"/> when the set changed.</returns>
+    internal bool SetRevokedPeers(IReadOnlyCollection<string> spiffeIds)
+    {
+        var current = _revokedPeers;
+        if (current.Count == spiffeIds.Count && spiffeIds.All(current.Contains))
+        {
+            return false;
+        }
+
+        _revokedPeers = spiffeIds.ToFrozenSet(StringComparer.Ordinal);
+        if (_current is { } identity)
+        {
+            Changed?.Invoke(identity);
+        }
+
+        return true;
     }
 
     /// <summary>Raised when something asks for a renewal now (the control service switched issuance to another CA).</summary>

@@ -17,6 +17,7 @@ internal sealed partial class MeshServerMiddleware(
     TimeProvider time,
     MeshMetrics metrics,
     Microsoft.Extensions.Options.IOptions<Hosting.MeshOptions> options,
+    Identity.WorkloadIdentitySource identity,
     ILogger<MeshServerMiddleware> logger)
 {
     private readonly string _service = options.Value.Service.Name ?? "unknown";
@@ -28,6 +29,19 @@ internal sealed partial class MeshServerMiddleware(
         if (connection is null)
         {
             return ServeAsync(context, null);
+        }
+
+        if (identity.IsRevokedPeer(connection.SpiffeId.Value))
+        {
+            // Revoked after this connection was authenticated: refuse, and close it so the caller cannot keep using it.
+            context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+            metrics.RecordServerHandshakeRefusal(Identity.SvidRejection.Revoked);
+            LogRevokedCaller(logger, connection.SpiffeId.Value);
+            return MeshProblem.WriteAsync(
+                context,
+                StatusCodes.Status403Forbidden,
+                "caller_revoked",
+                $"The control service revoked {connection.SpiffeId}; this connection is being closed.");
         }
 
         var now = time.GetUtcNow();
@@ -79,6 +93,9 @@ internal sealed partial class MeshServerMiddleware(
                 System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
     }
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Refused a request from {SpiffeId} on a connection opened before its identity was revoked; closing the connection.")]
+    private static partial void LogRevokedCaller(ILogger logger, string spiffeId);
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Closing a mesh connection from {SpiffeId}: {Whose} certificate on it has expired.")]
     private static partial void LogExpiredConnection(ILogger logger, string spiffeId, string whose);

@@ -56,6 +56,11 @@ internal sealed partial class MeshServerTls(
                     time.GetUtcNow(),
                     SvidUsage.Client,
                     chainVerified);
+                if (result.IsValid && identity.IsRevokedPeer(result.SpiffeId!.Value))
+                {
+                    result = SvidValidationResult.Reject(SvidRejection.Revoked, $"The control service revoked {result.SpiffeId}.");
+                }
+
                 if (!result.IsValid)
                 {
                     metrics.RecordServerHandshakeRefusal(result.Rejection);

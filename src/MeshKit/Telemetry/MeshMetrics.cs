@@ -154,6 +154,7 @@ public sealed class MeshMetrics
         SvidRejection.InvalidSpiffeId => "invalid_spiffe_id",
         SvidRejection.WrongTrustDomain => "wrong_trust_domain",
         SvidRejection.UnexpectedIdentity => "unexpected_identity",
+        SvidRejection.Revoked => "revoked",
         _ => "none",
     };
 }

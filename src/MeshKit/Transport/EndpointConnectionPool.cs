@@ -217,6 +217,10 @@ internal sealed partial class EndpointConnectionPool : IDisposable
         {
             result = new SvidValidationResult(null, SvidRejection.UnexpectedIdentity, $"expected {_destination.ExpectedIdentity}, the server presented {result.SpiffeId}");
         }
+        else if (result.IsValid && _identity.IsRevokedPeer(result.SpiffeId!.Value))
+        {
+            result = new SvidValidationResult(null, SvidRejection.Revoked, $"the control service revoked {result.SpiffeId}");
+        }
 
         if (result.IsValid)
         {
