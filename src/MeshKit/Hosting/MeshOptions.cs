@@ -65,6 +65,14 @@ public sealed class MeshControlPlaneOptions
 
     /// <summary>Gets or sets the wait of the control-channel long poll. Default 5 minutes; tests use 1 second.</summary>
     public TimeSpan WatchWait { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Gets or sets the folder where the workload keeps the last trust bundle the control service sent it
+    /// (<c>trust-bundle.pem</c>, owner-only), so that a restart after a CA rotation still trusts the control service when
+    /// <see cref="TrustBundlePath"/> holds only the old root. Unset: <c>&lt;LocalApplicationData&gt;/MeshKit/workloads/&lt;TrustDomain&gt;/&lt;Namespace&gt;/&lt;Name&gt;</c>.
+    /// An empty value turns it off.
+    /// </summary>
+    public string? StateDirectory { get; set; }
 }
 
 /// <summary>When the workload certificate is renewed, and how failures are retried.</summary>
