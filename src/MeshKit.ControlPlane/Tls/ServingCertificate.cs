@@ -88,7 +88,9 @@ internal sealed class ServingCertificate : IDisposable
         // The serving certificate lives as long as workload certificates, but at least a minute so that a 1-second
         // test lifetime does not reissue on nearly every handshake.
         var lifetime = _options.CertificateLifetime < TimeSpan.FromMinutes(1) ? TimeSpan.FromMinutes(1) : _options.CertificateLifetime;
-        var issued = _ca.Issue(Id, new PublicKey(_key), lifetime, dns, ips);
+        // During a CA rotation overlap the chain also leads to the root that does not issue, so that a workload deployed with
+        // a trust-bundle file holding either root alone can reach the control service (docs/operations.md, CA rotation).
+        var issued = _ca.Issue(Id, new PublicKey(_key), lifetime, dns, ips, chainToEveryRoot: true);
         using var publicOnly = issued.Leaf;
         var withKey = publicOnly.CopyWithPrivateKey(_key);
         var intermediates = new X509Certificate2Collection();

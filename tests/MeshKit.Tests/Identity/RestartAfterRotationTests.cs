@@ -83,6 +83,57 @@ public sealed class RestartAfterRotationTests(MeshTestBed bed) : IClassFixture<M
     }
 
     [Fact]
+    public async Task During_a_rotation_overlap_a_workload_whose_file_holds_either_root_alone_reaches_the_control_service_and_after_it_the_removed_root_does_not()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var controlPlane = await ControlPlaneHost.StartAsync(new Dictionary<string, string?>
+        {
+            ["ControlPlane:JoinTokens:t:Token"] = MeshTestBed.Token,
+            ["ControlPlane:JoinTokens:t:Services:0"] = "orders",
+        });
+        using var files = new TempDirectory("overlap");
+        var oldRoot = Assert.Single(controlPlane.TrustBundle.Roots);
+        var oldOnly = Path.Combine(files.Path, "old-root.pem");
+        await File.WriteAllTextAsync(oldOnly, oldRoot.ExportCertificatePem(), ct);
+        using var admin = controlPlane.CreateAdminClient();
+
+        // New workloads, no saved state, a file with one root, and a short startup timeout for when the answer is no.
+        async Task<MeshAppHost> StartFreshAsync(string bundleFile, string timeout = "00:00:04") =>
+            await MeshAppHost.StartAsync(controlPlane, "orders", MeshTestBed.Token, new Dictionary<string, string?>
+            {
+                ["Mesh:ControlPlane:TrustBundlePath"] = bundleFile,
+                ["Mesh:ControlPlane:StartupTimeout"] = timeout,
+            });
+
+        // 1. A new root joins; the old one still issues. A workload deployed with only the new root reaches the control service.
+        using var addResponse = await admin.PostAsync("v1/ca/roots", null, ct);
+        var roots = (await addResponse.EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("roots").EnumerateArray().ToList();
+        var newRootId = roots.Single(r => !r.GetProperty("active").GetBoolean()).GetProperty("id").GetString();
+        var oldRootId = roots.Single(r => r.GetProperty("active").GetBoolean()).GetProperty("id").GetString();
+        var newRoot = Assert.Single(controlPlane.TrustBundle.Roots, r => !r.RawDataMemory.Span.SequenceEqual(oldRoot.RawDataMemory.Span));
+        var newOnly = Path.Combine(files.Path, "new-root.pem");
+        await File.WriteAllTextAsync(newOnly, newRoot.ExportCertificatePem(), ct);
+        await using (var early = await StartFreshAsync(newOnly))
+        {
+            Assert.Equal(oldRoot.Subject, early.Services.GetRequiredService<WorkloadIdentitySource>().Current!.Certificate.Issuer);
+        }
+
+        // 2. The new root issues, the old one is still in the bundle. A workload deployed before the rotation (old root only)
+        // reaches the control service, whose certificate now comes from the new root.
+        (await admin.PostAsync($"v1/ca/roots/{newRootId}/activate", null, ct)).EnsureSuccessStatusCode();
+        await using (var late = await StartFreshAsync(oldOnly))
+        {
+            Assert.Equal(newRoot.Subject, late.Services.GetRequiredService<WorkloadIdentitySource>().Current!.Certificate.Issuer);
+        }
+
+        // 3. The old root leaves the bundle: it no longer vouches for the control service.
+        (await admin.DeleteAsync($"v1/ca/roots/{oldRootId}", ct)).EnsureSuccessStatusCode();
+        var refused = await Assert.ThrowsAsync<MeshIdentityException>(() => StartFreshAsync(oldOnly, timeout: "00:00:02"));
+        Assert.Contains("Mesh:ControlPlane:StartupTimeout", refused.Message, StringComparison.Ordinal);
+        await using var current = await StartFreshAsync(newOnly);
+    }
+
+    [Fact]
     public async Task A_saved_bundle_lets_a_workload_whose_configured_file_lacks_the_current_root_reach_the_control_service()
     {
         using var files = new TempDirectory("restart");
