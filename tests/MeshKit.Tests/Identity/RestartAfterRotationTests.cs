@@ -239,6 +239,10 @@ public sealed class RestartAfterRotationTests(MeshTestBed bed) : IClassFixture<M
         options.ControlPlane.StateDirectory = string.Empty;
         Assert.Null(SavedTrustBundle.ResolveDirectory(options));
 
+        options.ControlPlane.StateDirectory = "state\0";
+        var invalid = new MeshOptionsValidator().Validate(null, options);
+        Assert.Contains(invalid.Failures!, f => f.StartsWith("Mesh:ControlPlane:StateDirectory contains a NUL character", StringComparison.Ordinal));
+
         // From configuration: an empty value reaches the option as empty (off), and the workload writes nothing.
         using var state = new TempDirectory("state");
         await using var orders = await MeshAppHost.StartAsync(bed.ControlPlane, "orders", MeshTestBed.Token,
