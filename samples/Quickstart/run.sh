@@ -26,10 +26,10 @@ export Mesh__ControlPlane__TrustBundlePath="$data/trust-bundle.pem"
 export Mesh__ControlPlane__JoinToken="$token"
 
 echo "== hello: mesh endpoint on 127.0.0.1:7101"
-dotnet run --no-build --project samples/Quickstart/Quickstart.Hello --no-launch-profile --urls http://127.0.0.1:7100 > "$data/hello.log" 2>&1 &
+Mesh__ControlPlane__StateDirectory="$data/hello" dotnet run --no-build --project samples/Quickstart/Quickstart.Hello --no-launch-profile --urls http://127.0.0.1:7100 > "$data/hello.log" 2>&1 &
 pids+=($!)
 echo "== caller: public endpoint on http://127.0.0.1:7200"
-dotnet run --no-build --project samples/Quickstart/Quickstart.Caller --no-launch-profile --urls http://127.0.0.1:7200 > "$data/caller.log" 2>&1 &
+Mesh__ControlPlane__StateDirectory="$data/caller" dotnet run --no-build --project samples/Quickstart/Quickstart.Caller --no-launch-profile --urls http://127.0.0.1:7200 > "$data/caller.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 1 150); do curl -s http://127.0.0.1:7200/ >/dev/null 2>&1 && break; sleep 0.2; done

@@ -7,7 +7,7 @@ namespace MeshKit.Hosting.Aspire;
 /// the trust domain, the development CA's root, and the workloads that joined, so that join tokens and static discovery
 /// can be computed when the processes start (after every <c>WithMesh()</c> call has been made).
 /// </summary>
-internal sealed class MeshControlPlaneAnnotation(string trustDomain, DevelopmentCertificateAuthority ca, string httpsEndpointName) : IResourceAnnotation
+internal sealed class MeshControlPlaneAnnotation(string trustDomain, DevelopmentCertificateAuthority ca, string httpsEndpointName, string stateDirectory) : IResourceAnnotation
 {
     private readonly List<MeshWorkload> _workloads = [];
     private readonly Lock _gate = new();
@@ -17,6 +17,9 @@ internal sealed class MeshControlPlaneAnnotation(string trustDomain, Development
     public DevelopmentCertificateAuthority CertificateAuthority { get; } = ca;
 
     public string HttpsEndpointName { get; } = httpsEndpointName;
+
+    /// <summary>Gets the mesh's state folder (<c>.meshkit/</c> next to the AppHost by default); workloads keep theirs under it.</summary>
+    public string StateDirectory { get; } = stateDirectory;
 
     /// <summary>Gets a snapshot of the workloads, in the order they joined.</summary>
     public IReadOnlyList<MeshWorkload> Workloads

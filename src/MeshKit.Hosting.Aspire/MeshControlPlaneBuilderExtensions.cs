@@ -71,7 +71,7 @@ public static class MeshControlPlaneBuilderExtensions
 
         var state = Path.GetFullPath(settings.StateDirectory ?? Path.Combine(builder.AppHostDirectory, ".meshkit"));
         var ca = DevelopmentCertificateAuthority.LoadOrCreate(Path.Combine(state, "ca"), DateTimeOffset.UtcNow);
-        var annotation = new MeshControlPlaneAnnotation(settings.TrustDomain, ca, EndpointName);
+        var annotation = new MeshControlPlaneAnnotation(settings.TrustDomain, ca, EndpointName, state);
 
         project
             .WithAnnotation(annotation)

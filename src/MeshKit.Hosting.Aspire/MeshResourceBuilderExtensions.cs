@@ -83,6 +83,9 @@ public static class MeshResourceBuilderExtensions
             env["Mesh__ControlPlane__Address"] = ReferenceExpression.Create($"https://127.0.0.1:{controlPlaneEndpoint.Property(EndpointProperty.Port)}");
             env["Mesh__ControlPlane__TrustBundlePath"] = controlPlane.CertificateAuthority.CertificatePath;
             env["Mesh__ControlPlane__JoinToken"] = workload.JoinToken;
+
+            // The workload's saved trust bundle stays with the rest of the mesh's state, not in the user's profile.
+            env["Mesh__ControlPlane__StateDirectory"] = Path.Combine(controlPlane.StateDirectory, "workloads", workload.Resource.Name);
             env["Mesh__Endpoint__Address"] = "127.0.0.1";
 
             // Static discovery with version metadata for every other meshed resource; Aspire's services__ variables carry

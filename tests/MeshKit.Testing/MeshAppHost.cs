@@ -18,16 +18,25 @@ namespace MeshKit.Testing;
 public sealed class MeshAppHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly TempDirectory? _ownedStateDirectory;
 
-    private MeshAppHost(WebApplication app, string service, TestLogSink logs, MetricRecorder metrics)
+    private MeshAppHost(WebApplication app, string service, TestLogSink logs, MetricRecorder metrics, string stateDirectory, TempDirectory? ownedStateDirectory)
     {
         _app = app;
         Service = service;
         Logs = logs;
         Metrics = metrics;
+        StateDirectory = stateDirectory;
+        _ownedStateDirectory = ownedStateDirectory;
     }
 
     public string Service { get; }
+
+    /// <summary>
+    /// Gets <c>Mesh:ControlPlane:StateDirectory</c> as the host set it: a temporary folder of its own unless the test
+    /// passed one (to keep it across a restart), so that no test writes into the real per-user folder.
+    /// </summary>
+    public string StateDirectory { get; }
 
     public TestLogSink Logs { get; }
 
@@ -60,6 +69,10 @@ public sealed class MeshAppHost : IAsyncDisposable
     /// <param name="map">Routes to map.</param>
     /// <param name="meshEndpoint">Whether it has a mesh endpoint.</param>
     /// <param name="jsonFile">A JSON settings file to add last, reloaded on change.</param>
+    /// <param name="stateDirectory">
+    /// The workload's state folder (<c>Mesh:ControlPlane:StateDirectory</c>), to reuse one across a restart; by default a
+    /// new temporary folder, deleted with the host. <paramref name="settings"/> may still override the key.
+    /// </param>
     public static async Task<MeshAppHost> StartAsync(
         ControlPlaneHost controlPlane,
         string service,
@@ -68,7 +81,38 @@ public sealed class MeshAppHost : IAsyncDisposable
         Action<IServiceCollection>? configureServices = null,
         Action<WebApplication>? map = null,
         bool meshEndpoint = true,
-        string? jsonFile = null)
+        string? jsonFile = null,
+        string? stateDirectory = null)
+    {
+        TempDirectory? ownedState = null;
+        if (stateDirectory is null)
+        {
+            ownedState = new TempDirectory("state");
+            stateDirectory = ownedState.Path;
+        }
+
+        try
+        {
+            return await StartCoreAsync(controlPlane, service, joinToken, settings, configureServices, map, meshEndpoint, jsonFile, stateDirectory, ownedState).ConfigureAwait(false);
+        }
+        catch
+        {
+            ownedState?.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<MeshAppHost> StartCoreAsync(
+        ControlPlaneHost controlPlane,
+        string service,
+        string joinToken,
+        IDictionary<string, string?>? settings,
+        Action<IServiceCollection>? configureServices,
+        Action<WebApplication>? map,
+        bool meshEndpoint,
+        string? jsonFile,
+        string stateDirectory,
+        TempDirectory? ownedState)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -83,6 +127,7 @@ public sealed class MeshAppHost : IAsyncDisposable
             ["Mesh:ControlPlane:WatchWait"] = "00:00:01",
             ["Mesh:Identity:RetryBaseDelay"] = "00:00:00.200",
             ["Mesh:Identity:RetryMaxDelay"] = "00:00:01",
+            ["Mesh:ControlPlane:StateDirectory"] = stateDirectory,
         };
         if (meshEndpoint)
         {
@@ -123,7 +168,7 @@ public sealed class MeshAppHost : IAsyncDisposable
             throw;
         }
 
-        return new MeshAppHost(app, service, logs, metrics);
+        return new MeshAppHost(app, service, logs, metrics, stateDirectory, ownedState);
     }
 
     /// <summary>The static-discovery settings that point <paramref name="destination"/> at this app's mesh endpoint.</summary>
@@ -145,5 +190,6 @@ public sealed class MeshAppHost : IAsyncDisposable
     {
         Metrics.Dispose();
         await _app.DisposeAsync().ConfigureAwait(false);
+        _ownedStateDirectory?.Dispose();
     }
 }

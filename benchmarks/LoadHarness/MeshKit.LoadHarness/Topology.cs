@@ -98,9 +98,11 @@ internal sealed class Topology : IDisposable
                     $"--Mesh:ControlPlane:TrustBundlePath={control.TrustBundlePath}",
                     $"--Mesh:ControlPlane:JoinToken={control.JoinToken}",
                 ];
-                await StartAppAsync("upstream", o, ["--Bench:Mode=mesh", "--Mesh:Service:Name=upstream", $"--Mesh:Endpoint:Port={mesh}", "--Mesh:Endpoint:Address=127.0.0.1", .. meshSettings], null, cancellationToken);
+                // Each workload's saved trust bundle lives with the run's control-service data, not in the user's profile.
+                string StateOf(string role) => $"--Mesh:ControlPlane:StateDirectory={Path.Combine(control.DataDirectory, "workloads", role)}";
+                await StartAppAsync("upstream", o, ["--Bench:Mode=mesh", "--Mesh:Service:Name=upstream", $"--Mesh:Endpoint:Port={mesh}", "--Mesh:Endpoint:Address=127.0.0.1", StateOf("upstream"), .. meshSettings], null, cancellationToken);
                 await WaitForPortAsync(mesh, cancellationToken);
-                await StartAppAsync("caller", o, ["--Bench:Topology=meshkit", $"--Bench:Port={callerPort}", "--Mesh:Service:Name=caller", $"--Mesh:Discovery:Static:upstream:0:Address=127.0.0.1:{mesh}", .. meshSettings], CallerAddress, cancellationToken);
+                await StartAppAsync("caller", o, ["--Bench:Topology=meshkit", $"--Bench:Port={callerPort}", "--Mesh:Service:Name=caller", $"--Mesh:Discovery:Static:upstream:0:Address=127.0.0.1:{mesh}", StateOf("caller"), .. meshSettings], CallerAddress, cancellationToken);
                 break;
             }
 

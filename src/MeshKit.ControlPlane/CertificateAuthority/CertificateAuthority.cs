@@ -77,12 +77,22 @@ internal sealed class CertificateAuthority : IDisposable
         Issue(id, publicKey, _options.CertificateLifetime, dnsNames: null, ipAddresses: null);
 
     /// <summary>Issues a certificate; the extensions are always the CA's own, never the requester's.</summary>
+    /// <param name="id">The SPIFFE ID of the certificate.</param>
+    /// <param name="publicKey">The requester's public key.</param>
+    /// <param name="lifetime">How long it is valid (cut at the signer's own NotAfter).</param>
+    /// <param name="dnsNames">DNS names to add, if any.</param>
+    /// <param name="ipAddresses">IP addresses to add, if any.</param>
+    /// <param name="chainToEveryRoot">
+    /// During a rotation overlap, also chain to the other root of the bundle (see <see cref="CrossCertificate"/>), so that a
+    /// client that trusts either root alone accepts it. For the control service's own certificate, not for workloads'.
+    /// </param>
     public IssuedCertificate Issue(
         SpiffeId id,
         PublicKey publicKey,
         TimeSpan lifetime,
         IEnumerable<string>? dnsNames,
-        IEnumerable<IPAddress>? ipAddresses)
+        IEnumerable<IPAddress>? ipAddresses,
+        bool chainToEveryRoot = false)
     {
         ArgumentNullException.ThrowIfNull(id);
         ArgumentNullException.ThrowIfNull(publicKey);
@@ -125,8 +135,50 @@ internal sealed class CertificateAuthority : IDisposable
                 chain.Append(intermediate.ExportCertificatePem()).Append('\n');
             }
         }
+        else if (chainToEveryRoot && CrossCertificate(state, notBefore, notAfter) is { } cross)
+        {
+            using (cross)
+            {
+                chain.Append(cross.ExportCertificatePem()).Append('\n');
+            }
+        }
 
         return new IssuedCertificate(leaf, chain.ToString(), state.Bundle);
+    }
+
+    /// <summary>
+    /// During a rotation overlap (a generated root issues and the bundle holds another root), the issuing root's subject and
+    /// key certified by that other root: a leaf from the issuing root then also chains to the other one, for clients that
+    /// trust only it (a trust-bundle file handed out before the rotation, or one holding only the new root). It lives no
+    /// longer than the leaf it travels with, and none is made once the other root has left the bundle, so a removed root
+    /// stops vouching for anything the control service presents. With several other roots, the one in the bundle longest.
+    /// </summary>
+    private X509Certificate2? CrossCertificate(State state, DateTimeOffset notBefore, DateTimeOffset notAfter)
+    {
+        var active = state.Active;
+        var other = state.Signers.FirstOrDefault(s => !ReferenceEquals(s, active));
+        if (_userSupplied || other is null)
+        {
+            return null;
+        }
+
+        var request = new CertificateRequest(active.Certificate.SubjectName, active.Certificate.PublicKey, HashAlgorithmName.SHA256);
+        foreach (var extension in active.Certificate.Extensions)
+        {
+            // The root's own constraints, usages, key identifier and trust-domain SAN; the issuer's key identifier is new.
+            if (extension is not X509AuthorityKeyIdentifierExtension)
+            {
+                request.CertificateExtensions.Add(extension);
+            }
+        }
+
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(other.Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
+        notBefore = Max(notBefore, other.Certificate.NotBefore.ToUniversalTime());
+        notAfter = Min(notAfter, other.Certificate.NotAfter.ToUniversalTime());
+        lock (_gate)
+        {
+            return request.Create(other.Certificate.SubjectName, CreateGenerator(other.Key), notBefore, notAfter, NewSerialNumber());
+        }
     }
 
     /// <summary>Generates a new root and adds it to the trust bundle without issuing from it (CA rotation, step 1).</summary>

@@ -43,7 +43,7 @@ internal sealed class ServingCertificate : IDisposable
     {
         var current = _current;
         var now = _time.GetUtcNow();
-        if (current is not null && now < current.RenewAt)
+        if (IsCurrent(current, now))
         {
             return current.Context;
         }
@@ -51,7 +51,7 @@ internal sealed class ServingCertificate : IDisposable
         lock (_gate)
         {
             current = _current;
-            if (current is null || now >= current.RenewAt)
+            if (!IsCurrent(current, now))
             {
                 current = Issue(now);
                 _current = current;
@@ -62,6 +62,11 @@ internal sealed class ServingCertificate : IDisposable
     }
 
     public void Dispose() => _key.Dispose();
+
+    // Issued under the CA's bundle of now: a rotation step that lands while a certificate is being issued must not leave
+    // the old chain (say, one that still leads to a removed root) in use until the renewal point.
+    private bool IsCurrent([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] Current? current, DateTimeOffset now) =>
+        current is not null && now < current.RenewAt && ReferenceEquals(current.Bundle, _ca.Bundle);
 
     private Current Issue(DateTimeOffset now)
     {
@@ -88,7 +93,9 @@ internal sealed class ServingCertificate : IDisposable
         // The serving certificate lives as long as workload certificates, but at least a minute so that a 1-second
         // test lifetime does not reissue on nearly every handshake.
         var lifetime = _options.CertificateLifetime < TimeSpan.FromMinutes(1) ? TimeSpan.FromMinutes(1) : _options.CertificateLifetime;
-        var issued = _ca.Issue(Id, new PublicKey(_key), lifetime, dns, ips);
+        // During a CA rotation overlap the chain also leads to the root that does not issue, so that a workload deployed with
+        // a trust-bundle file holding either root alone can reach the control service (docs/operations.md, CA rotation).
+        var issued = _ca.Issue(Id, new PublicKey(_key), lifetime, dns, ips, chainToEveryRoot: true);
         using var publicOnly = issued.Leaf;
         var withKey = publicOnly.CopyWithPrivateKey(_key);
         var intermediates = new X509Certificate2Collection();
@@ -96,8 +103,8 @@ internal sealed class ServingCertificate : IDisposable
         intermediates.RemoveAt(0);
         var context = SslStreamCertificateContext.Create(withKey, intermediates, offline: true);
         var renewAt = now + ((withKey.NotAfter.ToUniversalTime() - now.UtcDateTime) / 2);
-        return new Current(context, renewAt);
+        return new Current(context, renewAt, issued.Bundle);
     }
 
-    private sealed record Current(SslStreamCertificateContext Context, DateTimeOffset RenewAt);
+    private sealed record Current(SslStreamCertificateContext Context, DateTimeOffset RenewAt, TrustBundle Bundle);
 }

@@ -72,15 +72,20 @@ internal sealed class ControlPlaneClient : IDisposable
     private readonly TimeProvider _time;
     private readonly MeshOptions _options;
     private readonly SpiffeId _expectedServer;
-    private readonly Lazy<TrustBundle> _initialBundle;
+    private readonly SavedTrustBundle _saved;
+    private readonly Lazy<TrustBundle> _configuredBundle;
+    private readonly Lock _firstContactGate = new();
+    private TrustBundle? _firstContactBundle;
+    private string? _rememberedVersion;
 
-    public ControlPlaneClient(IOptions<MeshOptions> options, WorkloadIdentitySource identity, TimeProvider time)
+    public ControlPlaneClient(IOptions<MeshOptions> options, WorkloadIdentitySource identity, SavedTrustBundle saved, TimeProvider time)
     {
         _options = options.Value;
         _identity = identity;
+        _saved = saved;
         _time = time;
         _expectedServer = SpiffeId.Create(_options.TrustDomain, SpiffeId.ReservedNamespace, ControlPlaneService);
-        _initialBundle = new Lazy<TrustBundle>(LoadInitialBundle);
+        _configuredBundle = new Lazy<TrustBundle>(LoadConfiguredBundle);
 
         _http = CreateClient(identity.Current);
 
@@ -88,6 +93,8 @@ internal sealed class ControlPlaneClient : IDisposable
         // close the old one once calls under way on it have had time to finish.
         identity.Changed += next =>
         {
+            // Every bundle the control service sends is kept for the next start (and for first contact after a revocation).
+            Remember(next.Bundle);
             var old = Interlocked.Exchange(ref _http, CreateClient(next));
             _ = Task.Delay(TimeSpan.FromSeconds(30), _time).ContinueWith(static (_, state) => ((HttpClient)state!).Dispose(), old, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         };
@@ -148,8 +155,11 @@ internal sealed class ControlPlaneClient : IDisposable
         return (result, result.Index);
     }
 
-    /// <summary>Reads the trust-bundle file now, so a wrong path or a file that is not PEM roots fails startup with an error naming the setting.</summary>
-    public TrustBundle EnsureInitialBundle() => _initialBundle.Value;
+    /// <summary>
+    /// Reads the trust-bundle file now, so a wrong path or a file that is not PEM roots fails startup with an error naming
+    /// the setting, and returns what first contact trusts: that file together with the bundle saved by the last run.
+    /// </summary>
+    public TrustBundle EnsureInitialBundle() => FirstContactBundle();
 
     public void Dispose() => _http.Dispose();
 
@@ -219,13 +229,60 @@ internal sealed class ControlPlaneClient : IDisposable
 
     private bool ValidateServer(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
-        // The control service is trusted through the mesh's roots: the live bundle once we have one, else the file.
-        var bundle = _identity.Current?.Bundle ?? _initialBundle.Value;
+        // The control service is trusted through the mesh's roots: the live bundle once we have one, else the file together
+        // with the last bundle the control service sent (saved by an earlier run, or received before a revocation).
+        var bundle = _identity.Current?.Bundle ?? FirstContactBundle();
         var result = SvidValidator.Validate(certificate as X509Certificate2, chain?.ChainPolicy.ExtraStore, bundle, _options.TrustDomain, _time.GetUtcNow(), SvidUsage.Server);
         return result.IsValid && result.SpiffeId == _expectedServer;
     }
 
-    private TrustBundle LoadInitialBundle()
+    private TrustBundle FirstContactBundle()
+    {
+        var bundle = Volatile.Read(ref _firstContactBundle);
+        if (bundle is not null)
+        {
+            return bundle;
+        }
+
+        var configured = _configuredBundle.Value;
+        lock (_firstContactGate)
+        {
+            // The union, not "the newer of the two": bundles carry no order (a version is a content hash, a file's time says
+            // when it was copied), and every root in it was either configured by the operator or sent by the control service
+            // over a channel those roots authenticated. It only ever vouches for the control service, and only until the first
+            // sign answer, whose bundle then counts alone.
+            _firstContactBundle ??= _saved.Load() is { } saved ? TrustBundle.Create([.. configured.Roots, .. saved.Roots]) : configured;
+            return _firstContactBundle;
+        }
+    }
+
+    private void Remember(TrustBundle bundle)
+    {
+        // Renewals raise Changed too; only a new bundle is news.
+        if (Interlocked.Exchange(ref _rememberedVersion, bundle.Version) == bundle.Version)
+        {
+            return;
+        }
+
+        _saved.Save(bundle);
+        TrustBundle next;
+        try
+        {
+            next = TrustBundle.Create([.. _configuredBundle.Value.Roots, .. bundle.Roots]);
+        }
+        catch (MeshIdentityException)
+        {
+            // The configured file was never readable (startup would have failed on it); the received bundle stands alone.
+            next = bundle;
+        }
+
+        lock (_firstContactGate)
+        {
+            _firstContactBundle = next;
+        }
+    }
+
+    private TrustBundle LoadConfiguredBundle()
     {
         var path = _options.ControlPlane.TrustBundlePath!;
         try

@@ -62,6 +62,7 @@ public static class MeshHostApplicationBuilderExtensions
         // Identity and the control channel.
         services.TryAddSingleton<WorkloadIdentitySource>();
         services.TryAddSingleton<MeshMetrics>();
+        services.TryAddSingleton<SavedTrustBundle>();
         services.TryAddSingleton<ControlPlaneClient>();
         services.TryAddSingleton<ControlChannelState>();
         services.AddHostedService<CertificateRenewalService>();

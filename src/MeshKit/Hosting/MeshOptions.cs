@@ -75,6 +75,14 @@ public sealed class MeshControlPlaneOptions
     /// <see langword="false"/>: startup fails instead, because central authorization rules could be missing.
     /// </summary>
     public bool StartWithoutCentralPolicy { get; set; }
+
+    /// <summary>
+    /// Gets or sets the folder where the workload keeps the last trust bundle the control service sent it
+    /// (<c>trust-bundle.pem</c>, owner-only), so that a restart after a CA rotation still trusts the control service when
+    /// <see cref="TrustBundlePath"/> holds only the old root. Unset: <c>&lt;LocalApplicationData&gt;/MeshKit/workloads/&lt;TrustDomain&gt;/&lt;Namespace&gt;/&lt;Name&gt;</c>.
+    /// An empty value turns it off.
+    /// </summary>
+    public string? StateDirectory { get; set; }
 }
 
 /// <summary>When the workload certificate is renewed, and how failures are retried.</summary>

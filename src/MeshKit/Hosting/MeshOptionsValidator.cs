@@ -59,6 +59,11 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             errors.Add($"{Root}:ControlPlane:TrustBundlePath contains a NUL character.");
         }
 
+        if (cp.StateDirectory is not null && cp.StateDirectory.Contains('\0', StringComparison.Ordinal))
+        {
+            errors.Add($"{Root}:ControlPlane:StateDirectory contains a NUL character; set a folder path, or an empty value to keep no state.");
+        }
+
         if (cp.StartupTimeout <= TimeSpan.Zero || cp.StartupTimeout > TimeSpan.FromHours(1))
         {
             errors.Add($"{Root}:ControlPlane:StartupTimeout is {cp.StartupTimeout}; use a value from 00:00:00.1 to 01:00:00.");

@@ -159,6 +159,88 @@ public sealed class CertificateAuthorityTests
         Assert.Equal(HttpStatusCode.Forbidden, reserved.Status);
     }
 
+    [Fact]
+    public async Task During_a_rotation_overlap_the_serving_chain_also_leads_to_the_root_that_does_not_issue_and_workload_chains_do_not()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var host = await ControlPlaneHost.StartAsync(Settings());
+        using var admin = host.CreateAdminClient();
+        Assert.Single(await PresentedChainAsync(host));
+
+        // Step 1: a second root; the first still issues. The chain: leaf, then the issuing root certified by the new one.
+        var added = await (await admin.PostAsync("v1/ca/roots", null, ct)).EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonElement>(ct);
+        var roots = added.GetProperty("roots").EnumerateArray().ToList();
+        var oldId = roots.Single(r => r.GetProperty("active").GetBoolean()).GetProperty("id").GetString();
+        var newId = roots.Single(r => !r.GetProperty("active").GetBoolean()).GetProperty("id").GetString();
+        var bundle = host.TrustBundle;
+        var oldRoot = bundle.Roots.Single(r => r.Subject.EndsWith(oldId!, StringComparison.Ordinal));
+        var newRoot = bundle.Roots.Single(r => r.Subject.EndsWith(newId!, StringComparison.Ordinal));
+        AssertCrossCertified(await PresentedChainAsync(host), issuing: oldRoot, other: newRoot);
+
+        // Step 2: the new root issues; its key is certified by the old root.
+        (await admin.PostAsync($"v1/ca/roots/{newId}/activate", null, ct)).EnsureSuccessStatusCode();
+        AssertCrossCertified(await PresentedChainAsync(host), issuing: newRoot, other: oldRoot);
+
+        // Workload certificates never carry it: the leaf alone, as before.
+        Assert.Equal(1, (await SignAsync(host)).ChainLength);
+
+        // Step 3: the old root is gone, and so is anything it signed from the presented chain.
+        (await admin.DeleteAsync($"v1/ca/roots/{oldId}", ct)).EnsureSuccessStatusCode();
+        var last = Assert.Single(await PresentedChainAsync(host));
+        Assert.Equal(newRoot.Subject, last.Issuer);
+    }
+
+    private static void AssertCrossCertified(IReadOnlyList<X509Certificate2> presented, X509Certificate2 issuing, X509Certificate2 other)
+    {
+        Assert.Equal(2, presented.Count);
+        var (leaf, cross) = (presented[0], presented[1]);
+        Assert.Equal(issuing.Subject, leaf.Issuer);
+        Assert.Equal(issuing.Subject, cross.Subject);
+        Assert.Equal(other.Subject, cross.Issuer);
+        Assert.Equal(issuing.PublicKey.EncodedKeyValue.RawData, cross.PublicKey.EncodedKeyValue.RawData);
+        Assert.True(cross.Extensions.OfType<X509BasicConstraintsExtension>().Single().CertificateAuthority);
+        Assert.True(cross.NotAfter <= leaf.NotAfter, $"the cross certificate ({cross.NotAfter:O}) outlives the leaf ({leaf.NotAfter:O})");
+
+        // Either root alone validates the control service's certificate.
+        foreach (var root in new[] { issuing, other })
+        {
+            var result = SvidValidator.Validate(leaf, [cross], TrustBundle.Create([root]), ControlPlaneHost.TrustDomain, DateTimeOffset.UtcNow, SvidUsage.Server);
+            Assert.True(result.IsValid, result.Detail);
+        }
+    }
+
+    /// <summary>The certificates the control service presents on a new connection: its leaf, then any others it sends.</summary>
+    private static async Task<IReadOnlyList<X509Certificate2>> PresentedChainAsync(ControlPlaneHost host)
+    {
+        var presented = new List<X509Certificate2>();
+        using var handler = new SocketsHttpHandler
+        {
+            SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
+                {
+                    var leaf = certificate!.GetRawCertData();
+                    presented.Add(X509CertificateLoader.LoadCertificate(leaf));
+
+                    // The TLS stack puts everything the server sent into the extra store, the leaf included.
+                    foreach (var extra in chain!.ChainPolicy.ExtraStore)
+                    {
+                        if (!extra.RawData.AsSpan().SequenceEqual(leaf))
+                        {
+                            presented.Add(X509CertificateLoader.LoadCertificate(extra.RawData));
+                        }
+                    }
+
+                    return true;
+                },
+            },
+        };
+        using var client = new HttpClient(handler) { BaseAddress = host.BaseAddress };
+        using var response = await client.GetAsync("v1/trust-bundle", TestContext.Current.CancellationToken);
+        response.EnsureSuccessStatusCode();
+        return presented;
+    }
+
     private static async Task<SignOutcome> SignAsync(ControlPlaneHost host, SpiffeId? id = null)
     {
         id ??= SpiffeId.Create(ControlPlaneHost.TrustDomain, "default", "orders");

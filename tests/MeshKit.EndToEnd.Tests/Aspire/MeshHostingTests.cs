@@ -44,6 +44,7 @@ public sealed class MeshHostingTests : IDisposable
         Assert.Equal("https://127.0.0.1:{mesh.bindings.https.port}", env["Mesh__ControlPlane__Address"]);
         Assert.Equal(Path.Combine(_state.Path, "ca", "root.crt.pem"), env["Mesh__ControlPlane__TrustBundlePath"]);
         Assert.Matches("^[0-9a-f]{48}$", env["Mesh__ControlPlane__JoinToken"]);
+        Assert.Equal(Path.Combine(_state.Path, "workloads", "frontend"), env["Mesh__ControlPlane__StateDirectory"]);
         Assert.Equal("127.0.0.1", env["Mesh__Endpoint__Address"]);
         Assert.Equal("{frontend.bindings.mesh.targetPort}", env["Mesh__Endpoint__Port"]);
         Assert.Equal("http://127.0.0.1:8500", env["Mesh__Discovery__Consul__Address"]);

@@ -41,6 +41,9 @@ public sealed class UpstreamProcess : IDisposable
         env["Mesh__ControlPlane__TrustBundlePath"] = controlPlane.TrustBundlePath;
         env["Mesh__ControlPlane__JoinToken"] = MeshTestBed.Token;
         env["Mesh__ControlPlane__WatchWait"] = "00:00:05";
+
+        // State beside the control service's data (deleted with it), never in the real per-user folder.
+        env["Mesh__ControlPlane__StateDirectory"] = Path.Combine(controlPlane.DataDirectory, "workloads", name);
         env["Mesh__Endpoint__Port"] = meshPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         env["Mesh__Endpoint__Address"] = "127.0.0.1";
         env["Mesh__Telemetry__ConfigureOpenTelemetry"] = "false";
