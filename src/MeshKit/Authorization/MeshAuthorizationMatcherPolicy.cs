@@ -27,6 +27,8 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
     MeshMetrics metrics,
     ILogger<MeshAuthorizationMatcherPolicy> logger) : MatcherPolicy, IEndpointSelectorPolicy
 {
+    private const string UnknownCaller = "unknown";
+
     // After the framework's own policies (HTTP method, host, ...), so only the endpoint that will run is checked.
     public override int Order => int.MaxValue - 1000;
 
@@ -69,18 +71,20 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
                 continue;
             }
 
-            if (decision.Rule?.RateLimit is not null)
+            if (decision.Rule is { RateLimit: { } limit } rule)
             {
-                var key = caller?.Value ?? httpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-                if (!rateLimits.TryAcquire(decision.Rule, key, out var retryAfter))
+                // The SPIFFE ID string or the connection's address object as they are: no key built per request.
+                var key = (object?)caller?.Value ?? httpContext.Connection.RemoteIpAddress ?? (object)UnknownCaller;
+                var outcome = rateLimits.TryAcquire(rule, key, out var retryAfter);
+                if (outcome != RateLimitOutcome.Acquired)
                 {
+                    var who = key.ToString() ?? UnknownCaller;
                     metrics.RecordRateLimited(decision.RuleName);
-                    LogRateLimited(logger, key, decision.RuleName);
-                    candidates.ReplaceEndpoint(i, Refusal(
-                        StatusCodes.Status429TooManyRequests,
-                        "mesh_rate_limited",
-                        $"{key} is over the rate limit of rule '{decision.RuleName}' ({decision.Rule.RateLimit.PermitsPerSecond}/s, burst {decision.Rule.RateLimit.Burst}).",
-                        retryAfter), candidate.Values);
+                    LogRateLimited(logger, who, decision.RuleName);
+                    var detail = outcome == RateLimitOutcome.CallersFull
+                        ? $"Rule '{decision.RuleName}' already tracks its maximum of {limit.MaxCallers} callers, all active; {who} is refused until some fall idle."
+                        : $"{who} is over the rate limit of rule '{decision.RuleName}' ({limit.PermitsPerSecond}/s, burst {limit.Burst}).";
+                    candidates.ReplaceEndpoint(i, Refusal(StatusCodes.Status429TooManyRequests, "mesh_rate_limited", detail, retryAfter), candidate.Values);
                 }
             }
         }
