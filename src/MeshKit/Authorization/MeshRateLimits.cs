@@ -39,7 +39,8 @@ internal enum RateLimitOutcome
 /// <para>
 /// System.Threading.RateLimiting's <c>PartitionedRateLimiter</c> was measured and not used: it takes one global lock
 /// per acquire, has no bound on partitions, scans every partition every 100 ms (about a tenth of a core with 100,000
-/// callers), keeps an idle partition for 10 s, and disposes the limiters it evicts while a request may still hold one.
+/// callers), keeps an idle partition for 10 s, and can dispose an evicted limiter a request has just looked up (its idle
+/// check and the request's acquire are not one step).
 /// </para>
 /// <para>
 /// A policy change keeps the buckets of every rule whose name and limit did not change; a changed or new rule starts
@@ -65,8 +66,19 @@ internal sealed partial class MeshRateLimits
     public MeshRateLimits(PolicyWatcher policies, MeshMetrics metrics, TimeProvider time, ILogger<MeshRateLimits> logger)
         : this(time, logger)
     {
-        Apply(policies.Current.Authorization);
-        policies.Changed += snapshot => Apply(snapshot.Authorization);
+        // The policy in force is read under the lock, so whichever of two racing updates runs last applies the newest.
+        policies.Changed += _ =>
+        {
+            lock (_gate)
+            {
+                ApplyLocked(policies.Current.Authorization);
+            }
+        };
+        lock (_gate)
+        {
+            ApplyLocked(policies.Current.Authorization);
+        }
+
         metrics.Meter.CreateObservableGauge("mesh.server.rate_limit.callers", Measure, "{caller}", "Callers whose rate-limit bucket a rule tracks now (bounded by the rule's RateLimit:MaxCallers).");
     }
 
@@ -148,34 +160,39 @@ internal sealed partial class MeshRateLimits
     {
         lock (_gate)
         {
-            var old = _rules;
-            var byIndex = new RuleEntry?[policy.Rules.Length];
-            var byIdentity = new ConcurrentDictionary<(string, RateLimitPolicy), RuleLimit>();
-            foreach (var rule in policy.Rules)
+            ApplyLocked(policy);
+        }
+    }
+
+    private void ApplyLocked(MeshAuthorizationPolicy policy)
+    {
+        var old = _rules;
+        var byIndex = new RuleEntry?[policy.Rules.Length];
+        var byIdentity = new ConcurrentDictionary<(string, RateLimitPolicy), RuleLimit>();
+        foreach (var rule in policy.Rules)
+        {
+            if (rule.RateLimit is not { } rate || (uint)rule.Index >= (uint)byIndex.Length)
             {
-                if (rule.RateLimit is not { } rate || (uint)rule.Index >= (uint)byIndex.Length)
-                {
-                    continue;
-                }
-
-                var identity = (rule.Name, rate);
-                RuleLimit limit;
-                if (byIdentity.ContainsKey(identity))
-                {
-                    // A second rule with the same name and limit: its own buckets, which start afresh on each change.
-                    limit = new RuleLimit(rule.Name, rate, _time.TimestampFrequency);
-                }
-                else
-                {
-                    limit = old.ByIdentity.TryGetValue(identity, out var kept) ? kept : new RuleLimit(rule.Name, rate, _time.TimestampFrequency);
-                    byIdentity[identity] = limit;
-                }
-
-                byIndex[rule.Index] = new RuleEntry(rule, limit);
+                continue;
             }
 
-            _rules = new Rules(byIndex, byIdentity);
+            var identity = (rule.Name, rate);
+            RuleLimit limit;
+            if (byIdentity.ContainsKey(identity))
+            {
+                // A second rule with the same name and limit: its own buckets, which start afresh on each change.
+                limit = new RuleLimit(rule.Name, rate, _time.TimestampFrequency);
+            }
+            else
+            {
+                limit = old.ByIdentity.TryGetValue(identity, out var kept) ? kept : new RuleLimit(rule.Name, rate, _time.TimestampFrequency);
+                byIdentity[identity] = limit;
+            }
+
+            byIndex[rule.Index] = new RuleEntry(rule, limit);
         }
+
+        _rules = new Rules(byIndex, byIdentity);
     }
 
     private RuleLimit Find(AuthorizationRule rule)
