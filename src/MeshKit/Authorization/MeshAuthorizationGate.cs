@@ -75,19 +75,14 @@ internal sealed partial class MeshAuthorizationGate(
             return RefuseAsync(context, StatusCodes.Status403Forbidden, "mesh_authorization_denied", decision.Reason, null);
         }
 
-        if (decision.Rule?.RateLimit is { } limit)
+        if (decision.Rule is { RateLimit: not null } rule)
         {
-            var key = caller?.Value ?? context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-            if (!rateLimits.TryAcquire(decision.Rule, key, out var retryAfter))
+            var key = MeshRateLimits.CallerKey(caller, context);
+            if (!rateLimits.TryAdmit(rule, key, out var retryAfter, out var refusal))
             {
                 metrics.RecordRateLimited(decision.RuleName);
-                LogRateLimited(logger, key, decision.RuleName);
-                return RefuseAsync(
-                    context,
-                    StatusCodes.Status429TooManyRequests,
-                    "mesh_rate_limited",
-                    $"{key} is over the rate limit of rule '{decision.RuleName}' ({limit.PermitsPerSecond}/s, burst {limit.Burst}).",
-                    retryAfter);
+                LogRateLimited(logger, key.ToString() ?? "unknown", decision.RuleName);
+                return RefuseAsync(context, StatusCodes.Status429TooManyRequests, "mesh_rate_limited", refusal, retryAfter);
             }
         }
 

@@ -74,18 +74,14 @@ internal sealed partial class MeshAuthorizationMatcherPolicy(
                 continue;
             }
 
-            if (decision.Rule?.RateLimit is not null)
+            if (decision.Rule is { RateLimit: not null } rule)
             {
-                var key = caller?.Value ?? httpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-                if (!rateLimits.TryAcquire(decision.Rule, key, out var retryAfter))
+                var key = MeshRateLimits.CallerKey(caller, httpContext);
+                if (!rateLimits.TryAdmit(rule, key, out var retryAfter, out var refusal))
                 {
                     metrics.RecordRateLimited(decision.RuleName);
-                    LogRateLimited(logger, key, decision.RuleName);
-                    candidates.ReplaceEndpoint(i, Refusal(
-                        StatusCodes.Status429TooManyRequests,
-                        "mesh_rate_limited",
-                        $"{key} is over the rate limit of rule '{decision.RuleName}' ({decision.Rule.RateLimit.PermitsPerSecond}/s, burst {decision.Rule.RateLimit.Burst}).",
-                        retryAfter), candidate.Values);
+                    LogRateLimited(logger, key.ToString() ?? "unknown", decision.RuleName);
+                    candidates.ReplaceEndpoint(i, Refusal(StatusCodes.Status429TooManyRequests, "mesh_rate_limited", refusal, retryAfter), candidate.Values);
                 }
             }
         }

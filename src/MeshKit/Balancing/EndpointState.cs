@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using MeshKit.Discovery;
+using MeshKit.Policy;
 
 namespace MeshKit.Balancing;
 
@@ -41,7 +42,11 @@ public sealed class EndpointState
     /// <summary>Gets the failures since the last success.</summary>
     public int ConsecutiveFailures => Volatile.Read(ref _consecutiveFailures);
 
-    /// <summary>Gets how many times this endpoint has been ejected.</summary>
+    /// <summary>
+    /// Gets the ejection count as of the endpoint's last ejection: one more at each ejection, less one for each
+    /// <see cref="OutlierPolicy.BaseEjectionTime"/> the endpoint then stayed back (the decay is applied when it is next
+    /// ejected). The n-th ejection in a row lasts n times the base ejection time.
+    /// </summary>
     public int Ejections => Volatile.Read(ref _ejections);
 
     /// <summary>Gets whether the endpoint is ejected at <paramref name="timestamp"/> (a <see cref="Stopwatch"/> timestamp).</summary>
@@ -114,9 +119,26 @@ public sealed class EndpointState
         (Interlocked.Increment(ref _consecutiveFailures),
          connectFailure ? Interlocked.Increment(ref _consecutiveConnectFailures) : Volatile.Read(ref _consecutiveConnectFailures));
 
-    internal void Eject(long until)
+    /// <summary>
+    /// Gets the ejection count at <paramref name="timestamp"/>: <see cref="Ejections"/> less one for each whole
+    /// <paramref name="decayInterval"/> since the last ejection ended (time spent back in the pool), never below zero.
+    /// </summary>
+    internal int EjectionsAt(long timestamp, long decayInterval)
     {
-        Interlocked.Increment(ref _ejections);
+        var count = Volatile.Read(ref _ejections);
+        var until = Volatile.Read(ref _ejectedUntilTimestamp);
+        if (count == 0 || decayInterval <= 0 || timestamp <= until)
+        {
+            return count;
+        }
+
+        var healthyIntervals = (timestamp - until) / decayInterval;
+        return healthyIntervals >= count ? 0 : count - (int)healthyIntervals;
+    }
+
+    internal void Eject(long until, int ejections)
+    {
+        Volatile.Write(ref _ejections, ejections);
         Volatile.Write(ref _consecutiveFailures, 0);
         Volatile.Write(ref _consecutiveConnectFailures, 0);
         Volatile.Write(ref _ejectedUntilTimestamp, until);

@@ -6,8 +6,9 @@ namespace MeshKit.Balancing;
 
 /// <summary>
 /// The per-endpoint breaker: after <see cref="OutlierPolicy.ConsecutiveFailures"/> consecutive failures (5xx or connection
-/// failures), or <see cref="OutlierPolicy.ConsecutiveConnectFailures"/> consecutive connection failures, an endpoint is ejected for <see cref="OutlierPolicy.BaseEjectionTime"/> times the number of its ejections,
-/// capped at <see cref="OutlierPolicy.MaxEjectionTime"/>. At most <see cref="OutlierPolicy.MaxEjectionPercent"/> of a subset
+/// failures), or <see cref="OutlierPolicy.ConsecutiveConnectFailures"/> consecutive connection failures, an endpoint is ejected for <see cref="OutlierPolicy.BaseEjectionTime"/> times its ejection count,
+/// capped at <see cref="OutlierPolicy.MaxEjectionTime"/>. The count grows by one at each ejection and falls by one for each
+/// <see cref="OutlierPolicy.BaseEjectionTime"/> the endpoint stays back afterwards (as Envoy's multiplier does per interval). At most <see cref="OutlierPolicy.MaxEjectionPercent"/> of a subset
 /// is ejected at once (always allowing one when the subset has two or more), and the last healthy endpoint never is.
 /// </summary>
 internal static class OutlierDetector
@@ -37,9 +38,19 @@ internal static class OutlierDetector
             return false;
         }
 
-        var multiplier = state.Ejections + 1;
-        var duration = TimeSpan.FromTicks(Math.Min(policy.BaseEjectionTime.Ticks * multiplier, policy.MaxEjectionTime.Ticks));
-        state.Eject(now + (long)(duration.TotalSeconds * Stopwatch.Frequency));
+        // The count decays by one for each BaseEjectionTime the endpoint has been back since its last ejection, and stops
+        // growing once an ejection lasts MaxEjectionTime, so a flapping endpoint that recovers returns to the base time.
+        var ejections = Math.Min(state.EjectionsAt(now, ToTimestamp(policy.BaseEjectionTime)) + 1, MaxCount(policy));
+        var duration = TimeSpan.FromTicks(Math.Min(policy.BaseEjectionTime.Ticks * ejections, policy.MaxEjectionTime.Ticks));
+        state.Eject(now + ToTimestamp(duration), ejections);
         return true;
     }
+
+    // The smallest count whose ejection already lasts MaxEjectionTime.
+    private static int MaxCount(OutlierPolicy policy) =>
+        policy.BaseEjectionTime <= TimeSpan.Zero
+            ? 1
+            : (int)Math.Clamp((policy.MaxEjectionTime.Ticks + policy.BaseEjectionTime.Ticks - 1) / policy.BaseEjectionTime.Ticks, 1, int.MaxValue);
+
+    private static long ToTimestamp(TimeSpan duration) => (long)(duration.TotalSeconds * Stopwatch.Frequency);
 }

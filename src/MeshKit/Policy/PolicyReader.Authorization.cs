@@ -11,7 +11,7 @@ public static partial class PolicyReader
     private static readonly string[] RuleKeys = ["Name", "Action", "From", "To", "RateLimit"];
     private static readonly string[] FromKeys = ["Services", "Namespaces", "SpiffeIds", "Public"];
     private static readonly string[] ToKeys = ["Paths", "Methods"];
-    private static readonly string[] RateLimitKeys = ["PermitsPerSecond", "Burst"];
+    private static readonly string[] RateLimitKeys = ["PermitsPerSecond", "Burst", "MaxCallers"];
 
     private static MeshAuthorizationPolicy ReadAuthorization(Section section)
     {
@@ -164,6 +164,7 @@ public static partial class PolicyReader
             rate.CheckKnown(RateLimitKeys);
             var permits = rate.Double("PermitsPerSecond", 0.001, 1_000_000);
             var burst = rate.Int("Burst", 1, 1_000_000) ?? 1;
+            var maxCallers = rate.Int("MaxCallers", 1, 10_000_000) ?? RateLimitPolicy.DefaultMaxCallers;
             if (permits is null)
             {
                 rate.Error("PermitsPerSecond", "is missing; write the sustained requests per second allowed per caller.");
@@ -174,7 +175,7 @@ public static partial class PolicyReader
             }
             else
             {
-                rule = rule with { RateLimit = new RateLimitPolicy(permits.Value, burst) };
+                rule = rule with { RateLimit = new RateLimitPolicy(permits.Value, burst) { MaxCallers = maxCallers } };
             }
         }
 

@@ -118,7 +118,8 @@ public sealed class AuthorizationTests(MeshTestBed bed) : IClassFixture<MeshTest
         {
             ["Mesh:Authorization:Rules:0:Name"] = "frontend-limited",
             ["Mesh:Authorization:Rules:0:From:Services:0"] = "frontend",
-            ["Mesh:Authorization:Rules:0:RateLimit:PermitsPerSecond"] = "1",
+            // One permit every 5 s after the burst, so a slow machine cannot see a fourth permit within the six calls.
+            ["Mesh:Authorization:Rules:0:RateLimit:PermitsPerSecond"] = "0.2",
             ["Mesh:Authorization:Rules:0:RateLimit:Burst"] = "3",
         };
         await using var orders = await MeshAppHost.StartAsync(bed.ControlPlane, "orders", MeshTestBed.Token, settings: settings, map: MapOrders);
@@ -147,6 +148,39 @@ public sealed class AuthorizationTests(MeshTestBed bed) : IClassFixture<MeshTest
         Assert.Equal("mesh_rate_limited", problem.GetProperty("reason").GetString());
         limited.Dispose();
         Assert.True(orders.Metrics.Sum("mesh.server.rate_limited", "mesh.authorization.rule", "frontend-limited") >= 3);
+        orders.Metrics.Collect();
+        Assert.Equal(1, orders.Metrics.Points.Last(p => p.Instrument == "mesh.server.rate_limit.callers" && Equals(p.Tags["mesh.authorization.rule"], "frontend-limited")).Value);
+    }
+
+    [Fact]
+    public async Task A_caller_without_a_mesh_identity_is_rate_limited_by_its_address_on_the_public_endpoint()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Mesh:Authorization:Rules:0:Name"] = "public-limited",
+            ["Mesh:Authorization:Rules:0:From:Public"] = "true",
+            ["Mesh:Authorization:Rules:0:RateLimit:PermitsPerSecond"] = "0.2",
+            ["Mesh:Authorization:Rules:0:RateLimit:Burst"] = "2",
+        };
+        await using var orders = await MeshAppHost.StartAsync(bed.ControlPlane, "orders", MeshTestBed.Token, settings: settings, map: MapOrders);
+
+        // Two clients, two connections, one address: the bucket belongs to the address, not to the connection.
+        using var first = new HttpClient { BaseAddress = orders.PublicAddress };
+        using var second = new HttpClient { BaseAddress = orders.PublicAddress };
+        var statuses = new List<HttpStatusCode>();
+        foreach (var client in new[] { first, second, first, second })
+        {
+            using var response = await client.GetAsync("/api/orders", TestContext.Current.CancellationToken);
+            statuses.Add(response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                var problem = await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+                Assert.Equal("mesh_rate_limited", problem.GetProperty("reason").GetString());
+                Assert.Contains("127.0.0.1", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            }
+        }
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], statuses);
     }
 
     [Fact]

@@ -27,14 +27,14 @@ public sealed class WorkloadStatusTests
 
         var states = frontend.Services.GetRequiredService<EndpointStateRegistry>();
         var until = Stopwatch.GetTimestamp() + (60 * Stopwatch.Frequency);
-        states.Get("orders", "10.0.0.1:443").Eject(until);
+        states.Get("orders", "10.0.0.1:443").Eject(until, 1);
         states.NotifyEjected();
         await Eventually.WaitAsync(
             async () => (await EjectedAsync(admin, instance!))?.Contains("10.0.0.1:443", StringComparison.Ordinal) == true,
             TimeSpan.FromSeconds(5), "the first ejection in /v1/workloads");
 
         // Within a second of the first report: the second must still go out promptly, not with the poll 30 s later.
-        states.Get("orders", "10.0.0.2:443").Eject(until);
+        states.Get("orders", "10.0.0.2:443").Eject(until, 1);
         states.NotifyEjected();
 
         await Eventually.WaitAsync(
