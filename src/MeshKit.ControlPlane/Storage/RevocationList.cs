@@ -27,6 +27,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly bool _hadCache;
     private volatile ImmutableDictionary<string, string> _entries;
+    private volatile string[] _keys;
     private volatile bool _readFromStore;
     private Task? _loop;
 
@@ -44,6 +45,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
         _logger = logger;
         _hadCache = File.Exists(cachePath);
         _entries = _hadCache ? ReadCache(cachePath, what) : Empty;
+        _keys = [.. _entries.Keys];
     }
 
     /// <summary>Raised after the list changed, on this replica or another.</summary>
@@ -51,6 +53,9 @@ internal sealed partial class RevocationList : IAsyncDisposable
 
     /// <summary>Gets the revocations: what is revoked, and why.</summary>
     public IReadOnlyDictionary<string, string> Entries => _entries;
+
+    /// <summary>Gets what is revoked, as a list made once per change (watch answers carry it).</summary>
+    public IReadOnlyList<string> Keys => _keys;
 
     /// <summary>
     /// Gets whether this replica knows the list: it has no shared store, it has read the shared one, or it kept a copy from
@@ -222,6 +227,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
         }
 
         _entries = next;
+        _keys = [.. next.Keys];
         try
         {
             SecureFile.WriteAllText(_cachePath, Serialize(next));

@@ -23,7 +23,7 @@ internal sealed class IdentityRevocations : IAsyncDisposable
     public IReadOnlyDictionary<string, string> All => _list.Entries;
 
     /// <summary>Gets the revoked SPIFFE IDs, which every workload refuses as peers (sent on each watch answer).</summary>
-    public IReadOnlyCollection<string> RevokedIds => (IReadOnlyCollection<string>)_list.Entries.Keys;
+    public IReadOnlyList<string> RevokedIds => _list.Keys;
 
     /// <inheritdoc cref="RevocationList.IsKnown"/>
     public bool IsKnown => _list.IsKnown;
