@@ -13,17 +13,31 @@ internal static class ShopRun
     public const string Tag = "shop.run";
     private const string ItemKey = "shop.run";
 
-    /// <summary>Reads the run tag of each request (when it is well-formed) and puts it on the server span.</summary>
-    public static void UseShopRunTag(this WebApplication app) => app.Use((context, next) =>
-    {
-        if (context.Request.Headers[Header].ToString() is { Length: > 0 and <= 64 } run && run.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
-        {
-            context.Items[ItemKey] = run;
-            Activity.Current?.SetTag(Tag, run);
-        }
+    /// <summary>
+    /// Reads the run tag of each request (when it is well-formed) and puts it on the server span. Added as a startup
+    /// filter, so it runs before routing and authentication: requests the mesh refuses never reach the app's own
+    /// middleware, and their spans should carry the run tag too.
+    /// </summary>
+    public static IServiceCollection AddShopRunTag(this IServiceCollection services) =>
+        services.AddSingleton<IStartupFilter, RunTagStartupFilter>();
 
-        return next(context);
-    });
+    private sealed class RunTagStartupFilter : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use((context, nextMiddleware) =>
+            {
+                if (context.Request.Headers[Header].ToString() is { Length: > 0 and <= 64 } run && run.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+                {
+                    context.Items[ItemKey] = run;
+                    Activity.Current?.SetTag(Tag, run);
+                }
+
+                return nextMiddleware(context);
+            });
+            next(app);
+        };
+    }
 
     /// <summary>Gets the run tag of the current request, if any.</summary>
     public static string? Of(HttpContext? context) => context?.Items[ItemKey] as string;

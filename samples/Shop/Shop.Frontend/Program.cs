@@ -22,8 +22,9 @@ builder.Services.AddOptions<TrafficGeneratorOptions>()
     .ValidateOnStart();
 builder.Services.AddHostedService<TrafficGenerator>();
 
+builder.Services.AddShopRunTag();
+
 var app = builder.Build();
-app.UseShopRunTag();
 app.MapDefaultEndpoints();
 
 app.MapGet("/", () => Results.File("index.html", "text/html; charset=utf-8"));

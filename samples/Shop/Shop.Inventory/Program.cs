@@ -11,8 +11,9 @@ builder.AddMesh();
 builder.Services.AddMeshClient("orders");
 builder.Services.AddSingleton<StockLedger>();
 
+builder.Services.AddShopRunTag();
+
 var app = builder.Build();
-app.UseShopRunTag();
 app.MapDefaultEndpoints();
 
 // Reserve stock for an order; idempotent per order id, so the mesh may retry it. Mesh:Authorization lets only orders do this.

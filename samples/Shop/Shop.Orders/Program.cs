@@ -12,8 +12,9 @@ builder.Services.AddMeshClient("inventory");
 builder.Services.AddMeshClient("orders");
 builder.Services.AddSingleton<OrderBook>();
 
+builder.Services.AddShopRunTag();
+
 var app = builder.Build();
-app.UseShopRunTag();
 app.MapDefaultEndpoints();
 
 // Place an order; idempotent per order id, so the mesh may retry it. Mesh:Authorization lets only frontend do this.
