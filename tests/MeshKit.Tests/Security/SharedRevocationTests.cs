@@ -102,6 +102,15 @@ public sealed class SharedRevocationTests
         await Eventually.WaitAsync(async () => (await SignWithTokenAsync(fresh, "orders")).Reason == "token-revoked", TimeSpan.FromSeconds(15), "the fresh replica to read the revocations");
     }
 
+    [Fact]
+    public async Task A_revocation_list_on_disk_that_is_not_JSON_stops_the_control_service_rather_than_un_revoke()
+    {
+        using var data = new TempDirectory("cp-corrupt");
+        await File.WriteAllTextAsync(Path.Combine(data.Path, "revoked-identities.json"), "{ \"spiffe://test.mesh/ns/default/svc/orders\": ", TestContext.Current.CancellationToken);
+        var error = await Assert.ThrowsAsync<InvalidDataException>(() => ControlPlaneHost.StartAsync(MeshTestBed.TokenSettings(), data.Path));
+        Assert.Contains("revoked-identities.json", error.Message, StringComparison.Ordinal);
+    }
+
     private static Dictionary<string, string?> Replica(ConsulDouble consul)
     {
         var settings = MeshTestBed.TokenSettings();
