@@ -17,12 +17,10 @@ namespace MeshKit.Authorization;
 /// scheme is an <see cref="Microsoft.AspNetCore.Authentication.IAuthenticationRequestHandler"/>), which WebApplication
 /// places right after routing.
 /// </summary>
-internal sealed partial class MeshAuthorizationGate(
+internal sealed class MeshAuthorizationGate(
     PolicyWatcher policies,
-    MeshRateLimits rateLimits,
-    MeshMetrics metrics,
-    IServiceProvider services,
-    ILogger<MeshAuthorizationGate> logger)
+    MeshAuthorizer authorizer,
+    IServiceProvider services)
 {
     private static readonly Task<bool> NotHandled = Task.FromResult(false);
     private RouteTemplates? _templates;
@@ -43,7 +41,7 @@ internal sealed partial class MeshAuthorizationGate(
             return MeshAuthorizationMatcherPolicy.IsRefusal(endpoint) ? AnswerAsync(endpoint, context) : NotHandled;
         }
 
-        if (context.Features.Get<IMeshAuthorizationFeature>() is DecisionFeature)
+        if (context.Features.Get<IMeshAuthorizationFeature>() is MeshAuthorizer.DecisionFeature { ByPath: true })
         {
             // Decided here already (the app authenticates twice): the decision and its rate-limit permit stand.
             return NotHandled;
@@ -58,35 +56,9 @@ internal sealed partial class MeshAuthorizationGate(
         }
 
         var caller = context.Features.Get<IMeshPeerFeature>()?.SpiffeId;
-        var method = context.Request.Method;
-        var target = MeshAuthorizationEvaluator.Normalize(path);
-        var decision = MeshAuthorizationEvaluator.Evaluate(authorization, caller, method, target);
-        context.Features.Set<IMeshAuthorizationFeature>(new DecisionFeature(decision));
-        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity is { IsAllDataRequested: true } activity)
-        {
-            activity.SetTag(MeshTelemetry.Attributes.AuthorizationDecision, decision.Allowed ? "allow" : "deny");
-            activity.SetTag(MeshTelemetry.Attributes.AuthorizationRule, decision.RuleName);
-        }
-
-        if (!decision.Allowed)
-        {
-            metrics.RecordAuthorizationDenial(decision.RuleName);
-            LogDenied(logger, caller?.Value ?? "(no mesh identity)", method, target, decision.RuleName, decision.Reason);
-            return RefuseAsync(context, StatusCodes.Status403Forbidden, "mesh_authorization_denied", decision.Reason, null);
-        }
-
-        if (decision.Rule is { RateLimit: not null } rule)
-        {
-            var key = MeshRateLimits.CallerKey(caller, context);
-            if (!rateLimits.TryAdmit(rule, key, out var retryAfter, out var refusal))
-            {
-                metrics.RecordRateLimited(decision.RuleName);
-                LogRateLimited(logger, key.ToString() ?? "unknown", decision.RuleName);
-                return RefuseAsync(context, StatusCodes.Status429TooManyRequests, "mesh_rate_limited", refusal, retryAfter);
-            }
-        }
-
-        return NotHandled;
+        return authorizer.Decide(context, authorization, caller, MeshAuthorizationEvaluator.Normalize(path), byPath: true) is { } refusal
+            ? RefuseAsync(context, refusal)
+            : NotHandled;
     }
 
     private static async Task<bool> AnswerAsync(Endpoint refusal, HttpContext context)
@@ -95,14 +67,9 @@ internal sealed partial class MeshAuthorizationGate(
         return true;
     }
 
-    private static async Task<bool> RefuseAsync(HttpContext context, int status, string reason, string detail, TimeSpan? retryAfter)
+    private static async Task<bool> RefuseAsync(HttpContext context, MeshRefusal refusal)
     {
-        if (retryAfter is { } after)
-        {
-            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        await MeshProblem.WriteAsync(context, status, reason, detail).ConfigureAwait(false);
+        await refusal.WriteAsync(context).ConfigureAwait(false);
         return true;
     }
 
@@ -127,22 +94,12 @@ internal sealed partial class MeshAuthorizationGate(
         return templates.Match(path);
     }
 
-    [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Denied {Caller} {Method} {Target} (rule {Rule}): {Reason}")]
-    private static partial void LogDenied(ILogger logger, string caller, string method, string target, string rule, string reason);
-
-    [LoggerMessage(EventId = 7002, Level = LogLevel.Information, Message = "Rate-limited {Caller} under rule {Rule}.")]
-    private static partial void LogRateLimited(ILogger logger, string caller, string rule);
-
     /// <summary>Set by <see cref="MeshAuthorizationMatcherPolicy"/> when routing considered candidates for a request.</summary>
     internal sealed class RoutingRanFeature
     {
         public static readonly RoutingRanFeature Instance = new();
     }
 
-    private sealed class DecisionFeature(AuthorizationDecision decision) : IMeshAuthorizationFeature
-    {
-        public AuthorizationDecision Decision { get; } = decision;
-    }
 
     private sealed class RouteTemplates
     {

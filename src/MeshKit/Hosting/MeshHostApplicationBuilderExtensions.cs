@@ -143,6 +143,7 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddAuthorization();
         services.AddSingleton<IAuthorizationHandler, MeshCallerAuthorizationHandler>();
         services.TryAddSingleton<MeshRateLimits>();
+        services.TryAddSingleton<MeshAuthorizer>();
         services.TryAddSingleton<MeshAuthorizationGate>();
         services.AddSingleton<Microsoft.AspNetCore.Routing.MatcherPolicy, MeshAuthorizationMatcherPolicy>();
         return builder;

@@ -23,7 +23,9 @@ public sealed class SharedRevocationTests
         await using var consul = await ConsulDouble.StartAsync();
         await using var first = await ControlPlaneHost.StartAsync(Replica(consul));
         await using var second = await ControlPlaneHost.StartAsync(SameRoot(Replica(consul), first));
-        Assert.Equal(HttpStatusCode.OK, (await SignWithTokenAsync(second, "orders")).Status);
+
+        // A replica issues once it has read the revocation lists from Consul (a moment after it starts).
+        await Eventually.WaitAsync(async () => (await SignWithTokenAsync(second, "orders")).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "the second replica to issue");
 
         using var admin = first.CreateAdminClient();
         using var revoke = await admin.PostAsync("v1/tokens/tests/revoke", null, TestContext.Current.CancellationToken);

@@ -1,0 +1,87 @@
+using MeshKit.Identity;
+using MeshKit.Server;
+using MeshKit.Telemetry;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace MeshKit.Authorization;
+
+/// <summary>A refusal of mesh authorization: what to answer, and when the caller may try again.</summary>
+/// <param name="Status">403 or 429.</param>
+/// <param name="Reason">The machine-readable reason.</param>
+/// <param name="Detail">Who, what and why, in a sentence.</param>
+/// <param name="RetryAfter">For 429, when a permit is likely.</param>
+internal sealed record MeshRefusal(int Status, string Reason, string Detail, TimeSpan? RetryAfter)
+{
+    /// <summary>Writes the refusal as problem+json, with <c>Retry-After</c> for 429.</summary>
+    public Task WriteAsync(HttpContext context)
+    {
+        if (RetryAfter is { } after)
+        {
+            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return MeshProblem.WriteAsync(context, Status, Reason, Detail);
+    }
+}
+
+/// <summary>
+/// Decides one request against <c>Mesh:Authorization</c>: evaluates the rules for a target (the routed endpoint's template,
+/// or the normalised path of a request no endpoint serves), records the decision (feature and span tags), counts and logs
+/// a denial, and takes a rate-limit permit. The routing-time check (<see cref="MeshAuthorizationMatcherPolicy"/>) and the
+/// check of unrouted requests (<see cref="MeshAuthorizationGate"/>) both decide through this, so they cannot drift apart.
+/// </summary>
+internal sealed partial class MeshAuthorizer(MeshRateLimits rateLimits, MeshMetrics metrics, ILogger<MeshAuthorizer> logger)
+{
+    /// <summary>Decides; <see langword="null"/> when the request may go on.</summary>
+    /// <param name="context">The request.</param>
+    /// <param name="authorization">The rules in force.</param>
+    /// <param name="caller">The caller's mesh identity, if any.</param>
+    /// <param name="target">The normalised template or path the rules are matched against.</param>
+    /// <param name="byPath">Whether the target is the request's path (no endpoint), recorded with the decision.</param>
+    public MeshRefusal? Decide(HttpContext context, MeshAuthorizationPolicy authorization, SpiffeId? caller, string target, bool byPath)
+    {
+        var method = context.Request.Method;
+        var decision = MeshAuthorizationEvaluator.Evaluate(authorization, caller, method, target);
+        context.Features.Set<IMeshAuthorizationFeature>(new DecisionFeature(decision, byPath));
+        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity is { IsAllDataRequested: true } activity)
+        {
+            activity.SetTag(MeshTelemetry.Attributes.AuthorizationDecision, decision.Allowed ? "allow" : "deny");
+            activity.SetTag(MeshTelemetry.Attributes.AuthorizationRule, decision.RuleName);
+        }
+
+        if (!decision.Allowed)
+        {
+            metrics.RecordAuthorizationDenial(decision.RuleName);
+            LogDenied(logger, caller?.Value ?? "(no mesh identity)", method, target, decision.RuleName, decision.Reason);
+            return new MeshRefusal(StatusCodes.Status403Forbidden, "mesh_authorization_denied", decision.Reason, null);
+        }
+
+        if (decision.Rule is { RateLimit: not null } rule)
+        {
+            var key = MeshRateLimits.CallerKey(caller, context);
+            if (!rateLimits.TryAdmit(rule, key, out var retryAfter, out var refusal))
+            {
+                metrics.RecordRateLimited(decision.RuleName);
+                LogRateLimited(logger, key.ToString() ?? "unknown", decision.RuleName);
+                return new MeshRefusal(StatusCodes.Status429TooManyRequests, "mesh_rate_limited", refusal, retryAfter);
+            }
+        }
+
+        return null;
+    }
+
+    [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Denied {Caller} {Method} {Target} (rule {Rule}): {Reason}")]
+    private static partial void LogDenied(ILogger logger, string caller, string method, string target, string rule, string reason);
+
+    [LoggerMessage(EventId = 7002, Level = LogLevel.Information, Message = "Rate-limited {Caller} under rule {Rule}.")]
+    private static partial void LogRateLimited(ILogger logger, string caller, string rule);
+
+    /// <summary>The decision on the request's features; <see cref="ByPath"/> tells a decision on the path from one on an endpoint.</summary>
+    internal sealed class DecisionFeature(AuthorizationDecision decision, bool byPath) : IMeshAuthorizationFeature
+    {
+        public AuthorizationDecision Decision { get; } = decision;
+
+        public bool ByPath { get; } = byPath;
+    }
+}
