@@ -1,4 +1,3 @@
-using MeshKit.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -13,7 +12,7 @@ namespace MeshKit.Discovery;
 /// </summary>
 internal sealed partial class StaticEndpointProviderFactory(IConfiguration configuration, MeshDestinationNames names, ILogger<StaticEndpointProviderFactory> logger) : IMeshServiceEndpointProviderFactory
 {
-    public const string SectionPath = MeshOptions.SectionName + ":Discovery:Static";
+    public const string SectionPath = StaticDiscovery.SectionPath;
 
     public bool TryCreateProvider(ServiceEndpointQuery query, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IServiceEndpointProvider? provider)
     {
@@ -28,44 +27,15 @@ internal sealed partial class StaticEndpointProviderFactory(IConfiguration confi
         return true;
     }
 
-    /// <summary>Reads one service's endpoints; entries that do not parse are skipped here and reported by validation.</summary>
+    /// <summary>Reads one service's endpoints as the discovery library's endpoints, metadata as a feature.</summary>
     internal static List<ServiceEndpoint> Read(IConfiguration configuration, string service, List<string>? errors)
     {
         var list = new List<ServiceEndpoint>();
-        var section = configuration.GetSection(SectionPath).GetSection(service);
-        var index = 0;
-        foreach (var child in section.GetChildren())
+        foreach (var endpoint in StaticDiscovery.Read(configuration, service, errors))
         {
-            var options = new StaticEndpointOptions();
-            child.Bind(options);
-            var key = $"{SectionPath}:{service}:{child.Key}";
-            if (!EndpointAddress.TryParse(options.Address, out var endPoint, out var error))
-            {
-                errors?.Add($"{key}:Address '{options.Address}' {error}.");
-                continue;
-            }
-
-            if (options.Weight is < 0 or > 1_000_000)
-            {
-                errors?.Add($"{key}:Weight is {options.Weight}; use 0 to 1000000 (default {MeshEndpointMetadata.DefaultWeight}).");
-                continue;
-            }
-
-            var values = new Dictionary<string, string>(options.Metadata, StringComparer.Ordinal);
-            if (options.Version is not null)
-            {
-                values["version"] = options.Version;
-            }
-
-            if (options.Zone is not null)
-            {
-                values["zone"] = options.Zone;
-            }
-
             var features = new FeatureCollection();
-            features.Set<IMeshEndpointMetadataFeature>(new MeshEndpointMetadata(options.Version, options.Zone, options.Weight ?? MeshEndpointMetadata.DefaultWeight, values));
-            list.Add(ServiceEndpoint.Create(endPoint, features));
-            index++;
+            features.Set<IMeshEndpointMetadataFeature>(endpoint.Metadata);
+            list.Add(ServiceEndpoint.Create(endpoint.EndPoint, features));
         }
 
         return list;

@@ -62,15 +62,5 @@ public sealed class WorkloadIdentity
     internal WorkloadIdentity WithBundle(TrustBundle bundle) => new(Id, Certificate, Intermediates, bundle) { ReceivedAt = ReceivedAt };
 
     /// <summary>Creates the chain policy for validating peers: the bundle's roots only, no revocation fetch, no downloads.</summary>
-    internal X509ChainPolicy CreateChainPolicy()
-    {
-        var policy = new X509ChainPolicy
-        {
-            TrustMode = X509ChainTrustMode.CustomRootTrust,
-            RevocationMode = X509RevocationMode.NoCheck,
-            DisableCertificateDownloads = true,
-        };
-        policy.CustomTrustStore.AddRange(Bundle.RootCollection);
-        return policy;
-    }
+    internal X509ChainPolicy CreateChainPolicy() => Bundle.CreateChainPolicy();
 }

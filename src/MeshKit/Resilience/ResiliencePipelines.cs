@@ -38,7 +38,7 @@ internal sealed class ResiliencePipelines
 
     public ResiliencePipeline<HttpResponseMessage> Get(DestinationPolicy policy, string destination)
     {
-        var key = (destination, policy.ResilienceKey);
+        var key = (destination, ResilienceSettings.Of(policy));
         return _pipelines.TryGetValue(key, out var pipeline) ? pipeline : _pipelines.GetOrAdd(key, _ => Build(policy, destination));
     }
 
@@ -46,7 +46,7 @@ internal sealed class ResiliencePipelines
     {
         foreach (var (destination, key) in _pipelines.Keys)
         {
-            if (snapshot.For(destination).ResilienceKey != key)
+            if (ResilienceSettings.Of(snapshot.For(destination)) != key)
             {
                 _pipelines.TryRemove((destination, key), out _);
             }
@@ -183,4 +183,14 @@ internal sealed class ResiliencePipelines
         private static string Destination(string? pipelineName) =>
             pipelineName is { } pipeline && pipeline.StartsWith("mesh:", StringComparison.Ordinal) ? pipeline[5..] : "unknown";
     }
+}
+
+/// <summary>
+/// The part of a <see cref="DestinationPolicy"/> its resilience pipeline is built from, compared by value: equal settings
+/// share a pipeline, so unchanged destinations keep theirs across reloads. Read on every call: a struct of the records
+/// themselves, never a formatted string.
+/// </summary>
+internal readonly record struct ResilienceSettings(TimeSpan Timeout, TimeSpan AttemptTimeout, RetryPolicy Retry, ConcurrencyPolicy Concurrency)
+{
+    public static ResilienceSettings Of(DestinationPolicy policy) => new(policy.Timeout, policy.AttemptTimeout, policy.Retry, policy.Concurrency);
 }

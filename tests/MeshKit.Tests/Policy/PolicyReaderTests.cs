@@ -60,8 +60,8 @@ public sealed class PolicyReaderTests
         var retryChanged = Read(settings).Snapshot!.For("orders");
 
         Assert.NotSame(first.Retry, reloaded.Retry);
-        Assert.Equal(first.ResilienceKey, reloaded.ResilienceKey);
-        Assert.NotEqual(first.ResilienceKey, retryChanged.ResilienceKey);
+        Assert.Equal(MeshKit.Resilience.ResilienceSettings.Of(first), MeshKit.Resilience.ResilienceSettings.Of(reloaded));
+        Assert.NotEqual(MeshKit.Resilience.ResilienceSettings.Of(first), MeshKit.Resilience.ResilienceSettings.Of(retryChanged));
     }
 
     [Fact]

@@ -31,8 +31,22 @@ public sealed class TrustBundle
     /// </summary>
     public string Version { get; }
 
-    /// <summary>Gets the roots as a collection for <see cref="X509ChainPolicy.CustomTrustStore"/>.</summary>
-    internal X509Certificate2Collection RootCollection => _roots;
+    /// <summary>
+    /// Creates the chain policy a TLS handshake should validate peers with: these roots only (custom root trust, never the
+    /// machine's store), no revocation checks and no certificate downloads.
+    /// </summary>
+    /// <returns>A new policy; the caller owns it.</returns>
+    public X509ChainPolicy CreateChainPolicy()
+    {
+        var policy = new X509ChainPolicy
+        {
+            TrustMode = X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = X509RevocationMode.NoCheck,
+            DisableCertificateDownloads = true,
+        };
+        policy.CustomTrustStore.AddRange(_roots);
+        return policy;
+    }
 
     /// <summary>Creates a bundle from root certificates.</summary>
     /// <param name="roots">The roots; at least one.</param>

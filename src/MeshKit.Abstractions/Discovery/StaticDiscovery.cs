@@ -31,7 +31,7 @@ public sealed record DiscoveredEndpoint(string Key, EndPoint EndPoint, MeshEndpo
 public static class StaticDiscovery
 {
     /// <summary>The configuration path of the static discovery section.</summary>
-    public const string SectionPath = StaticEndpointProviderFactory.SectionPath;
+    public const string SectionPath = "Mesh:Discovery:Static";
 
     /// <summary>Reads the static endpoints of one destination.</summary>
     /// <param name="configuration">The app's configuration (its <c>Mesh:Discovery:Static</c> section is read).</param>
@@ -42,22 +42,39 @@ public static class StaticDiscovery
     {
         ArgumentNullException.ThrowIfNull(configuration);
         ArgumentException.ThrowIfNullOrEmpty(destination);
-        var found = new List<string>();
-        var result = new List<DiscoveredEndpoint>();
-        foreach (var endpoint in StaticEndpointProviderFactory.Read(configuration, destination, found))
+        var list = new List<DiscoveredEndpoint>();
+        foreach (var child in configuration.GetSection(SectionPath).GetSection(destination).GetChildren())
         {
-            var metadata = endpoint.Features.Get<IMeshEndpointMetadataFeature>()?.Metadata ?? MeshEndpointMetadata.Empty;
-            result.Add(new DiscoveredEndpoint(DiscoveredEndpoint.KeyOf(endpoint.EndPoint), endpoint.EndPoint, metadata));
-        }
-
-        if (errors is not null)
-        {
-            foreach (var error in found)
+            var options = new StaticEndpointOptions();
+            child.Bind(options);
+            var key = $"{SectionPath}:{destination}:{child.Key}";
+            if (!EndpointAddress.TryParse(options.Address, out var endPoint, out var error))
             {
-                errors.Add(error);
+                errors?.Add($"{key}:Address '{options.Address}' {error}.");
+                continue;
             }
+
+            if (options.Weight is < 0 or > 1_000_000)
+            {
+                errors?.Add($"{key}:Weight is {options.Weight}; use 0 to 1000000 (default {MeshEndpointMetadata.DefaultWeight}).");
+                continue;
+            }
+
+            var values = new Dictionary<string, string>(options.Metadata, StringComparer.Ordinal);
+            if (options.Version is not null)
+            {
+                values["version"] = options.Version;
+            }
+
+            if (options.Zone is not null)
+            {
+                values["zone"] = options.Zone;
+            }
+
+            var metadata = new MeshEndpointMetadata(options.Version, options.Zone, options.Weight ?? MeshEndpointMetadata.DefaultWeight, values);
+            list.Add(new DiscoveredEndpoint(DiscoveredEndpoint.KeyOf(endPoint), endPoint, metadata));
         }
 
-        return result;
+        return list;
     }
 }

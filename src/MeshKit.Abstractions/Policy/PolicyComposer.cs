@@ -5,7 +5,7 @@ namespace MeshKit.Policy;
 
 /// <summary>
 /// Composes the policy a workload runs: its local configuration and the central document from the control service, by
-/// the documented precedence. The runtime (<see cref="PolicyWatcher"/>) and <c>meshctl why</c> use this same code.
+/// the documented precedence. The runtime (<c>PolicyWatcher</c>) and <c>meshctl why</c> use this same code.
 /// </summary>
 public static class PolicyComposer
 {

@@ -48,7 +48,11 @@ public readonly record struct SvidValidationResult(SpiffeId? SpiffeId, SvidRejec
 
     internal static SvidValidationResult Accept(SpiffeId id) => new(id, SvidRejection.None, null);
 
-    internal static SvidValidationResult Reject(SvidRejection rejection, string detail) => new(null, rejection, detail);
+    /// <summary>Creates a refusal.</summary>
+    /// <param name="rejection">Why.</param>
+    /// <param name="detail">A human-readable explanation.</param>
+    /// <returns>The refusal.</returns>
+    public static SvidValidationResult Reject(SvidRejection rejection, string detail) => new(null, rejection, detail);
 }
 
 /// <summary>
@@ -79,10 +83,19 @@ public static class SvidValidator
         Validate(certificate, intermediates, bundle, trustDomain, now, usage, chainVerified: false);
 
     /// <summary>
-    /// Validates a peer certificate whose chain the TLS stack has already built against the bundle's roots (through
-    /// <see cref="System.Net.Security.SslClientAuthenticationOptions.CertificateChainPolicy"/>), so it is not built twice.
+    /// Validates a peer certificate; when <paramref name="chainVerified"/> is set, the TLS stack has already built its chain
+    /// against the bundle's roots (through <see cref="System.Net.Security.SslClientAuthenticationOptions.CertificateChainPolicy"/>
+    /// and <see cref="TrustBundle.CreateChainPolicy"/>), so it is not built twice.
     /// </summary>
-    internal static SvidValidationResult Validate(
+    /// <param name="certificate">The peer's leaf certificate, or <see langword="null"/> when none was presented.</param>
+    /// <param name="intermediates">Further certificates the peer sent, if any.</param>
+    /// <param name="bundle">The roots to trust.</param>
+    /// <param name="trustDomain">The trust domain the SPIFFE ID must belong to.</param>
+    /// <param name="now">The time to validate at.</param>
+    /// <param name="usage">Which extended key usage the leaf must allow, or <see langword="null"/> for either.</param>
+    /// <param name="chainVerified">Whether the chain was already verified against <paramref name="bundle"/>.</param>
+    /// <returns>The outcome, with a reason when refused.</returns>
+    public static SvidValidationResult Validate(
         X509Certificate2? certificate,
         X509Certificate2Collection? intermediates,
         TrustBundle bundle,
@@ -185,12 +198,8 @@ public static class SvidValidator
 
     private static string? BuildChain(X509Certificate2 leaf, X509Certificate2Collection? intermediates, TrustBundle bundle, DateTimeOffset now)
     {
-        using var chain = new X509Chain();
+        using var chain = new X509Chain { ChainPolicy = bundle.CreateChainPolicy() };
         var policy = chain.ChainPolicy;
-        policy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        policy.CustomTrustStore.AddRange(bundle.RootCollection);
-        policy.RevocationMode = X509RevocationMode.NoCheck;
-        policy.DisableCertificateDownloads = true;
         policy.VerificationTime = now.UtcDateTime;
         policy.VerificationTimeIgnored = false;
         if (intermediates is not null)

@@ -119,14 +119,7 @@ public sealed record DestinationPolicy
 
     /// <summary>Gets the ordered routes.</summary>
     public ImmutableArray<RoutePolicy> Routes { get; init; } = [];
-
-    /// <summary>Gets the settings that shape the resilience pipeline, compared by value, so unchanged destinations keep theirs across reloads.</summary>
-    /// <remarks>Read on every call: a struct of the records themselves (value equality), never a formatted string.</remarks>
-    internal ResilienceSettings ResilienceKey => new(Timeout, AttemptTimeout, Retry, Concurrency);
 }
-
-/// <summary>The part of a <see cref="DestinationPolicy"/> its resilience pipeline is built from; equal settings share a pipeline.</summary>
-internal readonly record struct ResilienceSettings(TimeSpan Timeout, TimeSpan AttemptTimeout, RetryPolicy Retry, ConcurrencyPolicy Concurrency);
 
 /// <summary>A validated, precomputed traffic policy; swapped whole on reload.</summary>
 public sealed class PolicySnapshot
