@@ -1,6 +1,6 @@
 using MeshKit.Identity;
 
-namespace MeshKit.Tests.Identity;
+namespace MeshKit.Abstractions.Tests.Identity;
 
 [Trait("Area", "Identity")]
 public sealed class SpiffeIdTests

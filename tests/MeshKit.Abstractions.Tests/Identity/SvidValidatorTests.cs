@@ -2,7 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using MeshKit.Identity;
 using MeshKit.Testing;
 
-namespace MeshKit.Tests.Identity;
+namespace MeshKit.Abstractions.Tests.Identity;
 
 [Trait("Area", "Identity")]
 public sealed class SvidValidatorTests : IDisposable
