@@ -1,12 +1,14 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using MeshKit.Identity;
 
 namespace MeshKit.Hosting.Aspire;
 
 /// <summary>
-/// The mesh's root CA for local development: an ECDSA P-256 self-signed root (CA:TRUE, keyCertSign), generated once by
-/// the AppHost and kept under the state directory, so that its certificate (the trust bundle workloads need) exists
-/// before any process starts. The control service receives it as a user-supplied CA.
+/// The mesh's root CA for local development, generated once by the AppHost and kept under the state directory, so that
+/// its certificate (the trust bundle workloads need) exists before any process starts. The control service receives it
+/// as a user-supplied CA. It is made by <see cref="CertificateAuthorityRoots"/>, like the control service's own roots:
+/// ECDSA P-256, CA:TRUE, keyCertSign and cRLSign, and the trust domain's SPIFFE ID as its URI SAN.
 /// </summary>
 internal sealed class DevelopmentCertificateAuthority
 {
@@ -37,14 +39,15 @@ internal sealed class DevelopmentCertificateAuthority
     public X509Certificate2 Certificate { get; }
 
     /// <summary>
-    /// Loads the root kept in <paramref name="directory"/>, or creates one when there is none, it cannot be read, or it
-    /// expires within 30 days. Creation is atomic (a complete folder is renamed into place), so two AppHosts starting at
-    /// once end up sharing one root.
+    /// Loads the root kept in <paramref name="directory"/>, or creates one when there is none, it cannot be read, it
+    /// expires within 30 days, or it is not the root of <paramref name="trustDomain"/> (its URI SAN is not
+    /// <c>spiffe://&lt;trust-domain&gt;</c>: the trust domain changed, or the root predates the shared generator).
+    /// Creation is atomic (a complete folder is renamed into place), so two AppHosts starting at once end up sharing one root.
     /// </summary>
-    public static DevelopmentCertificateAuthority LoadOrCreate(string directory, DateTimeOffset now)
+    public static DevelopmentCertificateAuthority LoadOrCreate(string directory, string trustDomain, DateTimeOffset now)
     {
         directory = Path.GetFullPath(directory);
-        if (TryLoad(directory, now) is { } existing)
+        if (TryLoad(directory, trustDomain, now) is { } existing)
         {
             return existing;
         }
@@ -55,7 +58,7 @@ internal sealed class DevelopmentCertificateAuthority
         CreateOwnerOnlyDirectory(staging);
         try
         {
-            Generate(staging, now);
+            Generate(staging, trustDomain, now);
             if (System.IO.Directory.Exists(directory))
             {
                 // Unreadable or expiring: set it aside rather than delete a key someone may want to inspect.
@@ -64,7 +67,7 @@ internal sealed class DevelopmentCertificateAuthority
 
             System.IO.Directory.Move(staging, directory);
         }
-        catch (IOException) when (TryLoad(directory, now) is not null)
+        catch (IOException) when (TryLoad(directory, trustDomain, now) is not null)
         {
             // Another AppHost created it first; use theirs.
         }
@@ -76,11 +79,11 @@ internal sealed class DevelopmentCertificateAuthority
             }
         }
 
-        return TryLoad(directory, now)
+        return TryLoad(directory, trustDomain, now)
             ?? throw new InvalidOperationException($"The mesh's development CA in '{directory}' could not be created or read; delete the folder and start again.");
     }
 
-    private static DevelopmentCertificateAuthority? TryLoad(string directory, DateTimeOffset now)
+    private static DevelopmentCertificateAuthority? TryLoad(string directory, string trustDomain, DateTimeOffset now)
     {
         var certificatePath = Path.Combine(directory, CertificateFileName);
         var keyPath = Path.Combine(directory, KeyFileName);
@@ -100,7 +103,8 @@ internal sealed class DevelopmentCertificateAuthority
             {
             }
 
-            if (certificate.NotAfter.ToUniversalTime() - now.UtcDateTime < RenewBefore)
+            if (certificate.NotAfter.ToUniversalTime() - now.UtcDateTime < RenewBefore
+                || SubjectAlternativeNames.GetUris(certificate) is not [var uri] || uri != SpiffeId.Prefix + trustDomain)
             {
                 return null;
             }
@@ -113,18 +117,14 @@ internal sealed class DevelopmentCertificateAuthority
         }
     }
 
-    private static void Generate(string directory, DateTimeOffset now)
+    private static void Generate(string directory, string trustDomain, DateTimeOffset now)
     {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var key = CertificateAuthorityRoots.CreateKey();
         var subject = new X500DistinguishedNameBuilder();
         subject.AddOrganizationName("MeshKit");
         subject.AddOrganizationalUnitName("Local development");
         subject.AddCommonName($"MeshKit development root CA ({Environment.MachineName})");
-        var request = new CertificateRequest(subject.Build(), key, HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, critical: true));
-        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
-        using var root = request.CreateSelfSigned(now.AddHours(-1), now.Add(Lifetime));
+        using var root = CertificateAuthorityRoots.CreateRoot(key, trustDomain, subject.Build(), now, Lifetime);
 
         WriteOwnerOnly(Path.Combine(directory, KeyFileName), key.ExportPkcs8PrivateKeyPem());
         File.WriteAllText(Path.Combine(directory, CertificateFileName), root.ExportCertificatePem() + "\n");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Aspire.Hosting.ApplicationModel;
+using MeshKit;
 using MeshKit.Hosting.Aspire;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -63,14 +64,18 @@ public static class MeshControlPlaneBuilderExtensions
     {
         var settings = new MeshControlPlaneSettings();
         configure?.Invoke(settings);
-        MeshNames.ThrowIfInvalidTrustDomain(settings.TrustDomain, nameof(MeshControlPlaneSettings.TrustDomain));
+        if (!MeshNames.IsValidTrustDomain(settings.TrustDomain, out var why))
+        {
+            throw new ArgumentException($"The trust domain '{settings.TrustDomain}' {why} (for example 'mesh.local').", nameof(MeshControlPlaneSettings.TrustDomain));
+        }
+
         if (settings.CertificateLifetime is { } lifetime && lifetime < TimeSpan.FromSeconds(1))
         {
             throw new ArgumentOutOfRangeException(nameof(configure), lifetime, $"{nameof(MeshControlPlaneSettings.CertificateLifetime)} is {lifetime}; use at least 00:00:01.");
         }
 
         var state = Path.GetFullPath(settings.StateDirectory ?? Path.Combine(builder.AppHostDirectory, ".meshkit"));
-        var ca = DevelopmentCertificateAuthority.LoadOrCreate(Path.Combine(state, "ca"), DateTimeOffset.UtcNow);
+        var ca = DevelopmentCertificateAuthority.LoadOrCreate(Path.Combine(state, "ca"), settings.TrustDomain, DateTimeOffset.UtcNow);
         var annotation = new MeshControlPlaneAnnotation(settings.TrustDomain, ca, EndpointName, state);
 
         project

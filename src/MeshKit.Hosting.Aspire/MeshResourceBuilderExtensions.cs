@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Aspire.Hosting.ApplicationModel;
+using MeshKit;
 using MeshKit.Hosting.Aspire;
 using Microsoft.Extensions.Configuration;
 
@@ -48,16 +49,24 @@ public static class MeshResourceBuilderExtensions
 
         service ??= builder.Resource.Name;
         @namespace ??= MeshNames.DefaultNamespace;
-        MeshNames.ThrowIfInvalidLabel(service, nameof(service), "service name");
-        MeshNames.ThrowIfInvalidLabel(@namespace, nameof(@namespace), "namespace");
-        if (@namespace == MeshNames.ReservedNamespace)
+        if (!MeshNames.IsValidServiceName(service, out var why))
+        {
+            throw new ArgumentException($"The mesh service name '{service}' {why}.", nameof(service));
+        }
+
+        if (!MeshNames.IsValidNamespace(@namespace, out why))
+        {
+            throw new ArgumentException($"The mesh namespace '{@namespace}' {why}.", nameof(@namespace));
+        }
+
+        if (MeshNames.IsReservedNamespace(@namespace))
         {
             throw new ArgumentException($"The namespace '{MeshNames.ReservedNamespace}' is reserved for the control service.", nameof(@namespace));
         }
 
-        if (version is not null)
+        if (version is not null && !MeshNames.IsValidVersion(version, out why))
         {
-            MeshNames.ThrowIfInvalidVersion(version, nameof(version));
+            throw new ArgumentException($"The version '{version}' {why}.", nameof(version));
         }
 
         // The mesh endpoint is TLS that only mesh clients can open, so it is a plain TCP endpoint to Aspire: it stays out

@@ -60,30 +60,28 @@ public static partial class PolicyReader
             var services = ImmutableArray.CreateBuilder<string>();
             foreach (var (key, value) in from.Child("Services").ListValues())
             {
-                var slash = value?.IndexOf('/', StringComparison.Ordinal) ?? -1;
-                var ok = value is not null && (slash < 0
-                    ? SpiffeId.IsValidName(value, out _)
-                    : SpiffeId.IsValidName(value.AsSpan(0, slash), out _) && SpiffeId.IsValidName(value.AsSpan(slash + 1), out _));
-                if (ok)
+                string? why = null;
+                if (value is not null && MeshNames.IsValidServiceReference(value, out why))
                 {
-                    services.Add(value!);
+                    services.Add(value);
                 }
                 else
                 {
-                    from.Child("Services").Error(key.Length == 0 ? null : key, $"is '{value}'; write a service name ('frontend') or 'namespace/service'.");
+                    from.Child("Services").Error(key.Length == 0 ? null : key, $"is '{value}'{(why is null ? string.Empty : ", which " + why)}; write a service name ('frontend') or 'namespace/service'.");
                 }
             }
 
             var namespaces = ImmutableArray.CreateBuilder<string>();
             foreach (var (key, value) in from.Child("Namespaces").ListValues())
             {
-                if (value is not null && SpiffeId.IsValidName(value, out _))
+                string? why = null;
+                if (value is not null && MeshNames.IsValidNamespace(value, out why))
                 {
                     namespaces.Add(value);
                 }
                 else
                 {
-                    from.Child("Namespaces").Error(key.Length == 0 ? null : key, $"is '{value}'; write a namespace name.");
+                    from.Child("Namespaces").Error(key.Length == 0 ? null : key, $"is '{value}'{(why is null ? string.Empty : ", which " + why)}; write a namespace name.");
                 }
             }
 

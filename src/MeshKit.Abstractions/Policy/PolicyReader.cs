@@ -4,7 +4,6 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
-using MeshKit.Identity;
 using MeshKit.Routing;
 using Microsoft.Extensions.Configuration;
 
@@ -82,9 +81,9 @@ public static partial class PolicyReader
         foreach (var child in destinationsSection.Config.GetChildren())
         {
             var name = child.Key;
-            if (!IsDestinationName(name))
+            if (!MeshNames.IsValidServiceKey(name, out var why))
             {
-                destinationsSection.Error(name, "is not a destination name; use the service name as mesh clients call it ('orders', or 'orders.payments' for another namespace).");
+                destinationsSection.Error(name, $"is not a destination name: it {why}. Use the service name as mesh clients call it ('orders', or 'orders.payments' for another namespace).");
                 continue;
             }
 
@@ -341,9 +340,9 @@ public static partial class PolicyReader
                     continue;
                 }
 
-                if (!IsSubsetName(child.Key))
+                if (!MeshNames.IsValidSubsetName(child.Key, out var why))
                 {
-                    splitSection.Error(child.Key, "is not a subset name; subsets are metadata values such as 'v1'.");
+                    splitSection.Error(child.Key, $"is not a subset name: it {why}. Subsets are metadata values such as 'v1'.");
                     continue;
                 }
 
@@ -374,6 +373,10 @@ public static partial class PolicyReader
             if (subset is null)
             {
                 mirrorSection.Error("Subset", "is missing; name the subset that receives the copies.");
+            }
+            else if (!MeshNames.IsValidSubsetName(subset, out var why))
+            {
+                mirrorSection.Error("Subset", $"'{subset}' is not a subset name: it {why}.");
             }
             else
             {
@@ -567,17 +570,6 @@ public static partial class PolicyReader
         }
 
         return value.Length > 0;
-    }
-
-    private static bool IsSubsetName(string value) =>
-        value.Length is > 0 and <= 64 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
-
-    private static bool IsDestinationName(string name)
-    {
-        var dot = name.IndexOf('.', StringComparison.Ordinal);
-        return dot < 0
-            ? SpiffeId.IsValidName(name, out _)
-            : SpiffeId.IsValidName(name.AsSpan(0, dot), out _) && SpiffeId.IsValidName(name.AsSpan(dot + 1), out _);
     }
 
     /// <summary>A configuration section with its full path, collecting errors.</summary>

@@ -31,6 +31,9 @@ internal sealed record IssuedCertificate(X509Certificate2 Leaf, string ChainPem,
 internal sealed class CertificateAuthority : IDisposable
 {
     private const string StateFileName = "state.json";
+
+    /// <summary>How long a generated root is valid.</summary>
+    private static readonly TimeSpan RootLifetime = TimeSpan.FromDays(3653);
     private readonly ControlPlaneOptions _options;
     private readonly TimeProvider _time;
     private readonly string _caDirectory;
@@ -368,22 +371,12 @@ internal sealed class CertificateAuthority : IDisposable
 
     private Signer GenerateRoot(string id)
     {
-        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var now = _time.GetUtcNow();
+        var key = CertificateAuthorityRoots.CreateKey();
         var subject = new X500DistinguishedNameBuilder();
         subject.AddOrganizationName("MeshKit");
         subject.AddCommonName($"MeshKit Root CA {_options.TrustDomain} {id}");
-        var request = new CertificateRequest(subject.Build(), key, HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, critical: true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, critical: true));
-        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
-
-        // SPIFFE lets signing certificates carry the trust domain's own ID.
-        request.CertificateExtensions.Add(SubjectAlternativeNames.Create($"{SpiffeId.Prefix}{_options.TrustDomain}"));
-        var certificate = request.CreateSelfSigned(now.AddHours(-1), now.AddYears(10));
-        using var withKey = certificate;
-        var publicOnly = X509CertificateLoader.LoadCertificate(certificate.RawData);
-        return new Signer(id, publicOnly, key, [publicOnly]);
+        var certificate = CertificateAuthorityRoots.CreateRoot(key, _options.TrustDomain, subject.Build(), _time.GetUtcNow(), RootLifetime);
+        return new Signer(id, certificate, key, [certificate]);
     }
 
     private void Persist(Signer signer)

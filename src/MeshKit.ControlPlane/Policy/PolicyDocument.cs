@@ -55,13 +55,8 @@ internal static class PolicyDocument
     public static string ServiceKey(Identity.SpiffeId id) =>
         id.Namespace == Identity.SpiffeId.DefaultNamespace ? id.Service : $"{id.Service}.{id.Namespace}";
 
-    public static bool IsServiceKey(string service)
-    {
-        var dot = service.IndexOf('.', StringComparison.Ordinal);
-        return dot < 0
-            ? Identity.SpiffeId.IsValidName(service, out _)
-            : Identity.SpiffeId.IsValidName(service.AsSpan(0, dot), out _) && Identity.SpiffeId.IsValidName(service.AsSpan(dot + 1), out _);
-    }
+    /// <summary>Whether a text is a service key (<see cref="MeshNames.IsValidServiceKey"/>), as central policies are named.</summary>
+    public static bool IsServiceKey(string service) => MeshNames.IsValidServiceKey(service, out _);
 
     /// <summary>Flattens a document into sorted configuration keys and values.</summary>
     public static SortedDictionary<string, string> Flatten(string? json)

@@ -1,5 +1,4 @@
 using System.Net;
-using MeshKit.Identity;
 using Microsoft.Extensions.Options;
 
 namespace MeshKit.Hosting;
@@ -16,26 +15,27 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
         {
             errors.Add($"{Root}:Service:Name is missing; set the name this service is known by in the mesh (a DNS label such as 'orders').");
         }
-        else if (!SpiffeId.IsValidName(options.Service.Name, out var why))
+        else if (!MeshNames.IsValidServiceName(options.Service.Name, out var why))
         {
             errors.Add($"{Root}:Service:Name '{options.Service.Name}' {why}.");
         }
 
-        if (!SpiffeId.IsValidName(options.Service.Namespace, out var nsWhy))
+        if (!MeshNames.IsValidNamespace(options.Service.Namespace, out var nsWhy))
         {
             errors.Add($"{Root}:Service:Namespace '{options.Service.Namespace}' {nsWhy}.");
         }
-        else if (options.Service.Namespace == SpiffeId.ReservedNamespace)
+        else if (MeshNames.IsReservedNamespace(options.Service.Namespace))
         {
-            errors.Add($"{Root}:Service:Namespace '{SpiffeId.ReservedNamespace}' is reserved for the control service.");
+            errors.Add($"{Root}:Service:Namespace '{MeshNames.ReservedNamespace}' is reserved for the control service.");
         }
 
-        if (options.Service.Version is { Length: > 64 })
+        // An empty version is no version (an empty environment variable); any other is named by the subset rule.
+        if (!string.IsNullOrEmpty(options.Service.Version) && !MeshNames.IsValidVersion(options.Service.Version, out var versionWhy))
         {
-            errors.Add($"{Root}:Service:Version is longer than 64 characters.");
+            errors.Add($"{Root}:Service:Version '{options.Service.Version}' {versionWhy}.");
         }
 
-        if (!SpiffeId.IsValidTrustDomain(options.TrustDomain, out var tdWhy))
+        if (!MeshNames.IsValidTrustDomain(options.TrustDomain, out var tdWhy))
         {
             errors.Add($"{Root}:TrustDomain '{options.TrustDomain}' {tdWhy}.");
         }
@@ -142,11 +142,11 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
         for (var i = 0; i < client.Namespaces.Count; i++)
         {
             var ns = client.Namespaces[i];
-            if (!SpiffeId.IsValidName(ns, out var why))
+            if (!MeshNames.IsValidNamespace(ns, out var why))
             {
                 errors.Add($"{Key}:Namespaces:{i} '{ns}' {why}.");
             }
-            else if (ns == SpiffeId.ReservedNamespace)
+            else if (MeshNames.IsReservedNamespace(ns))
             {
                 errors.Add($"{Key}:Namespaces:{i} '{ns}' is reserved for the control service; mesh clients never call it.");
             }
