@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
+using MeshKit.Identity;
+using RootProfile = MeshKit.Testing.RootProfile;
 using TempDirectory = MeshKit.Testing.TempDirectory;
 
 namespace MeshKit.EndToEnd.Tests.Aspire;
@@ -102,6 +104,9 @@ public sealed class MeshHostingTests : IDisposable
             Assert.Equal(256, key!.KeySize);
         }
 
+        // The same profile as the control service's own roots: both come from CertificateAuthorityRoots.
+        Assert.Equal(SharedRootProfile("mesh.local"), RootProfile.Describe(root));
+
         using (var privateKey = ECDsa.Create())
         {
             privateKey.ImportFromPem(File.ReadAllText(keyPath));
@@ -121,6 +126,36 @@ public sealed class MeshHostingTests : IDisposable
     }
 
     [Fact]
+    public void A_development_CA_without_the_trust_domains_SPIFFE_ID_or_of_another_trust_domain_is_set_aside_and_made_again()
+    {
+        // A root as the AppHost made it before the shared generator: no URI SAN.
+        var ca = Path.Combine(_state.Path, "ca");
+        Directory.CreateDirectory(ca);
+        using (var oldKey = ECDsa.Create(ECCurve.NamedCurves.nistP256))
+        {
+            var request = new CertificateRequest("CN=MeshKit development root CA (old)", oldKey, HashAlgorithmName.SHA256);
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+            using var old = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddYears(5));
+            File.WriteAllText(Path.Combine(ca, "root.crt.pem"), old.ExportCertificatePem());
+            File.WriteAllText(Path.Combine(ca, "root.key.pem"), oldKey.ExportPkcs8PrivateKeyPem());
+        }
+
+        DistributedApplication.CreateBuilder(new DistributedApplicationOptions { DisableDashboard = true })
+            .AddMeshControlPlane("mesh", ControlPlaneProject, s => s.StateDirectory = _state.Path);
+        using var remade = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(ca, "root.crt.pem")));
+        Assert.Equal(SharedRootProfile("mesh.local"), RootProfile.Describe(remade));
+        Assert.Single(Directory.GetDirectories(_state.Path, "ca.replaced-*"));
+
+        // The same state folder for another trust domain: its root names that trust domain.
+        DistributedApplication.CreateBuilder(new DistributedApplicationOptions { DisableDashboard = true })
+            .AddMeshControlPlane("mesh", ControlPlaneProject, s => (s.StateDirectory, s.TrustDomain) = (_state.Path, "other.test"));
+        using var other = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(ca, "root.crt.pem")));
+        Assert.Equal(["spiffe://other.test"], SubjectAlternativeNames.GetUris(other));
+        Assert.NotEqual(remade.Thumbprint, other.Thumbprint);
+    }
+
+    [Fact]
     public void WithMesh_refuses_names_that_are_not_mesh_names_and_resources_that_are_not_a_control_service()
     {
         var builder = DistributedApplication.CreateBuilder(new DistributedApplicationOptions { DisableDashboard = true });
@@ -128,13 +163,31 @@ public sealed class MeshHostingTests : IDisposable
         var notMesh = builder.AddProject("other", OrdersProject);
 
         var badName = Assert.Throws<ArgumentException>(() => builder.AddProject("a", OrdersProject).WithMesh(mesh, service: "Orders"));
-        Assert.Contains("'Orders' is not a DNS label", badName.Message, StringComparison.Ordinal);
+        Assert.Contains("'Orders' contains 'O' at position 0", badName.Message, StringComparison.Ordinal);
+        Assert.Contains("DNS label", badName.Message, StringComparison.Ordinal);
         var reserved = Assert.Throws<ArgumentException>(() => builder.AddProject("b", OrdersProject).WithMesh(mesh, @namespace: "mesh-system"));
         Assert.Contains("reserved", reserved.Message, StringComparison.Ordinal);
         var badVersion = Assert.Throws<ArgumentException>(() => builder.AddProject("c", OrdersProject).WithMesh(mesh, version: "v 2"));
         Assert.Contains("'v 2'", badVersion.Message, StringComparison.Ordinal);
+
+        // Versions follow the subset-name rule the policy reader applies to Split keys: the same inputs are refused.
+        var index = 0;
+        foreach (var version in new[] { "-v2", "v2.", "v" + new string('1', 63) })
+        {
+            var project = builder.AddProject($"e{index++}", OrdersProject);
+            var refused = Assert.Throws<ArgumentException>(() => project.WithMesh(mesh, version: version));
+            Assert.Contains("starting and ending with a letter or digit", refused.Message, StringComparison.Ordinal);
+        }
+
         var notControl = Assert.Throws<ArgumentException>(() => builder.AddProject("d", OrdersProject).WithMesh(notMesh));
         Assert.Contains("not a MeshKit control service", notControl.Message, StringComparison.Ordinal);
+    }
+
+    private static IReadOnlyList<string> SharedRootProfile(string trustDomain)
+    {
+        using var key = CertificateAuthorityRoots.CreateKey();
+        using var reference = CertificateAuthorityRoots.CreateRoot(key, trustDomain, new X500DistinguishedName("CN=reference"), DateTimeOffset.UtcNow, TimeSpan.FromDays(1));
+        return RootProfile.Describe(reference);
     }
 }
 #pragma warning restore CS0618

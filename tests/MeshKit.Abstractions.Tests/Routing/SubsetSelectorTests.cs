@@ -1,7 +1,7 @@
 using System.Collections.Immutable;
 using MeshKit.Routing;
 
-namespace MeshKit.Tests.Traffic;
+namespace MeshKit.Abstractions.Tests.Routing;
 
 [Trait("Area", "Traffic")]
 public sealed class SubsetSelectorTests
