@@ -61,8 +61,15 @@ internal sealed class DevelopmentCertificateAuthority
             Generate(staging, trustDomain, now);
             if (System.IO.Directory.Exists(directory))
             {
-                // Unreadable or expiring: set it aside rather than delete a key someone may want to inspect.
-                System.IO.Directory.Move(directory, $"{directory}.replaced-{now:yyyyMMddHHmmss}");
+                // Unreadable, expiring or of another trust domain: set it aside rather than delete a key someone may want
+                // to inspect. A second replacement within the same second gets a numbered name.
+                var aside = $"{directory}.replaced-{now:yyyyMMddHHmmss}";
+                for (var n = 2; System.IO.Directory.Exists(aside); n++)
+                {
+                    aside = $"{directory}.replaced-{now:yyyyMMddHHmmss}-{n}";
+                }
+
+                System.IO.Directory.Move(directory, aside);
             }
 
             System.IO.Directory.Move(staging, directory);
