@@ -23,7 +23,9 @@ public static class MeshResourceBuilderExtensions
     /// domain; the service name, namespace and version; a mesh endpoint (an Aspire endpoint named <c>mesh</c>, not proxied,
     /// on 127.0.0.1); and MeshKit's static discovery entries for every other meshed resource's mesh endpoint with its
     /// version, resolved when the processes start. The resource waits for the control service to be healthy.
-    /// When the AppHost's configuration has <c>Consul:Address</c>, it is passed on as <c>Mesh__Discovery__Consul__Address</c>.
+    /// When the AppHost's configuration has <c>Consul:Address</c>, it is passed on as <c>Mesh__Discovery__Consul__Address</c>;
+    /// the project then needs MeshKit's Consul add-on (the MeshKit.Discovery.Consul package,
+    /// <c>builder.AddMeshConsulDiscovery()</c> after <c>builder.AddMesh()</c>), or it stops at start saying so.
     /// </summary>
     /// <param name="builder">The project resource.</param>
     /// <param name="mesh">The control service, from <c>AddMeshControlPlane()</c>.</param>

@@ -73,6 +73,10 @@ public sealed class MeshAppHost : IAsyncDisposable
     /// The workload's state folder (<c>Mesh:ControlPlane:StateDirectory</c>), to reuse one across a restart; by default a
     /// new temporary folder, deleted with the host. <paramref name="settings"/> may still override the key.
     /// </param>
+    /// <param name="addOns">
+    /// Mesh add-ons to call on the builder right after <c>AddMesh()</c>, as an app would (for example
+    /// <c>b =&gt; b.AddMeshConsulDiscovery()</c>).
+    /// </param>
     public static async Task<MeshAppHost> StartAsync(
         ControlPlaneHost controlPlane,
         string service,
@@ -82,7 +86,8 @@ public sealed class MeshAppHost : IAsyncDisposable
         Action<WebApplication>? map = null,
         bool meshEndpoint = true,
         string? jsonFile = null,
-        string? stateDirectory = null)
+        string? stateDirectory = null,
+        Action<IHostApplicationBuilder>? addOns = null)
     {
         TempDirectory? ownedState = null;
         if (stateDirectory is null)
@@ -93,7 +98,7 @@ public sealed class MeshAppHost : IAsyncDisposable
 
         try
         {
-            return await StartCoreAsync(controlPlane, service, joinToken, settings, configureServices, map, meshEndpoint, jsonFile, stateDirectory, ownedState).ConfigureAwait(false);
+            return await StartCoreAsync(controlPlane, service, joinToken, settings, configureServices, map, meshEndpoint, jsonFile, stateDirectory, ownedState, addOns).ConfigureAwait(false);
         }
         catch
         {
@@ -112,7 +117,8 @@ public sealed class MeshAppHost : IAsyncDisposable
         bool meshEndpoint,
         string? jsonFile,
         string stateDirectory,
-        TempDirectory? ownedState)
+        TempDirectory? ownedState,
+        Action<IHostApplicationBuilder>? addOns)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -152,6 +158,7 @@ public sealed class MeshAppHost : IAsyncDisposable
         builder.Logging.AddProvider(logs);
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
         builder.AddMesh();
+        addOns?.Invoke(builder);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();

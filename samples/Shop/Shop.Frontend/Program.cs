@@ -8,6 +8,9 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
 builder.AddMesh();
 
+// Consul, when the AppHost runs with --Consul:Address (MeshKit.Discovery.Consul); without the address it adds nothing.
+builder.AddMeshConsulDiscovery();
+
 // https://orders is the mesh destination "orders": 90 % to v1, 10 % to the v2 canary (Mesh:Policy in appsettings.json).
 builder.Services.AddMeshClient("orders");
 

@@ -7,6 +7,9 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
 builder.AddMesh();
 
+// Consul, when the AppHost runs with --Consul:Address (MeshKit.Discovery.Consul); without the address it adds nothing.
+builder.AddMeshConsulDiscovery();
+
 // Only for the refusal demo: inventory may not call orders, and orders says so.
 builder.Services.AddMeshClient("orders");
 builder.Services.AddSingleton<StockLedger>();

@@ -7,6 +7,9 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
 builder.AddMesh();
 
+// Consul, when the AppHost runs with --Consul:Address (MeshKit.Discovery.Consul); without the address it adds nothing.
+builder.AddMeshConsulDiscovery();
+
 // Orders reserves stock in inventory through the mesh; the orders client is only for the refusal demo.
 builder.Services.AddMeshClient("inventory");
 builder.Services.AddMeshClient("orders");

@@ -12,8 +12,9 @@ namespace MeshKit.Consul;
 /// <item>requests start at least <see cref="ConsulOptions.MinimumQueryInterval"/> apart, so an early return with an
 /// unchanged index cannot spin;</item>
 /// <item>the HTTP timeout is <c>wait + wait/16 + RequestTimeout</c>, longer than Consul's jittered wait;</item>
-/// <item>failures are logged and retried after an exponential back-off with jitter, capped at
-/// <see cref="ConsulOptions.RetryMaxDelay"/>; the last known result is kept.</item>
+/// <item>failures are logged and retried after MeshKit's one back-off (<see cref="RetryBackoff"/>: exponential from
+/// <see cref="ConsulOptions.RetryBaseDelay"/> with jitter, capped at <see cref="ConsulOptions.RetryMaxDelay"/>); the last
+/// known result is kept.</item>
 /// </list>
 /// A result is produced only when the index changed and the body differs from the last one.
 /// </summary>
@@ -216,7 +217,7 @@ public sealed partial class ConsulBlockingQuery<T>
     {
         var failures = Interlocked.Increment(ref _consecutiveFailures);
         Volatile.Write(ref _lastError, error);
-        var delay = Backoff(failures, _client.Settings.RetryBaseDelay, _client.Settings.RetryMaxDelay);
+        var delay = RetryBackoff.Next(failures - 1, _client.Settings.RetryBaseDelay, _client.Settings.RetryMaxDelay);
         Volatile.Write(ref _notBefore, _time.GetTimestamp() + (long)(delay.TotalSeconds * _time.TimestampFrequency));
         var lastSuccess = LastSuccessAt;
         LogFailed(
@@ -228,20 +229,6 @@ public sealed partial class ConsulBlockingQuery<T>
             failures,
             delay.TotalMilliseconds,
             lastSuccess is { } at ? at.ToString("O", System.Globalization.CultureInfo.InvariantCulture) : "never");
-    }
-
-    /// <summary>Exponential back-off with "equal jitter": between half and all of <c>min(max, base * 2^(failures-1))</c>.</summary>
-    internal static TimeSpan Backoff(int failures, TimeSpan baseDelay, TimeSpan maxDelay)
-    {
-        var exponent = Math.Clamp(failures - 1, 0, 30);
-        var ceiling = Math.Min(maxDelay.Ticks, baseDelay.Ticks * (1L << exponent));
-        if (ceiling < 0)
-        {
-            ceiling = maxDelay.Ticks;
-        }
-
-        var half = ceiling / 2;
-        return TimeSpan.FromTicks(half + Random.Shared.NextInt64(ceiling - half + 1));
     }
 
     [LoggerMessage(EventId = 4110, Level = LogLevel.Warning, Message = "Consul query {Endpoint} failed ({Kind}, status {StatusCode}); keeping the last known result (last success {LastSuccess}) and retrying in {DelayMs:0} ms (failure {Failures} in a row).")]

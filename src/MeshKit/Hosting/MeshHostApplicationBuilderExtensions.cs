@@ -25,6 +25,9 @@ public static class MeshHostApplicationBuilderExtensions
     /// mesh endpoint (<c>Mesh:Endpoint:Port</c>) that requires mesh client certificates, registers the <c>Mesh</c>
     /// authentication scheme, and lets <see cref="MeshHttpClientBuilderExtensions.AddMesh(IHttpClientBuilder)"/> make any
     /// <c>IHttpClientFactory</c> client a mesh client. Settings come from the <c>Mesh</c> configuration section.
+    /// Destinations are found in <c>Mesh:Discovery:Static</c>; Consul is an add-on (the MeshKit.Discovery.Consul package,
+    /// <c>builder.AddMeshConsulDiscovery()</c> after this call), and a host whose configuration sets
+    /// <c>Mesh:Discovery:Consul</c> without it fails to start.
     /// </summary>
     /// <typeparam name="TBuilder">The host builder.</typeparam>
     /// <param name="builder">The host builder.</param>
@@ -56,7 +59,9 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddMetrics();
         MeshOpenTelemetry.Add(builder);
 
-        // First, before a certificate is asked for: a mesh endpoint that no server can bind (a generic host) stops the host.
+        // First, before a certificate is asked for: settings of an add-on the app did not add (Mesh:Discovery:Consul without
+        // AddMeshConsulDiscovery()), or a mesh endpoint that no server can bind (a generic host), stop the host.
+        services.AddHostedService<MeshKit.Hosting.MeshAddOnStartupCheck>();
         services.AddHostedService<MeshEndpointStartupCheck>();
 
         // Identity and the control channel.
@@ -68,13 +73,13 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddHostedService<CertificateRenewalService>();
         services.AddHostedService<ControlChannelWatcher>();
 
-        // Discovery: MeshKit's providers, also offered to Microsoft.Extensions.ServiceDiscovery for other clients.
+        // Discovery: MeshKit's providers, also offered to Microsoft.Extensions.ServiceDiscovery for other clients. Static
+        // discovery is built in; add-ons (AddMeshConsulDiscovery()) add their IMeshServiceEndpointProviderFactory after it.
         services.AddServiceDiscoveryCore();
         services.TryAddSingleton<StaticEndpointProviderFactory>();
         services.AddSingleton<IMeshServiceEndpointProviderFactory>(sp => sp.GetRequiredService<StaticEndpointProviderFactory>());
         services.AddSingleton<IServiceEndpointProviderFactory>(sp => sp.GetRequiredService<StaticEndpointProviderFactory>());
         services.TryAddSingleton<MeshEndpointRegistry>();
-        MeshKit.Hosting.MeshConsulSetup.AddWhenConfigured(builder);
 
         // Client side.
         // Which hosts are mesh names: one rule for the call path, the endpoint registry and MeshKit's providers.

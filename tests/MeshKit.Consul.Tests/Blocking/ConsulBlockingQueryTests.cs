@@ -209,20 +209,4 @@ public sealed class ConsulBlockingQueryTests
         var all = await client.GetHealthServiceAsync(service, new ConsulHealthQuery { PassingOnly = false }, Ct);
         Assert.Equal(longLived.Id, Assert.Single(all.Value).Service.Id);
     }
-
-    [Fact]
-    public void Backoff_doubles_from_the_base_with_jitter_and_is_capped()
-    {
-        var baseDelay = TimeSpan.FromMilliseconds(100);
-        var max = TimeSpan.FromSeconds(1);
-        for (var failures = 1; failures <= 64; failures++)
-        {
-            var ceiling = TimeSpan.FromTicks(Math.Min(max.Ticks, baseDelay.Ticks * (1L << Math.Min(failures - 1, 30))));
-            for (var sample = 0; sample < 50; sample++)
-            {
-                var delay = ConsulBlockingQuery<int>.Backoff(failures, baseDelay, max);
-                Assert.InRange(delay, ceiling / 2, ceiling);
-            }
-        }
-    }
 }

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Options;
 
 namespace MeshKit.Tests.Discovery;
 
-/// <summary>An instance of a mesh service that registers itself in a Consul double through <c>AddMesh()</c>, and counts what it serves.</summary>
+/// <summary>An instance of a mesh service that registers itself in a Consul double through <c>AddMesh().AddMeshConsulDiscovery()</c>, and counts what it serves.</summary>
 public sealed class ConsulServiceApp : IAsyncDisposable
 {
     private int _served;
@@ -53,6 +53,7 @@ public sealed class ConsulServiceApp : IAsyncDisposable
     {
         var app = new ConsulServiceApp(service, instance);
         app.Host = await MeshAppHost.StartAsync(bed.ControlPlane, service, MeshTestBed.Token, ConsulMeshApps.Settings(consul, instance, settings), configureServices,
+            addOns: ConsulMeshApps.AddConsul,
             map: web => web.Map("/{**path}", async (HttpContext http) =>
             {
                 Interlocked.Increment(ref app._served);
@@ -78,6 +79,9 @@ public static class ConsulMeshApps
 
     /// <summary>The Consul health path the callers' blocking queries on <c>orders</c> use.</summary>
     public const string OrdersHealthPath = "/v1/health/service/orders";
+
+    /// <summary>The Consul add-on, as an app adds it after <c>AddMesh()</c>.</summary>
+    public static void AddConsul(IHostApplicationBuilder builder) => builder.AddMeshConsulDiscovery();
 
     /// <summary>The settings that turn Consul on for a mesh app (a one-minute wait, so a change can only arrive on the waiting query).</summary>
     public static Dictionary<string, string?> Settings(ConsulDouble consul, string instance, IDictionary<string, string?>? more = null)
@@ -105,7 +109,7 @@ public static class ConsulMeshApps
     /// <summary>Starts <c>frontend</c> without a mesh endpoint, discovering <paramref name="destination"/> through Consul.</summary>
     public static Task<MeshAppHost> StartCallerAsync(MeshTestBed bed, ConsulDouble consul, string destination = "orders", IDictionary<string, string?>? settings = null) =>
         MeshAppHost.StartAsync(bed.ControlPlane, "frontend", MeshTestBed.Token, Settings(consul, "frontend-1", settings),
-            configureServices: services => services.AddMeshClient(destination), meshEndpoint: false);
+            configureServices: services => services.AddMeshClient(destination), meshEndpoint: false, addOns: AddConsul);
 
     /// <summary>Gets the mesh client for <paramref name="destination"/>.</summary>
     public static HttpClient MeshClient(this MeshAppHost host, string destination = "orders") =>

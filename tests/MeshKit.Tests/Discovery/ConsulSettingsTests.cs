@@ -78,10 +78,10 @@ public sealed class ConsulSettingsTests
     }
 
     [Fact]
-    public void Consul_is_on_only_when_its_address_is_set_and_then_the_shutdown_timeout_covers_the_drain()
+    public void With_the_add_on_Consul_is_on_only_when_its_address_is_set_and_then_the_shutdown_timeout_covers_the_drain()
     {
         var without = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        without.AddMesh();
+        without.AddMesh().AddMeshConsulDiscovery();
         Assert.DoesNotContain(without.Services, d => d.ServiceType == typeof(ConsulEndpointProviderFactory));
         Assert.DoesNotContain(without.Services, d => d.ImplementationType == typeof(ConsulSelfRegistration));
 
@@ -94,7 +94,7 @@ public sealed class ConsulSettingsTests
             ["Mesh:ControlPlane:Address"] = "https://127.0.0.1:7443",
             ["Mesh:ControlPlane:TrustBundlePath"] = "trust-bundle.pem",
         });
-        with.AddMesh();
+        with.AddMesh().AddMeshConsulDiscovery();
         Assert.Contains(with.Services, d => d.ImplementationType == typeof(ConsulSelfRegistration));
         using var services = with.Services.BuildServiceProvider();
         Assert.Contains(services.GetServices<IMeshServiceEndpointProviderFactory>(), f => f is ConsulEndpointProviderFactory);

@@ -5,7 +5,8 @@ namespace MeshKit.Discovery;
 
 /// <summary>
 /// How a workload registers itself in Consul, bound from <c>Mesh:Discovery:Consul</c> beside the client settings of
-/// <see cref="ConsulOptions"/>. Used once <c>Mesh:Discovery:Consul:Address</c> is set.
+/// <see cref="ConsulOptions"/>. Used once <c>builder.AddMeshConsulDiscovery()</c> was called and
+/// <c>Mesh:Discovery:Consul:Address</c> is set.
 /// </summary>
 public sealed class ConsulRegistrationOptions
 {

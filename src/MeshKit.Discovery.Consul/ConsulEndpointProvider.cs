@@ -4,7 +4,6 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using MeshKit.Consul;
-using MeshKit.Hosting;
 using MeshKit.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;

@@ -20,8 +20,9 @@ namespace MeshKit.Discovery;
 /// </summary>
 internal sealed partial class ConsulSelfRegistration : IHostedLifecycleService, IAsyncDisposable
 {
+    // The data plane's version (the MeshKit package), not this add-on's.
     private static readonly string MeshKitVersion =
-        typeof(ConsulSelfRegistration).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
+        typeof(MeshOptions).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
     private readonly ConsulClient _client;
     private readonly MeshOptions _mesh;
