@@ -165,13 +165,13 @@ internal static class PolicyModel
     /// <summary><c>Routes:&lt;n&gt;</c>: one route (<see cref="RoutePolicy"/>).</summary>
     internal static class RouteKeys
     {
-        public static readonly PolicyKey Name = Text("Name", "the route's name in logs, metrics and meshctl (route-<n> when unnamed)", ["canary", "beta"], nameof(RoutePolicy.Name));
+        public static readonly PolicyKey Name = Text("Name", "the route's name in logs, metrics and meshctl (`route-<n>` when unnamed)", ["canary", "beta"], nameof(RoutePolicy.Name));
 
         public static readonly PolicyKey Split = new()
         {
             Name = "Split",
             Kind = PolicyValueKind.Map,
-            Text = "subset names (metadata values such as v1) with relative weights",
+            Text = "the subset's relative weight (a subset: the endpoints whose SubsetKey metadata has that value, such as v1)",
             Examples = ["v1", "v2"],
             Record = typeof(SubsetSplit),
             Properties = [nameof(RoutePolicy.Split)],
@@ -188,7 +188,7 @@ internal static class PolicyModel
             },
         };
 
-        public static readonly PolicyKey SubsetKey = Text("SubsetKey", "an endpoint metadata key (the destination's SubsetKey when left out)", ["version", "track"], nameof(RoutePolicy.SubsetKey));
+        public static readonly PolicyKey SubsetKey = Text("SubsetKey", "an endpoint metadata key (the destination's `SubsetKey` when left out)", ["version", "track"], nameof(RoutePolicy.SubsetKey));
 
         public static readonly PolicyKey Section = new()
         {
@@ -244,7 +244,7 @@ internal static class PolicyModel
             Name = "Path",
             Kind = PolicyValueKind.Section,
             Shorthand = true,
-            Text = "a path starting with '/' is shorthand for Prefix",
+            Text = "a string (a path starting with '/') is shorthand for `Prefix`",
             Keys = [Prefix, Exact, Regex],
         };
     }
@@ -265,7 +265,7 @@ internal static class PolicyModel
         {
             Name = "Present",
             Kind = PolicyValueKind.Boolean,
-            Text = "true: the header is there, whatever its value",
+            Text = "`true`: the header is there, whatever its value",
             Properties = [nameof(HeaderMatch.Kind)],
         };
 
@@ -275,7 +275,7 @@ internal static class PolicyModel
             Name = "<header>",
             Kind = PolicyValueKind.Section,
             Shorthand = true,
-            Text = "a string is shorthand for Exact",
+            Text = "a string is shorthand for `Exact`",
             Record = typeof(HeaderMatch),
             KeyProperties = [nameof(HeaderMatch.Name)],
             Keys = [Prefix, Exact, Regex, Present],
@@ -390,7 +390,7 @@ internal static class PolicyModel
     /// <summary><c>Rules:&lt;n&gt;</c>: one authorization rule (<see cref="AuthorizationRule"/>).</summary>
     internal static class RuleKeys
     {
-        public static readonly PolicyKey Name = Text("Name", "the rule's name in denials, logs and metrics (rule-<n> when unnamed)", ["frontend-reads", "probes"], nameof(AuthorizationRule.Name));
+        public static readonly PolicyKey Name = Text("Name", "the rule's name in denials, logs and metrics (`rule-<n>` when unnamed)", ["frontend-reads", "probes"], nameof(AuthorizationRule.Name));
         public static readonly PolicyKey Action = Choice("Action", AuthorizationAction.Allow, nameof(AuthorizationRule.Action));
 
         public static readonly PolicyKey Section = new()
@@ -406,11 +406,11 @@ internal static class PolicyModel
     /// <summary><c>Rules:&lt;n&gt;:From</c>: which callers a rule applies to (<see cref="CallerMatch"/>).</summary>
     internal static class FromKeys
     {
-        public static readonly PolicyKey Services = Strings("Services", "a service name (any namespace) or namespace/service", ["frontend", "shop/frontend"], nameof(CallerMatch.Services));
+        public static readonly PolicyKey Services = Strings("Services", "a service name (any namespace) or `namespace/service`", ["frontend", "shop/frontend"], nameof(CallerMatch.Services));
         public static readonly PolicyKey Namespaces = Strings("Namespaces", "a namespace", ["shop", "default"], nameof(CallerMatch.Namespaces));
 
         public static readonly PolicyKey SpiffeIds = Strings(
-            "SpiffeIds", "a SPIFFE ID, or a prefix ending in '*'", ["spiffe://mesh.local/ns/shop/svc/frontend", "spiffe://mesh.local/ns/shop/*"], nameof(CallerMatch.SpiffeIds));
+            "SpiffeIds", "a SPIFFE ID, or a prefix ending in `*`", ["spiffe://mesh.local/ns/shop/svc/frontend", "spiffe://mesh.local/ns/shop/*"], nameof(CallerMatch.SpiffeIds));
 
         public static readonly PolicyKey Public = new() { Name = "Public", Kind = PolicyValueKind.Boolean, Default = "false", Properties = [nameof(CallerMatch.Public)] };
 
@@ -428,7 +428,7 @@ internal static class PolicyModel
     /// <summary><c>Rules:&lt;n&gt;:To</c>: which requests a rule applies to (<see cref="RequestMatch"/>).</summary>
     internal static class ToKeys
     {
-        public static readonly PolicyKey Paths = Strings("Paths", "a route template or path starting with '/', a prefix such as /api/*, or *", ["/api/*", "/health"], nameof(RequestMatch.Paths));
+        public static readonly PolicyKey Paths = Strings("Paths", "a route template or path starting with '/', a prefix such as `/api/*`, or `*`", ["/api/*", "/health"], nameof(RequestMatch.Paths));
 
         public static readonly PolicyKey Methods = new()
         {

@@ -181,7 +181,8 @@ public sealed class PolicyModelTests
                 continue;
             }
 
-            var difference = PolicyModelWalk.Leaves(with.Snapshot!).Except(PolicyModelWalk.Leaves(without.Snapshot!)).ToList();
+            // Values only: a leaf that holds records repeats what its records' leaves say.
+            var difference = PolicyModelWalk.Leaves(with.Snapshot!).Except(PolicyModelWalk.Leaves(without.Snapshot!)).Where(l => !l.Value.EndsWith('}')).ToList();
             if (difference.Count > 0)
             {
                 problems.Add($"{entry.Path}: the model's default '{entry.Key.Default ?? string.Join(",", entry.Key.DefaultList)}' is not what applies when it is left out: written, {string.Join(", ", difference.Select(d => $"{d.Property} = {d.Value}"))}.");
