@@ -58,11 +58,17 @@ public static class PolicyComposer
                 data.Remove(key);
             }
 
+            // AsEnumerable(makePathsRelative: true) leaves out the section's own value (a central SubsetHeader), so add it here.
+            if (replacement.Value is { } own)
+            {
+                data[localPrefix] = own;
+            }
+
             foreach (var (key, value) in replacement.AsEnumerable(makePathsRelative: true))
             {
                 if (value is not null)
                 {
-                    data[key.Length == 0 ? localPrefix : $"{localPrefix}:{key}"] = value;
+                    data[$"{localPrefix}:{key}"] = value;
                 }
             }
         }
