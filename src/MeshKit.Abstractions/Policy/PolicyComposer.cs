@@ -1,55 +1,44 @@
-using System.Text;
 using Microsoft.Extensions.Configuration;
 
 namespace MeshKit.Policy;
 
 /// <summary>
 /// Composes the policy a workload runs: its local configuration and the central document from the control service, by
-/// the documented precedence. The runtime (<c>PolicyWatcher</c>) and <c>meshctl why</c> use this same code.
+/// the documented precedence. The runtime (<c>PolicyWatcher</c>) and <c>meshctl why</c> use this same code, and central
+/// JSON is parsed only here (through <see cref="PolicyReader"/>'s one JSON parse).
 /// </summary>
 public static class PolicyComposer
 {
     private static readonly string[] LocalPaths = ["Mesh:Policy", "Mesh:Authorization"];
 
-    /// <summary>Composes local configuration with a central document in JSON.</summary>
+    /// <summary>
+    /// Merges local policy with a central document in JSON: central <c>Defaults</c>, <c>SubsetHeader</c> and each central
+    /// destination replace the local ones whole; a central <c>Authorization</c> replaces the local one whole; everything
+    /// else stays local. The result is validated like any policy.
+    /// </summary>
     /// <param name="local">The app's configuration (its <c>Mesh</c> section is read).</param>
-    /// <param name="centralJson">The central document (<c>{ "Policy": ..., "Authorization": ... }</c>), or <see langword="null"/>.</param>
-    /// <returns>The merged, validated policy, or its errors.</returns>
+    /// <param name="centralJson">The central document (<c>{ "Policy": ..., "Authorization": ... }</c>), or <see langword="null"/> when there is none.</param>
+    /// <returns>The merged, validated policy, or its errors (a JSON syntax error is one error, on <c>(central policy)</c>).</returns>
     public static PolicyReadResult Compose(IConfiguration local, string? centralJson)
     {
         ArgumentNullException.ThrowIfNull(local);
         if (centralJson is null)
         {
-            return Compose(local, (IConfiguration?)null);
-        }
-
-        IConfigurationRoot central;
-        try
-        {
-            central = new ConfigurationBuilder().AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(centralJson))).Build();
-        }
-        catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
-        {
-            return new PolicyReadResult(null, [new PolicyError("(central policy)", $"is not valid JSON: {ex.GetBaseException().Message}")]);
-        }
-
-        return Compose(local, central);
-    }
-
-    /// <summary>
-    /// Merges local and central policy: central <c>Defaults</c>, <c>SubsetHeader</c> and each central destination replace
-    /// the local ones whole; a central <c>Authorization</c> replaces the local one whole; everything else stays local.
-    /// </summary>
-    /// <param name="local">The app's configuration (its <c>Mesh</c> section is read).</param>
-    /// <param name="central">The central policy document as configuration, or <see langword="null"/> when there is none.</param>
-    /// <returns>The merged, validated policy, or its errors.</returns>
-    public static PolicyReadResult Compose(IConfiguration local, IConfiguration? central)
-    {
-        if (central is null)
-        {
             return PolicyReader.Read(local.GetSection("Mesh"));
         }
 
+        if (!PolicyReader.TryParseJson(centralJson, "(central policy)", out var central, out var error))
+        {
+            return new PolicyReadResult(null, [error]);
+        }
+
+        return PolicyReader.Read(Merge(local, central).GetSection("Mesh"));
+    }
+
+    // Both sides are configuration keys here: the local Mesh:Policy and Mesh:Authorization keys, with the subtrees the
+    // central document holds replaced by its keys. The reader's error paths and the version hash are defined on these keys.
+    private static IConfigurationRoot Merge(IConfiguration local, IConfiguration central)
+    {
         var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         foreach (var path in LocalPaths)
         {
@@ -69,11 +58,17 @@ public static class PolicyComposer
                 data.Remove(key);
             }
 
+            // AsEnumerable(makePathsRelative: true) leaves out the section's own value (a central SubsetHeader), so add it here.
+            if (replacement.Value is { } own)
+            {
+                data[localPrefix] = own;
+            }
+
             foreach (var (key, value) in replacement.AsEnumerable(makePathsRelative: true))
             {
                 if (value is not null)
                 {
-                    data[key.Length == 0 ? localPrefix : $"{localPrefix}:{key}"] = value;
+                    data[$"{localPrefix}:{key}"] = value;
                 }
             }
         }
@@ -99,6 +94,6 @@ public static class PolicyComposer
             Replace("Mesh:Authorization", central.GetSection("Authorization"));
         }
 
-        return PolicyReader.Read(new ConfigurationBuilder().AddInMemoryCollection(data).Build().GetSection("Mesh"));
+        return new ConfigurationBuilder().AddInMemoryCollection(data).Build();
     }
 }

@@ -7,12 +7,6 @@ namespace MeshKit.Policy;
 /// <content>Reads <c>Mesh:Authorization</c>.</content>
 public static partial class PolicyReader
 {
-    private static readonly string[] AuthorizationKeys = ["DefaultAction", "Rules"];
-    private static readonly string[] RuleKeys = ["Name", "Action", "From", "To", "RateLimit"];
-    private static readonly string[] FromKeys = ["Services", "Namespaces", "SpiffeIds", "Public"];
-    private static readonly string[] ToKeys = ["Paths", "Methods"];
-    private static readonly string[] RateLimitKeys = ["PermitsPerSecond", "Burst", "MaxCallers"];
-
     private static MeshAuthorizationPolicy ReadAuthorization(Section section)
     {
         if (!section.Exists)
@@ -20,14 +14,14 @@ public static partial class PolicyReader
             return MeshAuthorizationPolicy.Off;
         }
 
-        section.CheckKnown(AuthorizationKeys);
+        section.CheckKnown(PolicyModel.AuthorizationKeys.Section);
         var policy = new MeshAuthorizationPolicy
         {
-            DefaultAction = section.Enum<AuthorizationAction>("DefaultAction") ?? AuthorizationAction.Deny,
+            DefaultAction = section.Enum<AuthorizationAction>(PolicyModel.AuthorizationKeys.DefaultAction) ?? AuthorizationAction.Deny,
         };
 
         var rules = ImmutableArray.CreateBuilder<AuthorizationRule>();
-        var rulesSection = section.Child("Rules");
+        var rulesSection = section.Child(PolicyModel.AuthorizationKeys.Rules);
         var index = 0;
         foreach (var child in rulesSection.Config.GetChildren().OrderBy(c => int.TryParse(c.Key, out var i) ? i : int.MaxValue))
         {
@@ -45,20 +39,20 @@ public static partial class PolicyReader
 
     private static AuthorizationRule ReadRule(Section section, int index)
     {
-        section.CheckKnown(RuleKeys);
+        section.CheckKnown(PolicyModel.RuleKeys.Section);
         var rule = new AuthorizationRule
         {
-            Name = section.String("Name") ?? $"rule-{index}",
+            Name = section.String(PolicyModel.RuleKeys.Name) ?? $"rule-{index}",
             Index = index,
-            Action = section.Enum<AuthorizationAction>("Action") ?? AuthorizationAction.Allow,
+            Action = section.Enum<AuthorizationAction>(PolicyModel.RuleKeys.Action) ?? AuthorizationAction.Allow,
         };
 
-        var from = section.Child("From");
+        var from = section.Child(PolicyModel.FromKeys.Section);
         if (from.Exists)
         {
-            from.CheckKnown(FromKeys);
+            from.CheckKnown(PolicyModel.FromKeys.Section);
             var services = ImmutableArray.CreateBuilder<string>();
-            foreach (var (key, value) in from.Child("Services").ListValues())
+            foreach (var (key, value) in from.Child(PolicyModel.FromKeys.Services).ListValues())
             {
                 string? why = null;
                 if (value is not null && MeshNames.IsValidServiceReference(value, out why))
@@ -67,12 +61,12 @@ public static partial class PolicyReader
                 }
                 else
                 {
-                    from.Child("Services").Error(key.Length == 0 ? null : key, $"is '{value}'{(why is null ? string.Empty : ", which " + why)}; write a service name ('frontend') or 'namespace/service'.");
+                    from.Child(PolicyModel.FromKeys.Services).Error(key.Length == 0 ? null : key, $"is '{value}'{(why is null ? string.Empty : ", which " + why)}; write a service name ('frontend') or 'namespace/service'.");
                 }
             }
 
             var namespaces = ImmutableArray.CreateBuilder<string>();
-            foreach (var (key, value) in from.Child("Namespaces").ListValues())
+            foreach (var (key, value) in from.Child(PolicyModel.FromKeys.Namespaces).ListValues())
             {
                 string? why = null;
                 if (value is not null && MeshNames.IsValidNamespace(value, out why))
@@ -81,12 +75,12 @@ public static partial class PolicyReader
                 }
                 else
                 {
-                    from.Child("Namespaces").Error(key.Length == 0 ? null : key, $"is '{value}'{(why is null ? string.Empty : ", which " + why)}; write a namespace name.");
+                    from.Child(PolicyModel.FromKeys.Namespaces).Error(key.Length == 0 ? null : key, $"is '{value}'{(why is null ? string.Empty : ", which " + why)}; write a namespace name.");
                 }
             }
 
             var ids = ImmutableArray.CreateBuilder<string>();
-            foreach (var (key, value) in from.Child("SpiffeIds").ListValues())
+            foreach (var (key, value) in from.Child(PolicyModel.FromKeys.SpiffeIds).ListValues())
             {
                 var valid = value is not null && (value.EndsWith('*')
                     ? value.StartsWith(SpiffeId.Prefix, StringComparison.Ordinal)
@@ -97,7 +91,7 @@ public static partial class PolicyReader
                 }
                 else
                 {
-                    from.Child("SpiffeIds").Error(key.Length == 0 ? null : key, $"is '{value}'; write a SPIFFE ID, or a prefix ending in '*' such as spiffe://mesh.local/ns/default/*.");
+                    from.Child(PolicyModel.FromKeys.SpiffeIds).Error(key.Length == 0 ? null : key, $"is '{value}'; write a SPIFFE ID, or a prefix ending in '*' such as spiffe://mesh.local/ns/default/*.");
                 }
             }
 
@@ -106,7 +100,7 @@ public static partial class PolicyReader
                 Services = services.ToImmutable(),
                 Namespaces = namespaces.ToImmutable(),
                 SpiffeIds = ids.ToImmutable(),
-                Public = from.Bool("Public") ?? false,
+                Public = from.Bool(PolicyModel.FromKeys.Public) ?? false,
             };
             if (callers.Services.IsEmpty && callers.Namespaces.IsEmpty && callers.SpiffeIds.IsEmpty && !callers.Public)
             {
@@ -116,12 +110,12 @@ public static partial class PolicyReader
             rule = rule with { From = callers };
         }
 
-        var to = section.Child("To");
+        var to = section.Child(PolicyModel.ToKeys.Section);
         if (to.Exists)
         {
-            to.CheckKnown(ToKeys);
+            to.CheckKnown(PolicyModel.ToKeys.Section);
             var paths = ImmutableArray.CreateBuilder<string>();
-            foreach (var (key, value) in to.Child("Paths").ListValues())
+            foreach (var (key, value) in to.Child(PolicyModel.ToKeys.Paths).ListValues())
             {
                 if (value == "*")
                 {
@@ -135,17 +129,17 @@ public static partial class PolicyReader
                 }
                 else
                 {
-                    to.Child("Paths").Error(key.Length == 0 ? null : key, $"is '{value}'; write a route template or path starting with '/', a prefix such as '/api/*', or '*'.");
+                    to.Child(PolicyModel.ToKeys.Paths).Error(key.Length == 0 ? null : key, $"is '{value}'; write a route template or path starting with '/', a prefix such as '/api/*', or '*'.");
                 }
             }
 
             var methods = ImmutableArray.CreateBuilder<string>();
-            foreach (var (key, value) in to.Child("Methods").ListValues())
+            foreach (var (key, value) in to.Child(PolicyModel.ToKeys.Methods).ListValues())
             {
                 var upper = value?.ToUpperInvariant();
-                if (upper is null || Array.IndexOf(HttpMethods, upper) < 0)
+                if (upper is null || Array.IndexOf(PolicyModel.HttpMethods, upper) < 0)
                 {
-                    to.Child("Methods").Error(key.Length == 0 ? null : key, $"is '{value}'; use an HTTP method such as GET or POST.");
+                    to.Child(PolicyModel.ToKeys.Methods).Error(key.Length == 0 ? null : key, $"is '{value}'; use an HTTP method such as GET or POST.");
                 }
                 else
                 {
@@ -156,16 +150,16 @@ public static partial class PolicyReader
             rule = rule with { To = new RequestMatch { Paths = paths.ToImmutable(), Methods = methods.ToImmutable() } };
         }
 
-        var rate = section.Child("RateLimit");
+        var rate = section.Child(PolicyModel.RateLimitKeys.Section);
         if (rate.Exists)
         {
-            rate.CheckKnown(RateLimitKeys);
-            var permits = rate.Double("PermitsPerSecond", 0.001, 1_000_000);
-            var burst = rate.Int("Burst", 1, 1_000_000) ?? 1;
-            var maxCallers = rate.Int("MaxCallers", 1, 10_000_000) ?? RateLimitPolicy.DefaultMaxCallers;
+            rate.CheckKnown(PolicyModel.RateLimitKeys.Section);
+            var permits = rate.Double(PolicyModel.RateLimitKeys.PermitsPerSecond);
+            var burst = rate.Int(PolicyModel.RateLimitKeys.Burst) ?? 1;
+            var maxCallers = rate.Int(PolicyModel.RateLimitKeys.MaxCallers) ?? RateLimitPolicy.DefaultMaxCallers;
             if (permits is null)
             {
-                rate.Error("PermitsPerSecond", "is missing; write the sustained requests per second allowed per caller.");
+                rate.Error(PolicyModel.RateLimitKeys.PermitsPerSecond.Name, "is missing; write the sustained requests per second allowed per caller.");
             }
             else if (rule.Action == AuthorizationAction.Deny)
             {

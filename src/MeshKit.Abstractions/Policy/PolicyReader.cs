@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using System.Collections.Immutable;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -13,36 +14,16 @@ namespace MeshKit.Policy;
 /// Turns the <c>Mesh:Policy</c> configuration into a validated <see cref="PolicySnapshot"/>. It never throws on bad input:
 /// every problem (a bad value, a missing field, an unknown key) becomes a <see cref="PolicyError"/> that names its full
 /// path and what would be valid, and a policy with errors yields no snapshot. The same reader serves appsettings, the
-/// control service's policy API and <c>meshctl policy check</c>.
+/// control service's policy API and <c>meshctl policy check</c>. Key names, the known keys of each section and the bounds
+/// of each value come from <see cref="PolicyModel"/>, the one description of the policy's shape.
 /// </summary>
 public static partial class PolicyReader
 {
-    private static readonly string[] DestinationKeys =
-        ["Timeout", "AttemptTimeout", "Retry", "Concurrency", "OutlierDetection", "LoadBalancer", "FailurePenalty", "SubsetKey", "Routes"];
-
-    private static readonly string[] DefaultsKeys =
-        ["Timeout", "AttemptTimeout", "Retry", "Concurrency", "OutlierDetection", "LoadBalancer", "FailurePenalty", "SubsetKey"];
-
-    private static readonly string[] RetryKeys =
-        ["MaxRetries", "Methods", "RetryOn", "BaseDelay", "MaxDelay", "Budget"];
-
-    private static readonly string[] BudgetKeys = ["Ratio", "MinimumThroughput", "Window"];
-    private static readonly string[] ConcurrencyKeys = ["MaxRequests", "MaxQueue"];
-    private static readonly string[] OutlierKeys = ["Enabled", "ConsecutiveFailures", "ConsecutiveConnectFailures", "BaseEjectionTime", "MaxEjectionTime", "MaxEjectionPercent"];
-    private static readonly string[] RouteKeys = ["Name", "Match", "Split", "SubsetKey", "Mirror", "Fault"];
-    private static readonly string[] MatchKeys = ["Path", "Methods", "Headers"];
-    private static readonly string[] ValueMatchKeys = ["Prefix", "Exact", "Regex", "Present"];
-    private static readonly string[] MirrorKeys = ["Subset", "Percent"];
-    private static readonly string[] FaultKeys = ["Delay", "Abort"];
-    private static readonly string[] DelayKeys = ["Percent", "Duration"];
-    private static readonly string[] AbortKeys = ["Percent", "Status"];
-    private static readonly string[] HttpMethods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"];
-
     /// <summary>The policy keys under the <c>Mesh</c> section; other keys of <c>Mesh:Policy</c> are reported as unknown.</summary>
-    public static readonly IReadOnlyList<string> PolicyKeys = ["Defaults", "Destinations", "SubsetHeader"];
+    public static readonly IReadOnlyList<string> PolicyKeys = PolicyModel.PolicyKeys.Section.Names;
 
     /// <summary>The sections of a policy document: the traffic policy and the serving side's authorization.</summary>
-    public static readonly IReadOnlyList<string> DocumentKeys = ["Policy", "Authorization"];
+    public static readonly IReadOnlyList<string> DocumentKeys = PolicyModel.Mesh.Names;
 
     /// <summary>Reads and validates the policy parts of a <c>Mesh</c> section: <c>Policy</c> and <c>Authorization</c>.</summary>
     /// <param name="mesh">The <c>Mesh</c> section, or a policy document's root (either part may be absent: built-in defaults apply, authorization is off).</param>
@@ -53,11 +34,11 @@ public static partial class PolicyReader
         ArgumentNullException.ThrowIfNull(mesh);
         var errors = new List<PolicyError>();
         var root = new Section(mesh, path, errors);
-        var section = root.Child("Policy");
-        section.CheckKnown(PolicyKeys);
+        var section = root.Child(PolicyModel.PolicyKeys.Section);
+        section.CheckKnown(PolicyModel.PolicyKeys.Section);
 
         var subsetHeader = "x-mesh-subset";
-        if (section.Config["SubsetHeader"] is { } configured)
+        if (section.Config[PolicyModel.PolicyKeys.SubsetHeader.Name] is { } configured)
         {
             if (configured.Length == 0)
             {
@@ -65,7 +46,7 @@ public static partial class PolicyReader
             }
             else if (!IsToken(configured))
             {
-                section.Error("SubsetHeader", $"'{configured}' is not a valid header name; use letters, digits and '-', or an empty value to turn the override off.");
+                section.Error(PolicyModel.PolicyKeys.SubsetHeader.Name, $"'{configured}' is not a valid header name; use letters, digits and '-', or an empty value to turn the override off.");
             }
             else
             {
@@ -74,10 +55,10 @@ public static partial class PolicyReader
         }
 
         var builtIn = new DestinationPolicy { Destination = "*" };
-        var defaults = ReadDestination(section.Child("Defaults"), "*", builtIn, DefaultsKeys);
+        var defaults = ReadDestination(section.Child(PolicyModel.DestinationKeys.Defaults), "*", builtIn, PolicyModel.DestinationKeys.Defaults);
 
         var destinations = new Dictionary<string, DestinationPolicy>(StringComparer.Ordinal);
-        var destinationsSection = section.Child("Destinations");
+        var destinationsSection = section.Child(PolicyModel.PolicyKeys.Destinations);
         foreach (var child in destinationsSection.Config.GetChildren())
         {
             var name = child.Key;
@@ -87,10 +68,10 @@ public static partial class PolicyReader
                 continue;
             }
 
-            destinations[name] = ReadDestination(destinationsSection.Child(name), name, defaults, DestinationKeys);
+            destinations[name] = ReadDestination(destinationsSection.Child(name), name, defaults, PolicyModel.DestinationKeys.Section);
         }
 
-        var authorization = ReadAuthorization(root.Child("Authorization"));
+        var authorization = ReadAuthorization(root.Child(PolicyModel.AuthorizationKeys.Section));
         if (errors.Count > 0)
         {
             return new PolicyReadResult(null, errors);
@@ -110,14 +91,9 @@ public static partial class PolicyReader
     public static PolicyReadResult ReadJson(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
-        IConfigurationRoot root;
-        try
+        if (!TryParseJson(json, "(document)", out var root, out var syntaxError))
         {
-            root = new ConfigurationBuilder().AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(json))).Build();
-        }
-        catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
-        {
-            return new PolicyReadResult(null, [new PolicyError("(document)", $"is not valid JSON: {ex.GetBaseException().Message}")]);
+            return new PolicyReadResult(null, [syntaxError]);
         }
 
         if (root.GetSection("Mesh").Exists())
@@ -139,17 +115,42 @@ public static partial class PolicyReader
         return errors.Count == 0 ? result : new PolicyReadResult(null, [.. errors, .. result.Errors]);
     }
 
-    private static DestinationPolicy ReadDestination(Section section, string destination, DestinationPolicy inherit, string[] known)
+    /// <summary>
+    /// Parses a policy document's JSON into configuration, as the app's <c>appsettings.json</c> would be: the one JSON
+    /// parse of policy, for documents (<see cref="ReadJson"/>) and central policy (<see cref="PolicyComposer"/>) alike.
+    /// </summary>
+    /// <param name="json">The JSON text.</param>
+    /// <param name="documentPath">What to name in the error (<c>(document)</c>, <c>(central policy)</c>).</param>
+    /// <param name="root">The document as configuration.</param>
+    /// <param name="error">The syntax error, naming <paramref name="documentPath"/>.</param>
+    /// <returns>Whether the text is JSON.</returns>
+    internal static bool TryParseJson(string json, string documentPath, [NotNullWhen(true)] out IConfigurationRoot? root, [NotNullWhen(false)] out PolicyError? error)
+    {
+        try
+        {
+            root = new ConfigurationBuilder().AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(json))).Build();
+            error = null;
+            return true;
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            root = null;
+            error = new PolicyError(documentPath, $"is not valid JSON: {ex.GetBaseException().Message}");
+            return false;
+        }
+    }
+
+    private static DestinationPolicy ReadDestination(Section section, string destination, DestinationPolicy inherit, PolicyKey known)
     {
         section.CheckKnown(known);
-        var timeout = section.Duration("Timeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1)) ?? inherit.Timeout;
-        var explicitAttempt = section.Duration("AttemptTimeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1));
+        var timeout = section.Duration(PolicyModel.DestinationKeys.Timeout) ?? inherit.Timeout;
+        var explicitAttempt = section.Duration(PolicyModel.DestinationKeys.AttemptTimeout);
         var attemptTimeout = explicitAttempt ?? inherit.AttemptTimeout;
         if (attemptTimeout > timeout)
         {
             if (explicitAttempt is not null)
             {
-                section.Error("AttemptTimeout", $"is {attemptTimeout}, longer than Timeout {timeout}; an attempt cannot outlast the whole call.");
+                section.Error(PolicyModel.DestinationKeys.AttemptTimeout.Name, $"is {attemptTimeout}, longer than Timeout {timeout}; an attempt cannot outlast the whole call.");
             }
             else
             {
@@ -158,22 +159,22 @@ public static partial class PolicyReader
             }
         }
 
-        var subsetKey = section.String("SubsetKey") ?? inherit.SubsetKey;
+        var subsetKey = section.String(PolicyModel.DestinationKeys.SubsetKey) ?? inherit.SubsetKey;
         var policy = inherit with
         {
             Destination = destination,
             Timeout = timeout,
             AttemptTimeout = attemptTimeout,
-            Retry = ReadRetry(section.Child("Retry"), inherit.Retry),
-            Concurrency = ReadConcurrency(section.Child("Concurrency"), inherit.Concurrency),
-            OutlierDetection = ReadOutlier(section.Child("OutlierDetection"), inherit.OutlierDetection),
-            LoadBalancer = section.Enum<LoadBalancerKind>("LoadBalancer") ?? inherit.LoadBalancer,
-            FailurePenalty = section.Duration("FailurePenalty", TimeSpan.Zero, TimeSpan.FromMinutes(1)) ?? inherit.FailurePenalty,
+            Retry = ReadRetry(section.Child(PolicyModel.RetryKeys.Section), inherit.Retry),
+            Concurrency = ReadConcurrency(section.Child(PolicyModel.ConcurrencyKeys.Section), inherit.Concurrency),
+            OutlierDetection = ReadOutlier(section.Child(PolicyModel.OutlierKeys.Section), inherit.OutlierDetection),
+            LoadBalancer = section.Enum<LoadBalancerKind>(PolicyModel.DestinationKeys.LoadBalancer) ?? inherit.LoadBalancer,
+            FailurePenalty = section.Duration(PolicyModel.DestinationKeys.FailurePenalty) ?? inherit.FailurePenalty,
             SubsetKey = subsetKey,
             Routes = [],
         };
 
-        var routes = section.Child("Routes");
+        var routes = section.Child(PolicyModel.DestinationKeys.Routes);
         if (routes.Exists)
         {
             var list = ImmutableArray.CreateBuilder<RoutePolicy>();
@@ -208,15 +209,15 @@ public static partial class PolicyReader
             return inherit;
         }
 
-        section.CheckKnown(RetryKeys);
+        section.CheckKnown(PolicyModel.RetryKeys.Section);
         var retry = inherit with
         {
-            MaxRetries = section.Int("MaxRetries", 0, 10) ?? inherit.MaxRetries,
-            BaseDelay = section.Duration("BaseDelay", TimeSpan.Zero, TimeSpan.FromMinutes(1)) ?? inherit.BaseDelay,
-            MaxDelay = section.Duration("MaxDelay", TimeSpan.Zero, TimeSpan.FromMinutes(5)) ?? inherit.MaxDelay,
+            MaxRetries = section.Int(PolicyModel.RetryKeys.MaxRetries) ?? inherit.MaxRetries,
+            BaseDelay = section.Duration(PolicyModel.RetryKeys.BaseDelay) ?? inherit.BaseDelay,
+            MaxDelay = section.Duration(PolicyModel.RetryKeys.MaxDelay) ?? inherit.MaxDelay,
         };
 
-        var methods = section.String("Methods");
+        var methods = section.String(PolicyModel.RetryKeys.Methods);
         if (methods is not null)
         {
             if (string.Equals(methods, "Idempotent", StringComparison.OrdinalIgnoreCase))
@@ -229,11 +230,11 @@ public static partial class PolicyReader
             }
             else
             {
-                section.Error("Methods", $"is '{methods}'; use 'Idempotent' (GET, HEAD, OPTIONS, TRACE, PUT, DELETE; the default) or 'All'.");
+                section.Error(PolicyModel.RetryKeys.Methods.Name, $"is '{methods}'; use 'Idempotent' (GET, HEAD, OPTIONS, TRACE, PUT, DELETE; the default) or 'All'.");
             }
         }
 
-        var retryOn = section.Child("RetryOn");
+        var retryOn = section.Child(PolicyModel.RetryKeys.RetryOn);
         if (retryOn.Exists)
         {
             bool connect = false, server = false, timeout = false;
@@ -259,21 +260,21 @@ public static partial class PolicyReader
             retry = retry with { OnConnectFailure = connect, OnServerError = server, OnTimeout = timeout };
         }
 
-        var budget = section.Child("Budget");
+        var budget = section.Child(PolicyModel.BudgetKeys.Section);
         if (budget.Exists)
         {
-            budget.CheckKnown(BudgetKeys);
+            budget.CheckKnown(PolicyModel.BudgetKeys.Section);
             retry = retry with
             {
-                BudgetRatio = budget.Double("Ratio", 0, 1) ?? retry.BudgetRatio,
-                BudgetMinimumThroughput = budget.Int("MinimumThroughput", 1, 1_000_000) ?? retry.BudgetMinimumThroughput,
-                BudgetWindow = budget.Duration("Window", TimeSpan.FromSeconds(1), TimeSpan.FromDays(1)) ?? retry.BudgetWindow,
+                BudgetRatio = budget.Double(PolicyModel.BudgetKeys.Ratio) ?? retry.BudgetRatio,
+                BudgetMinimumThroughput = budget.Int(PolicyModel.BudgetKeys.MinimumThroughput) ?? retry.BudgetMinimumThroughput,
+                BudgetWindow = budget.Duration(PolicyModel.BudgetKeys.Window) ?? retry.BudgetWindow,
             };
         }
 
         if (retry.MaxDelay < retry.BaseDelay)
         {
-            section.Error("MaxDelay", $"is {retry.MaxDelay}, shorter than BaseDelay {retry.BaseDelay}.");
+            section.Error(PolicyModel.RetryKeys.MaxDelay.Name, $"is {retry.MaxDelay}, shorter than BaseDelay {retry.BaseDelay}.");
         }
 
         return retry;
@@ -286,11 +287,11 @@ public static partial class PolicyReader
             return inherit;
         }
 
-        section.CheckKnown(ConcurrencyKeys);
+        section.CheckKnown(PolicyModel.ConcurrencyKeys.Section);
         return inherit with
         {
-            MaxRequests = section.Int("MaxRequests", 1, 1_000_000) ?? inherit.MaxRequests,
-            MaxQueue = section.Int("MaxQueue", 0, 1_000_000) ?? inherit.MaxQueue,
+            MaxRequests = section.Int(PolicyModel.ConcurrencyKeys.MaxRequests) ?? inherit.MaxRequests,
+            MaxQueue = section.Int(PolicyModel.ConcurrencyKeys.MaxQueue) ?? inherit.MaxQueue,
         };
     }
 
@@ -301,19 +302,19 @@ public static partial class PolicyReader
             return inherit;
         }
 
-        section.CheckKnown(OutlierKeys);
+        section.CheckKnown(PolicyModel.OutlierKeys.Section);
         var outlier = inherit with
         {
-            Enabled = section.Bool("Enabled") ?? inherit.Enabled,
-            ConsecutiveFailures = section.Int("ConsecutiveFailures", 1, 1000) ?? inherit.ConsecutiveFailures,
-            ConsecutiveConnectFailures = section.Int("ConsecutiveConnectFailures", 1, 1000) ?? inherit.ConsecutiveConnectFailures,
-            BaseEjectionTime = section.Duration("BaseEjectionTime", TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1)) ?? inherit.BaseEjectionTime,
-            MaxEjectionTime = section.Duration("MaxEjectionTime", TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(24)) ?? inherit.MaxEjectionTime,
-            MaxEjectionPercent = section.Int("MaxEjectionPercent", 0, 100) ?? inherit.MaxEjectionPercent,
+            Enabled = section.Bool(PolicyModel.OutlierKeys.Enabled) ?? inherit.Enabled,
+            ConsecutiveFailures = section.Int(PolicyModel.OutlierKeys.ConsecutiveFailures) ?? inherit.ConsecutiveFailures,
+            ConsecutiveConnectFailures = section.Int(PolicyModel.OutlierKeys.ConsecutiveConnectFailures) ?? inherit.ConsecutiveConnectFailures,
+            BaseEjectionTime = section.Duration(PolicyModel.OutlierKeys.BaseEjectionTime) ?? inherit.BaseEjectionTime,
+            MaxEjectionTime = section.Duration(PolicyModel.OutlierKeys.MaxEjectionTime) ?? inherit.MaxEjectionTime,
+            MaxEjectionPercent = section.Int(PolicyModel.OutlierKeys.MaxEjectionPercent) ?? inherit.MaxEjectionPercent,
         };
         if (outlier.MaxEjectionTime < outlier.BaseEjectionTime)
         {
-            section.Error("MaxEjectionTime", $"is {outlier.MaxEjectionTime}, shorter than BaseEjectionTime {outlier.BaseEjectionTime}.");
+            section.Error(PolicyModel.OutlierKeys.MaxEjectionTime.Name, $"is {outlier.MaxEjectionTime}, shorter than BaseEjectionTime {outlier.BaseEjectionTime}.");
         }
 
         return outlier;
@@ -321,20 +322,20 @@ public static partial class PolicyReader
 
     private static RoutePolicy? ReadRoute(Section section, int index, string inheritedSubsetKey)
     {
-        section.CheckKnown(RouteKeys);
-        var name = section.String("Name") ?? $"route-{index}";
-        var subsetKey = section.String("SubsetKey") ?? inheritedSubsetKey;
-        var match = ReadMatch(section.Child("Match"));
+        section.CheckKnown(PolicyModel.RouteKeys.Section);
+        var name = section.String(PolicyModel.RouteKeys.Name) ?? $"route-{index}";
+        var subsetKey = section.String(PolicyModel.RouteKeys.SubsetKey) ?? inheritedSubsetKey;
+        var match = ReadMatch(section.Child(PolicyModel.MatchKeys.Section));
 
         SubsetSplit? split = null;
-        var splitSection = section.Child("Split");
+        var splitSection = section.Child(PolicyModel.RouteKeys.Split);
         if (splitSection.Exists)
         {
             var subsets = ImmutableArray.CreateBuilder<string>();
             var weights = ImmutableArray.CreateBuilder<int>();
             foreach (var child in splitSection.Config.GetChildren())
             {
-                var weight = splitSection.Int(child.Key, 0, 1_000_000, required: true);
+                var weight = splitSection.Int(child.Key, PolicyModel.RouteKeys.Split.Item!);
                 if (weight is null)
                 {
                     continue;
@@ -365,14 +366,14 @@ public static partial class PolicyReader
         }
 
         MirrorPolicy? mirror = null;
-        var mirrorSection = section.Child("Mirror");
+        var mirrorSection = section.Child(PolicyModel.MirrorKeys.Section);
         if (mirrorSection.Exists)
         {
-            mirrorSection.CheckKnown(MirrorKeys);
-            var subset = mirrorSection.String("Subset");
+            mirrorSection.CheckKnown(PolicyModel.MirrorKeys.Section);
+            var subset = mirrorSection.String(PolicyModel.MirrorKeys.Subset);
             if (subset is null)
             {
-                mirrorSection.Error("Subset", "is missing; name the subset that receives the copies.");
+                mirrorSection.Error(PolicyModel.MirrorKeys.Subset.Name, "is missing; name the subset that receives the copies.");
             }
             else if (!MeshNames.IsValidSubsetName(subset, out var why))
             {
@@ -380,23 +381,23 @@ public static partial class PolicyReader
             }
             else
             {
-                mirror = new MirrorPolicy(subset, mirrorSection.Double("Percent", 0, 100) ?? 100);
+                mirror = new MirrorPolicy(subset, mirrorSection.Double(PolicyModel.MirrorKeys.Percent) ?? 100);
             }
         }
 
         FaultPolicy? fault = null;
-        var faultSection = section.Child("Fault");
+        var faultSection = section.Child(PolicyModel.FaultKeys.Section);
         if (faultSection.Exists)
         {
-            faultSection.CheckKnown(FaultKeys);
-            var delay = faultSection.Child("Delay");
-            var abort = faultSection.Child("Abort");
-            delay.CheckKnown(DelayKeys);
-            abort.CheckKnown(AbortKeys);
-            var delayPercent = delay.Exists ? delay.Double("Percent", 0, 100) ?? 100 : 0;
-            var delayDuration = delay.Exists ? delay.Duration("Duration", TimeSpan.Zero, TimeSpan.FromMinutes(10), required: true) ?? TimeSpan.Zero : TimeSpan.Zero;
-            var abortPercent = abort.Exists ? abort.Double("Percent", 0, 100) ?? 100 : 0;
-            var abortStatus = abort.Exists ? abort.Int("Status", 200, 599, required: true) ?? 503 : 503;
+            faultSection.CheckKnown(PolicyModel.FaultKeys.Section);
+            var delay = faultSection.Child(PolicyModel.DelayKeys.Section);
+            var abort = faultSection.Child(PolicyModel.AbortKeys.Section);
+            delay.CheckKnown(PolicyModel.DelayKeys.Section);
+            abort.CheckKnown(PolicyModel.AbortKeys.Section);
+            var delayPercent = delay.Exists ? delay.Double(PolicyModel.DelayKeys.Percent) ?? 100 : 0;
+            var delayDuration = delay.Exists ? delay.Duration(PolicyModel.DelayKeys.Duration) ?? TimeSpan.Zero : TimeSpan.Zero;
+            var abortPercent = abort.Exists ? abort.Double(PolicyModel.AbortKeys.Percent) ?? 100 : 0;
+            var abortStatus = abort.Exists ? abort.Int(PolicyModel.AbortKeys.Status) ?? 503 : 503;
             fault = new FaultPolicy(delayPercent, delayDuration, abortPercent, abortStatus);
         }
 
@@ -419,23 +420,23 @@ public static partial class PolicyReader
             return new RouteMatch();
         }
 
-        section.CheckKnown(MatchKeys);
+        section.CheckKnown(PolicyModel.MatchKeys.Section);
         var match = new RouteMatch();
-        var path = section.Child("Path");
+        var path = section.Child(PolicyModel.PathKeys.Section);
         if (path.Exists)
         {
             var (kind, value, pattern) = ReadValueMatch(path, isPath: true);
             match = match with { PathKind = kind, Path = value, PathPattern = pattern };
         }
 
-        var methods = section.Child("Methods");
+        var methods = section.Child(PolicyModel.MatchKeys.Methods);
         if (methods.Exists)
         {
             var list = ImmutableArray.CreateBuilder<string>();
             foreach (var (key, value) in methods.ListValues())
             {
                 var upper = value?.ToUpperInvariant();
-                if (upper is null || Array.IndexOf(HttpMethods, upper) < 0)
+                if (upper is null || Array.IndexOf(PolicyModel.HttpMethods, upper) < 0)
                 {
                     methods.Error(key, $"is '{value}'; use an HTTP method such as GET or POST.");
                 }
@@ -448,7 +449,7 @@ public static partial class PolicyReader
             match = match with { Methods = list.ToImmutable() };
         }
 
-        var headers = section.Child("Headers");
+        var headers = section.Child(PolicyModel.HeaderKeys.Section);
         if (headers.Exists)
         {
             var list = ImmutableArray.CreateBuilder<HeaderMatch>();
@@ -486,10 +487,11 @@ public static partial class PolicyReader
             return ValidatePath(section, null, PathMatchKind.Prefix, shorthand);
         }
 
-        section.CheckKnown(isPath ? ["Prefix", "Exact", "Regex"] : ValueMatchKeys);
+        var known = isPath ? PolicyModel.PathKeys.Section : PolicyModel.HeaderKeys.Item;
+        section.CheckKnown(known);
         var given = 0;
         (PathMatchKind, string?, Regex?) result = (PathMatchKind.Any, null, null);
-        foreach (var key in isPath ? ["Prefix", "Exact", "Regex"] : ValueMatchKeys)
+        foreach (var key in known.Names)
         {
             var value = section.Config[key];
             if (value is null)
@@ -541,7 +543,7 @@ public static partial class PolicyReader
     {
         // The content hash: sorted keys and values of the policy parts, so the same policy has the same version wherever it is loaded.
         var builder = new StringBuilder();
-        var entries = mesh.GetSection("Policy").AsEnumerable().Concat(mesh.GetSection("Authorization").AsEnumerable())
+        var entries = mesh.GetSection(PolicyModel.PolicyKeys.Section.Name).AsEnumerable().Concat(mesh.GetSection(PolicyModel.AuthorizationKeys.Section.Name).AsEnumerable())
             .Where(kv => kv.Value is not null)
             .Select(kv => new KeyValuePair<string, string?>(RelativeKey(mesh, kv.Key), kv.Value))
             .OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase);
@@ -583,7 +585,11 @@ public static partial class PolicyReader
 
         public Section Child(string key) => new(Config.GetSection(key), path.Length == 0 ? key : $"{path}:{key}", errors);
 
+        public Section Child(PolicyKey key) => Child(key.Name);
+
         public void Error(string? key, string message) => errors.Add(new PolicyError(key is null ? path : $"{path}:{key}", message));
+
+        public void CheckKnown(PolicyKey section) => CheckKnown(section.Names);
 
         public void CheckKnown(IReadOnlyList<string> known)
         {
@@ -635,6 +641,21 @@ public static partial class PolicyReader
 
             return value;
         }
+
+        public string? String(PolicyKey key) => String(key.Name);
+
+        public TimeSpan? Duration(PolicyKey key) => Duration(key.Name, key.MinimumDuration, key.MaximumDuration, key.Required);
+
+        public int? Int(PolicyKey key) => Int(key.Name, key);
+
+        public int? Int(string key, PolicyKey shape) => Int(key, (int)shape.Minimum, (int)shape.Maximum, shape.Required);
+
+        public double? Double(PolicyKey key) => Double(key.Name, key.Minimum, key.Maximum);
+
+        public bool? Bool(PolicyKey key) => Bool(key.Name);
+
+        public TEnum? Enum<TEnum>(PolicyKey key)
+            where TEnum : struct, Enum => Enum<TEnum>(key.Name);
 
         public TimeSpan? Duration(string key, TimeSpan min, TimeSpan max, bool required = false)
         {

@@ -23,7 +23,7 @@ public sealed partial class PolicyWatcher : IDisposable
     private readonly Lock _gate = new();
     private volatile PolicySnapshot _current;
     private bool[] _present;
-    private IConfiguration? _central;
+    private string? _centralJson;
     private string? _loadFailure;
 
     /// <summary>Initializes the watcher and loads the policy; an invalid policy at start throws.</summary>
@@ -39,7 +39,7 @@ public sealed partial class PolicyWatcher : IDisposable
         _configuration = configuration;
         _metrics = metrics;
         _logger = logger;
-        var result = Build(configuration, central: null);
+        var result = PolicyComposer.Compose(configuration, centralJson: null);
         if (!result.IsValid)
         {
             throw new PolicyValidationException(result.Errors);
@@ -88,31 +88,16 @@ public sealed partial class PolicyWatcher : IDisposable
         List<PolicyError> reasons = [];
         lock (_gate)
         {
-            IConfigurationRoot? central = null;
-            if (json is not null)
+            // One path from JSON to policy: the composer parses the document (a syntax error is one reason) and merges it.
+            var result = PolicyComposer.Compose(_configuration, json);
+            if (result.IsValid)
             {
-                try
-                {
-                    central = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json))).Build();
-                }
-                catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
-                {
-                    reasons.Add(new PolicyError("(central policy)", $"is not valid JSON: {ex.GetBaseException().Message}"));
-                }
+                _centralJson = json;
+                next = result.Snapshot;
             }
-
-            if (reasons.Count == 0)
+            else
             {
-                var result = Build(_configuration, central);
-                if (result.IsValid)
-                {
-                    _central = central;
-                    next = result.Snapshot;
-                }
-                else
-                {
-                    reasons.AddRange(result.Errors);
-                }
+                reasons.AddRange(result.Errors);
             }
 
             // Recorded after the policy took effect, so whoever sees the new central version sees its policy too.
@@ -148,8 +133,6 @@ public sealed partial class PolicyWatcher : IDisposable
             LogRejected(_logger, _current.Version, reasons.Count, string.Join("; ", reasons));
         }
     }
-
-    private static PolicyReadResult Build(IConfiguration local, IConfiguration? central) => PolicyComposer.Compose(local, central);
 
     /// <inheritdoc/>
     public void Dispose() => _subscription?.Dispose();
@@ -188,7 +171,7 @@ public sealed partial class PolicyWatcher : IDisposable
 
             if (reasons.Count == 0)
             {
-                var result = Build(_configuration, _central);
+                var result = PolicyComposer.Compose(_configuration, _centralJson);
                 if (result.IsValid)
                 {
                     next = result.Snapshot!;

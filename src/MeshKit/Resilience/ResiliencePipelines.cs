@@ -39,7 +39,7 @@ internal sealed class ResiliencePipelines
     public ResiliencePipeline<HttpResponseMessage> Get(DestinationPolicy policy, string destination)
     {
         var key = (destination, ResilienceSettings.Of(policy));
-        return _pipelines.TryGetValue(key, out var pipeline) ? pipeline : _pipelines.GetOrAdd(key, _ => Build(policy, destination));
+        return _pipelines.TryGetValue(key, out var pipeline) ? pipeline : _pipelines.GetOrAdd(key, k => Build(k.Key, k.Destination));
     }
 
     private void Prune(PolicySnapshot snapshot)
@@ -53,7 +53,8 @@ internal sealed class ResiliencePipelines
         }
     }
 
-    private ResiliencePipeline<HttpResponseMessage> Build(DestinationPolicy policy, string destination)
+    // Built from the pipeline's key alone, so a setting the pipeline uses is always part of the key that decides when it is rebuilt.
+    private ResiliencePipeline<HttpResponseMessage> Build(ResilienceSettings settings, string destination)
     {
         var builder = new ResiliencePipelineBuilder<HttpResponseMessage> { Name = $"mesh:{destination}", TimeProvider = _time };
         builder.ConfigureTelemetry(new TelemetryOptions { TelemetryListeners = { _telemetry } });
@@ -64,7 +65,7 @@ internal sealed class ResiliencePipelines
             Name = "total",
             TimeoutGenerator = args =>
             {
-                var timeout = policy.Timeout;
+                var timeout = settings.Timeout;
                 if (MeshDeadline.Remaining is { } remaining && remaining < timeout)
                 {
                     timeout = remaining > TimeSpan.FromMilliseconds(1) ? remaining : TimeSpan.FromMilliseconds(1);
@@ -80,10 +81,10 @@ internal sealed class ResiliencePipelines
         });
 
         // 2. Envoy-style circuit breaking: a bounded number of requests under way, a bounded queue, fail fast beyond.
-        builder.AddConcurrencyLimiter(policy.Concurrency.MaxRequests, policy.Concurrency.MaxQueue);
+        builder.AddConcurrencyLimiter(settings.Concurrency.MaxRequests, settings.Concurrency.MaxQueue);
 
         // 3. Retries, limited by a budget. UseBudgetedRetries' API is [Experimental("EXTEXP0001")] in 11.0.
-        var retry = policy.Retry;
+        var retry = settings.Retry;
         if (retry.MaxRetries > 0)
         {
 #pragma warning disable EXTEXP0001 // Retry budgets are experimental in Microsoft.Extensions.Http.Resilience 11.0; see docs/traffic-policy.md.
@@ -187,10 +188,24 @@ internal sealed class ResiliencePipelines
 
 /// <summary>
 /// The part of a <see cref="DestinationPolicy"/> its resilience pipeline is built from, compared by value: equal settings
-/// share a pipeline, so unchanged destinations keep theirs across reloads. Read on every call: a struct of the records
-/// themselves, never a formatted string.
+/// share a pipeline, so unchanged destinations keep theirs across reloads. The pipeline is built from this key alone, so a
+/// setting cannot shape the pipeline without being part of the key; <see cref="ReadPerCall"/> names the destination
+/// settings that do not shape it (a test holds <see cref="DestinationPolicy"/> to the two lists). Read on every call: a
+/// struct of the records themselves, never a formatted string.
 /// </summary>
-internal readonly record struct ResilienceSettings(TimeSpan Timeout, TimeSpan AttemptTimeout, RetryPolicy Retry, ConcurrencyPolicy Concurrency)
+internal readonly record struct ResilienceSettings(TimeSpan Timeout, RetryPolicy Retry, ConcurrencyPolicy Concurrency)
 {
-    public static ResilienceSettings Of(DestinationPolicy policy) => new(policy.Timeout, policy.AttemptTimeout, policy.Retry, policy.Concurrency);
+    /// <summary>The <see cref="DestinationPolicy"/> properties the pipeline does not use, and what reads them on each call instead.</summary>
+    internal static readonly IReadOnlyDictionary<string, string> ReadPerCall = new Dictionary<string, string>
+    {
+        [nameof(DestinationPolicy.Destination)] = "the pipeline's name and the key's destination",
+        [nameof(DestinationPolicy.AttemptTimeout)] = "MeshAttemptHandler, per attempt",
+        [nameof(DestinationPolicy.OutlierDetection)] = "the outlier detector, per outcome",
+        [nameof(DestinationPolicy.LoadBalancer)] = "endpoint choice, per attempt",
+        [nameof(DestinationPolicy.FailurePenalty)] = "MeshAttemptHandler, per failed attempt",
+        [nameof(DestinationPolicy.SubsetKey)] = "route matching, per call",
+        [nameof(DestinationPolicy.Routes)] = "route matching, per call",
+    };
+
+    public static ResilienceSettings Of(DestinationPolicy policy) => new(policy.Timeout, policy.Retry, policy.Concurrency);
 }
