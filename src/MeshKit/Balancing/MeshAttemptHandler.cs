@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MeshKit.Policy;
 using MeshKit.Resilience;
 using MeshKit.Telemetry;
@@ -10,11 +9,13 @@ namespace MeshKit.Balancing;
 /// <summary>
 /// Per-attempt stage: the attempt timeout, the remaining deadline sent to the callee, and the attempt's outcome and latency
 /// fed to the balancer and the outlier detector. A failed attempt counts as at least <see cref="DestinationPolicy.FailurePenalty"/>
-/// of latency, so an endpoint that fails fast does not look fast.
+/// of latency, so an endpoint that fails fast does not look fast. Every time it reads (latency, the attempt timeout, the
+/// deadline sent on) comes from the endpoint state's clock, <see cref="EndpointStateRegistry.Time"/>.
 /// </summary>
 internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetrics metrics) : DelegatingHandler
 {
     private static readonly DestinationPolicy DefaultPolicy = new() { Destination = "*" };
+    private readonly TimeProvider _time = states.Time;
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
@@ -28,14 +29,14 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
         if (call.DeadlineTimestamp != 0)
         {
             request.Headers.Remove(MeshDeadline.HeaderName);
-            request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(call.DeadlineTimestamp));
+            request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(call.DeadlineTimestamp, _time));
         }
 
         var state = states.Get(call.Destination.Host, endpoint.Key);
         state.Started();
-        var started = Stopwatch.GetTimestamp();
+        var started = _time.GetTimestamp();
         using var attemptTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        attemptTimeout.CancelAfter(policy.AttemptTimeout);
+        using var attemptTimer = CancelAfter(attemptTimeout, policy.AttemptTimeout);
         HttpResponseMessage? response = null;
         var failed = true;
         var connectFailure = false;
@@ -63,8 +64,8 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
         }
         finally
         {
-            var now = Stopwatch.GetTimestamp();
-            var latency = Stopwatch.GetElapsedTime(started, now);
+            var now = _time.GetTimestamp();
+            var latency = _time.GetElapsedTime(started, now);
             state.Finished();
             if (failed)
             {
@@ -84,5 +85,35 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
 
             call.Attempt++;
         }
+    }
+
+    /// <summary>
+    /// Cancels <paramref name="source"/> after <paramref name="delay"/> of the handler's clock. With the system clock that is
+    /// <see cref="CancellationTokenSource.CancelAfter(TimeSpan)"/> (no timer object of our own); with another clock, a timer
+    /// of that clock, returned for disposal.
+    /// </summary>
+    private ITimer? CancelAfter(CancellationTokenSource source, TimeSpan delay)
+    {
+        if (ReferenceEquals(_time, TimeProvider.System))
+        {
+            source.CancelAfter(delay);
+            return null;
+        }
+
+        return _time.CreateTimer(
+            static state =>
+            {
+                try
+                {
+                    ((CancellationTokenSource)state!).Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The attempt finished as the timer fired.
+                }
+            },
+            source,
+            delay,
+            Timeout.InfiniteTimeSpan);
     }
 }
