@@ -34,7 +34,7 @@ public sealed class MeshRoutingHandlerTests : IDisposable
             ["Mesh:Policy:Destinations:orders:Routes:0:Name"] = "chaos",
             ["Mesh:Policy:Destinations:orders:Routes:0:Match:Path:Prefix"] = "/chaos",
             ["Mesh:Policy:Destinations:orders:Routes:0:Fault:Delay:Percent"] = "100",
-            ["Mesh:Policy:Destinations:orders:Routes:0:Fault:Delay:Duration"] = "00:00:10",
+            ["Mesh:Policy:Destinations:orders:Routes:0:Fault:Delay:Duration"] = "00:01:00",
             ["Mesh:Policy:Destinations:orders:Routes:1:Name"] = "flaky",
             ["Mesh:Policy:Destinations:orders:Routes:1:Match:Path:Prefix"] = "/flaky",
             ["Mesh:Policy:Destinations:orders:Routes:1:Fault:Abort:Percent"] = "25",
@@ -76,7 +76,7 @@ public sealed class MeshRoutingHandlerTests : IDisposable
     {
         var send = SendOneAsync(new MeshRandom(new ScriptedRandom(0.999)), "/chaos");
 
-        _time.Advance(TimeSpan.FromSeconds(10) - TimeSpan.FromTicks(1));
+        _time.Advance(TimeSpan.FromMinutes(1) - TimeSpan.FromTicks(1));
         Assert.False(send.IsCompleted);
 
         _time.Advance(TimeSpan.FromTicks(1));
