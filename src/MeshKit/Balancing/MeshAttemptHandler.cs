@@ -35,8 +35,7 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
         var state = states.Get(call.Destination.Host, endpoint.Key);
         state.Started();
         var started = _time.GetTimestamp();
-        using var attemptTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var attemptTimer = CancelAfter(attemptTimeout, policy.AttemptTimeout);
+        using var attemptTimeout = AttemptTimeout(policy.AttemptTimeout, cancellationToken);
         HttpResponseMessage? response = null;
         var failed = true;
         var connectFailure = false;
@@ -88,32 +87,40 @@ internal sealed class MeshAttemptHandler(EndpointStateRegistry states, MeshMetri
     }
 
     /// <summary>
-    /// Cancels <paramref name="source"/> after <paramref name="delay"/> of the handler's clock. With the system clock that is
-    /// <see cref="CancellationTokenSource.CancelAfter(TimeSpan)"/> (no timer object of our own); with another clock, a timer
-    /// of that clock, returned for disposal.
+    /// The attempt's cancellation: the caller's token, or <paramref name="timeout"/> on the handler's clock. With the system
+    /// clock that is a linked source and <see cref="CancellationTokenSource.CancelAfter(TimeSpan)"/>, as it always was; one
+    /// local either way, so the request's state machine is no bigger for the injected clock.
     /// </summary>
-    private ITimer? CancelAfter(CancellationTokenSource source, TimeSpan delay)
+    private CancellationTokenSource AttemptTimeout(TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (ReferenceEquals(_time, TimeProvider.System))
         {
-            source.CancelAfter(delay);
-            return null;
+            var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            linked.CancelAfter(timeout);
+            return linked;
         }
 
-        return _time.CreateTimer(
-            static state =>
+        return new ClockTimeout(timeout, _time, cancellationToken);
+    }
+
+    /// <summary>Cancelled after a delay on another clock (a test's virtual one), or when the caller's token is.</summary>
+    private sealed class ClockTimeout : CancellationTokenSource
+    {
+        private readonly CancellationTokenRegistration _caller;
+
+        public ClockTimeout(TimeSpan delay, TimeProvider time, CancellationToken caller)
+            : base(delay, time) =>
+            _caller = caller.UnsafeRegister(static state => ((ClockTimeout)state!).Cancel(), this);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
             {
-                try
-                {
-                    ((CancellationTokenSource)state!).Cancel();
-                }
-                catch (ObjectDisposedException)
-                {
-                    // The attempt finished as the timer fired.
-                }
-            },
-            source,
-            delay,
-            Timeout.InfiniteTimeSpan);
+                // Waits for a running callback, so Cancel never meets a disposed source.
+                _caller.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 }
