@@ -4,6 +4,7 @@ using MeshKit.Authorization;
 using MeshKit.Balancing;
 using MeshKit.Benchmarks.Support;
 using MeshKit.Discovery;
+using MeshKit.Hosting;
 using MeshKit.Identity;
 using MeshKit.Policy;
 using MeshKit.Routing;
@@ -60,7 +61,7 @@ public class PolicyStageBenchmarks : TelemetryToggle
             new MeshEndpoint(new IPEndPoint(IPAddress.Loopback, 5002), MeshEndpointMetadata.Empty),
             new MeshEndpoint(new IPEndPoint(IPAddress.Loopback, 5003), MeshEndpointMetadata.Empty),
         ];
-        _states = new EndpointStateRegistry(new MeshEndpointRegistry([], new MeshDestinationNames("default", [], null), TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<MeshEndpointRegistry>.Instance));
+        _states = new EndpointStateRegistry(new MeshEndpointRegistry([], new MeshDestinationNames("default", [], null), TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<MeshEndpointRegistry>.Instance), TimeProvider.System);
         foreach (var endpoint in _endpoints)
         {
             _states.Get("orders", endpoint.Key);
@@ -80,11 +81,11 @@ public class PolicyStageBenchmarks : TelemetryToggle
 
     /// <summary>MeshRoutingHandler: the subset pick (no override header on the request, so the weighted split draws).</summary>
     [Benchmark]
-    public string? SubsetPick() => SubsetSelector.Select(_snapshot.SubsetHeader, _route, new NoHeaders(), Random.Shared.Next(_route.Split!.Total)).Subset;
+    public string? SubsetPick() => SubsetSelector.Select(_snapshot.SubsetHeader, _route, new NoHeaders(), MeshRandom.Shared.Next(_route.Split!.Total)).Subset;
 
     /// <summary>MeshEndpointHandler: power of two choices over three endpoints.</summary>
     [Benchmark]
-    public string EndpointChoice() => EndpointSelector.Choose(_endpoints, "orders", _orders, _states, avoid: null, EndpointSelector.Now).Key;
+    public string EndpointChoice() => EndpointSelector.Choose(_endpoints, "orders", _orders, _states, avoid: null, _states.Now, MeshRandom.Shared).Key;
 
     /// <summary>The server's authorization decision (matcher policy), on a route template.</summary>
     [Benchmark]

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using MeshKit.Discovery;
+using MeshKit.Hosting;
 using MeshKit.Policy;
 
 namespace MeshKit.Balancing;
@@ -7,7 +7,8 @@ namespace MeshKit.Balancing;
 /// <summary>
 /// Chooses the endpoint of an attempt among a subset: ejected endpoints are left out (unless every one is: panic mode
 /// uses them all), the endpoint that just failed is avoided where another exists, and the rest is the balancer's choice:
-/// power of two choices over peak-EWMA latency times in-flight requests (default), or round robin.
+/// power of two choices over peak-EWMA latency times in-flight requests (default), or round robin. Time (<c>now</c>, a
+/// timestamp of <see cref="EndpointStateRegistry.Time"/>) and the random draws are the caller's, so a test fixes both.
 /// </summary>
 internal static class EndpointSelector
 {
@@ -19,7 +20,8 @@ internal static class EndpointSelector
         DestinationPolicy policy,
         EndpointStateRegistry states,
         string? avoid,
-        long now)
+        long now,
+        MeshRandom random)
     {
         if (subset.Length == 1)
         {
@@ -58,8 +60,8 @@ internal static class EndpointSelector
         }
 
         // Power of two choices: two distinct random candidates, the lower score wins.
-        var first = Random.Shared.Next(count);
-        var second = Random.Shared.Next(count - 1);
+        var first = random.Next(count);
+        var second = random.Next(count - 1);
         if (second >= first)
         {
             second++;
@@ -67,8 +69,8 @@ internal static class EndpointSelector
 
         var a = Nth(subset, destination, states, avoid, now, mode, first);
         var b = Nth(subset, destination, states, avoid, now, mode, second);
-        var scoreA = states.Get(destination, a.Key).Score;
-        var scoreB = states.Get(destination, b.Key).Score;
+        var scoreA = states.Get(destination, a.Key).ScoreAt(now);
+        var scoreB = states.Get(destination, b.Key).ScoreAt(now);
         return scoreA <= scoreB ? a : b;
     }
 
@@ -94,6 +96,4 @@ internal static class EndpointSelector
 
         return subset[0];
     }
-
-    public static long Now => Stopwatch.GetTimestamp();
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using MeshKit.Discovery;
 using MeshKit.Policy;
 
@@ -8,11 +7,15 @@ namespace MeshKit.Balancing;
 /// <summary>
 /// What the client has learned about one endpoint of one destination: in-flight requests, peak-EWMA latency, consecutive
 /// failures and ejection. Lives in <see cref="EndpointStateRegistry"/>, outside the HttpClientFactory handlers (which are
-/// recycled), and is evicted when the endpoint leaves discovery. Updated with interlocked operations only.
+/// recycled), and is evicted when the endpoint leaves discovery. Updated with interlocked operations only. Its timestamps
+/// are those of <see cref="EndpointStateRegistry.Time"/> (the mesh's <see cref="TimeProvider"/>).
 /// </summary>
 public sealed class EndpointState
 {
-    private const double DecayTicks = 10.0 * TimeSpan.TicksPerSecond;
+    private const double DecaySeconds = 10.0;
+
+    // The peak-EWMA decay constant in timestamp units: 10 s of the registry's clock.
+    private readonly double _decayTimestamps;
     private long _ewmaBits;
     private long _lastSampleTimestamp;
     private int _inFlight;
@@ -21,10 +24,11 @@ public sealed class EndpointState
     private long _ejectedUntilTimestamp;
     private int _ejections;
 
-    internal EndpointState(string destination, string key)
+    internal EndpointState(string destination, string key, long timestampFrequency)
     {
         Destination = destination;
         Key = key;
+        _decayTimestamps = DecaySeconds * timestampFrequency;
     }
 
     /// <summary>Gets the destination.</summary>
@@ -49,32 +53,31 @@ public sealed class EndpointState
     /// </summary>
     public int Ejections => Volatile.Read(ref _ejections);
 
-    /// <summary>Gets whether the endpoint is ejected at <paramref name="timestamp"/> (a <see cref="Stopwatch"/> timestamp).</summary>
+    /// <summary>Gets whether the endpoint is ejected at <paramref name="timestamp"/> (a timestamp of <see cref="EndpointStateRegistry.Time"/>).</summary>
     /// <param name="timestamp">The time.</param>
     /// <returns><see langword="true"/> while ejected.</returns>
     public bool IsEjected(long timestamp) => timestamp < Volatile.Read(ref _ejectedUntilTimestamp);
 
-    /// <summary>Gets when the current ejection ends, as a <see cref="Stopwatch"/> timestamp (0 if never ejected).</summary>
+    /// <summary>Gets when the current ejection ends, as a timestamp of <see cref="EndpointStateRegistry.Time"/> (0 if never ejected).</summary>
     public long EjectedUntil => Volatile.Read(ref _ejectedUntilTimestamp);
 
-    /// <summary>The score the balancer minimises: latency times load, so a busy or slow endpoint is avoided.</summary>
+    /// <summary>The score the balancer minimises at <paramref name="now"/>: latency times load, so a busy or slow endpoint is avoided.</summary>
     /// <remarks>
     /// The latency decays with the time since the last sample, so an endpoint the balancer stopped choosing (a slow or
     /// failing one) is tried again after a while instead of being avoided forever.
     /// </remarks>
-    internal double Score
+    internal double ScoreAt(long now)
     {
-        get
-        {
-            var ewma = BitConverter.Int64BitsToDouble(Volatile.Read(ref _ewmaBits));
-            var last = Volatile.Read(ref _lastSampleTimestamp);
-            if (last != 0 && ewma > 0)
-            {
-                ewma *= Math.Exp(-Stopwatch.GetElapsedTime(last).Ticks / DecayTicks);
-            }
+        var ewma = BitConverter.Int64BitsToDouble(Volatile.Read(ref _ewmaBits));
+        var last = Volatile.Read(ref _lastSampleTimestamp);
 
-            return (ewma + 1) * (InFlight + 1);
+        // A sample recorded after `now` was read (another attempt finishing) counts as fresh, not as from the future.
+        if (last != 0 && ewma > 0 && now > last)
+        {
+            ewma *= Math.Exp(-(now - last) / _decayTimestamps);
         }
+
+        return (ewma + 1) * (InFlight + 1);
     }
 
     internal void Started() => Interlocked.Increment(ref _inFlight);
@@ -97,8 +100,8 @@ public sealed class EndpointState
             }
             else
             {
-                var elapsed = last == 0 ? 0 : Stopwatch.GetElapsedTime(last, timestamp).Ticks;
-                var weight = Math.Exp(-elapsed / DecayTicks);
+                var elapsed = last == 0 ? 0 : timestamp - last;
+                var weight = Math.Exp(-elapsed / _decayTimestamps);
                 next = (current * weight) + (sample * (1 - weight));
             }
 
@@ -145,13 +148,20 @@ public sealed class EndpointState
     }
 }
 
-/// <summary>Every <see cref="EndpointState"/>, by destination and endpoint; a singleton that outlives handler recycling.</summary>
+/// <summary>
+/// Every <see cref="EndpointState"/>, by destination and endpoint; a singleton that outlives handler recycling. Holds the
+/// clock every endpoint-state timestamp is read from (ejection, latency samples, decay).
+/// </summary>
 public sealed class EndpointStateRegistry
 {
     private readonly ConcurrentDictionary<(string Destination, string Endpoint), EndpointState> _states = new();
+    private readonly Func<(string Destination, string Endpoint), EndpointState> _create;
 
-    internal EndpointStateRegistry(MeshEndpointRegistry endpoints)
+    internal EndpointStateRegistry(MeshEndpointRegistry endpoints, TimeProvider time)
     {
+        Time = time;
+        var frequency = time.TimestampFrequency;
+        _create = key => new EndpointState(key.Destination, key.Endpoint, frequency);
         endpoints.EndpointsRemoved += (destination, removed) =>
         {
             foreach (var key in removed)
@@ -168,7 +178,7 @@ public sealed class EndpointStateRegistry
     public EndpointState Get(string destination, string endpoint) =>
         _states.TryGetValue((destination, endpoint), out var state)
             ? state
-            : _states.GetOrAdd((destination, endpoint), static key => new EndpointState(key.Destination, key.Endpoint));
+            : _states.GetOrAdd((destination, endpoint), _create);
 
     /// <summary>Gets the state of an endpoint if it has any.</summary>
     /// <param name="destination">The destination.</param>
@@ -176,6 +186,15 @@ public sealed class EndpointStateRegistry
     /// <returns>The state, or <see langword="null"/>.</returns>
     public EndpointState? Find(string destination, string endpoint) =>
         _states.TryGetValue((destination, endpoint), out var state) ? state : null;
+
+    /// <summary>Gets the clock of endpoint state: the mesh's <see cref="TimeProvider"/>, a fake one in tests.</summary>
+    internal TimeProvider Time { get; }
+
+    /// <summary>Gets the current timestamp of <see cref="Time"/>.</summary>
+    internal long Now => Time.GetTimestamp();
+
+    /// <summary>Converts a duration to timestamp units of <see cref="Time"/>.</summary>
+    internal long ToTimestamp(TimeSpan duration) => (long)(duration.TotalSeconds * Time.TimestampFrequency);
 
     /// <summary>Gets the number of endpoints with state (evicted ones are gone).</summary>
     public int Count => _states.Count;
@@ -187,7 +206,7 @@ public sealed class EndpointStateRegistry
     /// <returns>Destination and endpoint keys, sorted.</returns>
     public IReadOnlyList<(string Destination, string Endpoint)> EjectedNow()
     {
-        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        var now = Now;
         var list = new List<(string, string)>();
         foreach (var (key, state) in _states)
         {

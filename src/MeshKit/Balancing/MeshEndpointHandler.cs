@@ -1,4 +1,5 @@
 using MeshKit.Discovery;
+using MeshKit.Hosting;
 using MeshKit.Transport;
 
 namespace MeshKit.Balancing;
@@ -6,9 +7,9 @@ namespace MeshKit.Balancing;
 /// <summary>
 /// Endpoint choice, once per attempt: the healthy, not-ejected endpoints of the chosen subset, by the balancer, avoiding the
 /// endpoint the previous attempt failed on. An unknown subset, or one without endpoints, is an error that names the
-/// destination, the route and the subset.
+/// destination, the route and the subset. Time is the endpoint state's clock; the balancer's draws come from the mesh's <see cref="MeshRandom"/>.
 /// </summary>
-internal sealed class MeshEndpointHandler(MeshEndpointRegistry registry, EndpointStateRegistry states) : DelegatingHandler
+internal sealed class MeshEndpointHandler(MeshEndpointRegistry registry, EndpointStateRegistry states, MeshRandom random) : DelegatingHandler
 {
     private static readonly Policy.DestinationPolicy DefaultPolicy = new() { Destination = "*" };
 
@@ -66,7 +67,7 @@ internal sealed class MeshEndpointHandler(MeshEndpointRegistry registry, Endpoin
         }
 
         var policy = call.Policy ?? DefaultPolicy;
-        call.Endpoint = EndpointSelector.Choose(candidates, call.Destination.Host, policy, states, call.LastFailedEndpoint, EndpointSelector.Now);
+        call.Endpoint = EndpointSelector.Choose(candidates, call.Destination.Host, policy, states, call.LastFailedEndpoint, states.Now, random);
         call.Candidates = candidates;
     }
 }

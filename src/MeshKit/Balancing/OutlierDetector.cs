@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MeshKit.Discovery;
 using MeshKit.Policy;
 
@@ -10,6 +9,7 @@ namespace MeshKit.Balancing;
 /// capped at <see cref="OutlierPolicy.MaxEjectionTime"/>. The count grows by one at each ejection and falls by one for each
 /// <see cref="OutlierPolicy.BaseEjectionTime"/> the endpoint stays back afterwards (as Envoy's multiplier does per interval). At most <see cref="OutlierPolicy.MaxEjectionPercent"/> of a subset
 /// is ejected at once (always allowing one when the subset has two or more), and the last healthy endpoint never is.
+/// Time is the caller's <c>now</c>, a timestamp of <see cref="EndpointStateRegistry.Time"/>: nothing here reads a clock.
 /// </summary>
 internal static class OutlierDetector
 {
@@ -40,9 +40,9 @@ internal static class OutlierDetector
 
         // The count decays by one for each BaseEjectionTime the endpoint has been back since its last ejection, and stops
         // growing once an ejection lasts MaxEjectionTime, so a flapping endpoint that recovers returns to the base time.
-        var ejections = Math.Min(state.EjectionsAt(now, ToTimestamp(policy.BaseEjectionTime)) + 1, MaxCount(policy));
+        var ejections = Math.Min(state.EjectionsAt(now, states.ToTimestamp(policy.BaseEjectionTime)) + 1, MaxCount(policy));
         var duration = TimeSpan.FromTicks(Math.Min(policy.BaseEjectionTime.Ticks * ejections, policy.MaxEjectionTime.Ticks));
-        state.Eject(now + ToTimestamp(duration), ejections);
+        state.Eject(now + states.ToTimestamp(duration), ejections);
         return true;
     }
 
@@ -51,6 +51,4 @@ internal static class OutlierDetector
         policy.BaseEjectionTime <= TimeSpan.Zero
             ? 1
             : (int)Math.Clamp((policy.MaxEjectionTime.Ticks + policy.BaseEjectionTime.Ticks - 1) / policy.BaseEjectionTime.Ticks, 1, int.MaxValue);
-
-    private static long ToTimestamp(TimeSpan duration) => (long)(duration.TotalSeconds * Stopwatch.Frequency);
 }

@@ -55,7 +55,9 @@ public static class MeshHostApplicationBuilderExtensions
 
         options.PostConfigure(o => o.Service.InstanceId ??= $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}".ToLowerInvariant());
         services.AddSingleton<IValidateOptions<MeshKit.Hosting.MeshOptions>, MeshKit.Hosting.MeshOptionsValidator>();
+        // Time and randomness are injected: every data-plane stage reads these two, so a test can replace them.
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(MeshKit.Hosting.MeshRandom.Shared);
         services.AddMetrics();
         MeshOpenTelemetry.Add(builder);
 
@@ -98,14 +100,14 @@ public static class MeshHostApplicationBuilderExtensions
         services.TryAddSingleton(loadFailures);
         services.TryAddSingleton<MeshKit.Policy.PolicyWatcher>();
         services.TryAddSingleton<MeshKit.Resilience.ResiliencePipelines>();
-        services.TryAddSingleton(sp => new MeshKit.Balancing.EndpointStateRegistry(sp.GetRequiredService<MeshEndpointRegistry>()));
+        services.TryAddSingleton(sp => new MeshKit.Balancing.EndpointStateRegistry(sp.GetRequiredService<MeshEndpointRegistry>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp =>
         {
-            var mirror = new MeshKit.Routing.MirrorSender(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<MeshKit.Routing.MirrorSender>>());
+            var mirror = new MeshKit.Routing.MirrorSender(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<MeshKit.Routing.MirrorSender>>(), sp.GetRequiredService<TimeProvider>());
             var states = sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>();
 
             // Copies go through endpoint choice, the attempt stage and the transport: no routing, no retries.
-            mirror.Attach(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), states)
+            mirror.Attach(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), states, sp.GetRequiredService<MeshKit.Hosting.MeshRandom>())
             {
                 InnerHandler = new MeshKit.Balancing.MeshAttemptHandler(states, sp.GetRequiredService<MeshMetrics>())
                 {

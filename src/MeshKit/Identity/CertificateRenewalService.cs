@@ -13,7 +13,8 @@ namespace MeshKit.Identity;
 /// <summary>
 /// Obtains the workload's first certificate before the host starts serving, then renews it at a fraction of its
 /// lifetime (with jitter). Failed renewals retry with backoff while the certificate is valid; once it has expired,
-/// mesh traffic fails closed and the join token is used again to recover.
+/// mesh traffic fails closed and the join token is used again to recover. Every wait and every clock reading is on the
+/// mesh's <see cref="TimeProvider"/>, and the jitter is drawn from the mesh's <see cref="MeshRandom"/>.
 /// </summary>
 internal sealed partial class CertificateRenewalService : IHostedLifecycleService, IDisposable
 {
@@ -22,6 +23,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     private readonly WorkloadIdentitySource _identity;
     private readonly MeshMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly MeshRandom _random;
     private readonly ILogger _logger;
     private readonly SpiffeId _id;
     private readonly CancellationTokenSource _stopping = new();
@@ -34,6 +36,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         WorkloadIdentitySource identity,
         MeshMetrics metrics,
         TimeProvider time,
+        MeshRandom random,
         ILogger<CertificateRenewalService> logger)
     {
         _options = options.Value;
@@ -41,6 +44,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         _identity = identity;
         _metrics = metrics;
         _time = time;
+        _random = random;
         _logger = logger;
         _id = SpiffeId.Create(_options.TrustDomain, _options.Service.Namespace, _options.Service.Name!);
         identity.RenewalRequested += reason =>
@@ -55,8 +59,8 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     {
         _controlPlane.EnsureInitialBundle();
         var timeout = _options.ControlPlane.StartupTimeout;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
+        using var startupTimeout = new CancellationTokenSource(timeout, _time);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, startupTimeout.Token);
         Exception? last = null;
         var attempt = 0;
         while (true)
@@ -133,7 +137,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         {
             var current = _identity.Current;
             var now = _time.GetUtcNow();
-            var delay = current is null ? TimeSpan.Zero : failures > 0 ? Backoff(failures - 1) : RenewalDelay(current, now);
+            var delay = current is null ? TimeSpan.Zero : failures > 0 ? Backoff(failures - 1) : RenewalDelay(current, now, _options.Identity, _random);
             try
             {
                 if (delay > TimeSpan.Zero)
@@ -236,13 +240,17 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
             intermediates.Add(chain[i]);
         }
 
-        return new WorkloadIdentity(_id, leaf, intermediates, bundle);
+        return new WorkloadIdentity(_id, leaf, intermediates, bundle, _time.GetUtcNow());
     }
 
-    private TimeSpan RenewalDelay(WorkloadIdentity identity, DateTimeOffset now)
+    /// <summary>
+    /// The wait from <paramref name="now"/> until the renewal point: the start (when the certificate was received, or its
+    /// NotBefore if later) plus the lifetime left from there times <see cref="MeshIdentityOptions.RenewalFraction"/> ±
+    /// <see cref="MeshIdentityOptions.RenewalJitter"/> (uniform), never negative.
+    /// </summary>
+    internal static TimeSpan RenewalDelay(WorkloadIdentity identity, DateTimeOffset now, MeshIdentityOptions identityOptions, MeshRandom random)
     {
-        var identityOptions = _options.Identity;
-        var jitter = ((Random.Shared.NextDouble() * 2) - 1) * identityOptions.RenewalJitter;
+        var jitter = ((random.NextDouble() * 2) - 1) * identityOptions.RenewalJitter;
         // The fraction applies to the time the certificate is usable from when we got it: a backdated NotBefore would
         // otherwise pull renewal early (with short lifetimes, to at once).
         var start = identity.ReceivedAt > identity.NotBefore ? identity.ReceivedAt : identity.NotBefore;

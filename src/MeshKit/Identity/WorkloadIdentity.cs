@@ -9,7 +9,7 @@ namespace MeshKit.Identity;
 /// </summary>
 public sealed class WorkloadIdentity
 {
-    internal WorkloadIdentity(SpiffeId id, X509Certificate2 certificate, X509Certificate2Collection intermediates, TrustBundle bundle)
+    internal WorkloadIdentity(SpiffeId id, X509Certificate2 certificate, X509Certificate2Collection intermediates, TrustBundle bundle, DateTimeOffset receivedAt)
     {
         Id = id;
         Certificate = certificate;
@@ -18,7 +18,7 @@ public sealed class WorkloadIdentity
         NotBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime(), TimeSpan.Zero);
         NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero);
         SerialNumber = certificate.SerialNumber;
-        ReceivedAt = DateTimeOffset.UtcNow;
+        ReceivedAt = receivedAt;
 
         // Built once per certificate: handshakes reuse it and never build a chain for our own certificate.
         CertificateContext = SslStreamCertificateContext.Create(certificate, intermediates, offline: true);
@@ -46,7 +46,7 @@ public sealed class WorkloadIdentity
     public string SerialNumber { get; }
 
     /// <summary>Gets when this workload received the certificate (its renewal clock starts here, not at a backdated NotBefore).</summary>
-    public DateTimeOffset ReceivedAt { get; private init; }
+    public DateTimeOffset ReceivedAt { get; }
 
     /// <summary>Gets the certificate's whole lifetime.</summary>
     public TimeSpan Lifetime => NotAfter - NotBefore;
@@ -59,7 +59,7 @@ public sealed class WorkloadIdentity
     public bool IsExpired(DateTimeOffset now) => now >= NotAfter;
 
     /// <summary>Returns a copy that trusts <paramref name="bundle"/> instead (a bundle change on the control channel).</summary>
-    internal WorkloadIdentity WithBundle(TrustBundle bundle) => new(Id, Certificate, Intermediates, bundle) { ReceivedAt = ReceivedAt };
+    internal WorkloadIdentity WithBundle(TrustBundle bundle) => new(Id, Certificate, Intermediates, bundle, ReceivedAt);
 
     /// <summary>Creates the chain policy for validating peers: the bundle's roots only, no revocation fetch, no downloads.</summary>
     internal X509ChainPolicy CreateChainPolicy() => Bundle.CreateChainPolicy();

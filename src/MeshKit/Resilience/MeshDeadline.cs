@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 
 namespace MeshKit.Resilience;
@@ -14,40 +13,41 @@ public static class MeshDeadline
     /// <summary>The header that carries the remaining time in milliseconds.</summary>
     public const string HeaderName = "x-mesh-timeout-ms";
 
-    private static readonly AsyncLocal<long> Deadline = new();
+    // The deadline of the current flow with the clock it was set by (the mesh's TimeProvider), so it is read on that clock.
+    private static readonly AsyncLocal<Deadline?> Current = new();
 
     /// <summary>Gets the time left before the incoming request's deadline, or <see langword="null"/> when it has none.</summary>
-    public static TimeSpan? Remaining
-    {
-        get
-        {
-            var deadline = Deadline.Value;
-            if (deadline == 0)
-            {
-                return null;
-            }
+    public static TimeSpan? Remaining => Current.Value is { } deadline ? deadline.Remaining() : null;
 
-            var left = deadline - Stopwatch.GetTimestamp();
-            return left <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds((double)left / Stopwatch.Frequency);
-        }
-    }
-
-    /// <summary>Sets the deadline of the current flow from an incoming header value; ignores values that do not parse.</summary>
+    /// <summary>
+    /// Sets the deadline of the current flow from an incoming header value, on <paramref name="time"/>'s clock; ignores
+    /// values that do not parse.
+    /// </summary>
     /// <param name="headerValue">The header's value.</param>
-    internal static void SetFromHeader(string? headerValue)
+    /// <param name="time">The mesh's clock.</param>
+    internal static void SetFromHeader(string? headerValue, TimeProvider time)
     {
         if (headerValue is not null
             && long.TryParse(headerValue, NumberStyles.None, CultureInfo.InvariantCulture, out var milliseconds)
             && milliseconds is > 0 and < 86_400_000)
         {
-            Deadline.Value = Stopwatch.GetTimestamp() + (milliseconds * Stopwatch.Frequency / 1000);
+            Current.Value = new Deadline(time.GetTimestamp() + (milliseconds * time.TimestampFrequency / 1000), time);
         }
     }
 
-    /// <summary>Formats the time left until <paramref name="deadlineTimestamp"/> for the header.</summary>
-    internal static string Format(long deadlineTimestamp)
+    /// <summary>Formats the time left until <paramref name="deadlineTimestamp"/> (a timestamp of <paramref name="time"/>) for the header.</summary>
+    internal static string Format(long deadlineTimestamp, TimeProvider time)
     {
-        var left = (deadlineTimestamp - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
+        var left = (deadlineTimestamp - time.GetTimestamp()) * 1000 / time.TimestampFrequency;
         return Math.Max(1, left).ToString(CultureInfo.InvariantCulture);
+    }
+
+    private sealed class Deadline(long timestamp, TimeProvider time)
+    {
+        public TimeSpan Remaining()
+        {
+            var left = timestamp - time.GetTimestamp();
+            return left <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds((double)left / time.TimestampFrequency);
+        }
     }
 }

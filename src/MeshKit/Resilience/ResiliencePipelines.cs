@@ -73,7 +73,8 @@ internal sealed class ResiliencePipelines
 
                 if (args.Context.Properties.TryGetValue(CallKey, out var call))
                 {
-                    call.DeadlineTimestamp = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+                    // On the mesh's clock: the attempt stage reads it back on the same one to send the time left on.
+                    call.DeadlineTimestamp = _time.GetTimestamp() + (long)(timeout.TotalSeconds * _time.TimestampFrequency);
                 }
 
                 return ValueTask.FromResult(timeout);

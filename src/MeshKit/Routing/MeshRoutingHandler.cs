@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using MeshKit.Hosting;
 using MeshKit.Policy;
 using MeshKit.Transport;
 
@@ -8,9 +9,10 @@ namespace MeshKit.Routing;
 /// <summary>
 /// Route stage: matches the call against its destination's routes (path, method, headers), picks the subset (the tester's
 /// override header, else the weighted split), starts a mirror copy when the route asks for one, and injects the route's
-/// faults. The decision is recorded on the <see cref="MeshCall"/> for the stages below and for telemetry.
+/// faults. The decision is recorded on the <see cref="MeshCall"/> for the stages below and for telemetry. The split, mirror
+/// and fault draws come from the mesh's <see cref="MeshRandom"/>, a fault's delay runs on the mesh's <see cref="TimeProvider"/>.
 /// </summary>
-internal sealed class MeshRoutingHandler(PolicyWatcher policies, MirrorSender mirror) : DelegatingHandler
+internal sealed class MeshRoutingHandler(PolicyWatcher policies, MirrorSender mirror, MeshRandom random, TimeProvider time) : DelegatingHandler
 {
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
@@ -27,11 +29,11 @@ internal sealed class MeshRoutingHandler(PolicyWatcher policies, MirrorSender mi
         call.Policy = policy;
         call.Route = route;
 
-        var subset = SubsetSelector.Select(snapshot.SubsetHeader, route, headers, route.Split is { } split ? Random.Shared.Next(split.Total) : 0);
+        var subset = SubsetSelector.Select(snapshot.SubsetHeader, route, headers, route.Split is { } split ? random.Next(split.Total) : 0);
         call.Subset = subset.Subset;
         call.SubsetReason = subset.Reason;
 
-        if (route.Mirror is { } mirrorPolicy && (mirrorPolicy.Percent >= 100 || Random.Shared.NextDouble() * 100 < mirrorPolicy.Percent))
+        if (route.Mirror is { } mirrorPolicy && (mirrorPolicy.Percent >= 100 || random.NextDouble() * 100 < mirrorPolicy.Percent))
         {
             mirror.TrySend(request, call, mirrorPolicy.Subset, route.SubsetKey);
         }
@@ -42,12 +44,12 @@ internal sealed class MeshRoutingHandler(PolicyWatcher policies, MirrorSender mi
 
     private async Task<HttpResponseMessage> SendWithFaultAsync(HttpRequestMessage request, FaultPolicy fault, MeshCall call, CancellationToken cancellationToken)
     {
-        if (fault.DelayPercent > 0 && Random.Shared.NextDouble() * 100 < fault.DelayPercent)
+        if (fault.DelayPercent > 0 && random.NextDouble() * 100 < fault.DelayPercent)
         {
-            await Task.Delay(fault.Delay, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(fault.Delay, time, cancellationToken).ConfigureAwait(false);
         }
 
-        if (fault.AbortPercent > 0 && Random.Shared.NextDouble() * 100 < fault.AbortPercent)
+        if (fault.AbortPercent > 0 && random.NextDouble() * 100 < fault.AbortPercent)
         {
             return Abort(request, fault.AbortStatus, call);
         }

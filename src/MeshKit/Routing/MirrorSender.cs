@@ -7,9 +7,9 @@ namespace MeshKit.Routing;
 /// Sends mirror copies: fire-and-forget, at most <see cref="MaxConcurrent"/> at once (beyond that copies are dropped and
 /// counted), never awaited by the caller and never changing its response. A copy goes to the mirror subset through
 /// endpoint choice and the transport only (no retries), marked with <c>x-mesh-mirror: 1</c>. Requests whose body cannot
-/// be read twice are not mirrored.
+/// be read twice are not mirrored. A copy's timeout runs on the mesh's <see cref="TimeProvider"/>.
 /// </summary>
-internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
+internal sealed partial class MirrorSender(ILogger<MirrorSender> logger, TimeProvider time)
 {
     public const int MaxConcurrent = 64;
     private int _inFlight;
@@ -58,7 +58,7 @@ internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
         {
             try
             {
-                using var timeout = new CancellationTokenSource(call.Policy?.Timeout ?? TimeSpan.FromSeconds(30));
+                using var timeout = new CancellationTokenSource(call.Policy?.Timeout ?? TimeSpan.FromSeconds(30), time);
                 using var response = await pipeline.SendAsync(copy, timeout.Token).ConfigureAwait(false);
             }
             catch (Exception ex)

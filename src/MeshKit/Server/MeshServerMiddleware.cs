@@ -50,7 +50,7 @@ internal sealed partial class MeshServerMiddleware(
             // The caller's remaining deadline caps the timeouts of mesh calls made while handling this request.
             if (context.Request.Headers.TryGetValue(Resilience.MeshDeadline.HeaderName, out var deadline))
             {
-                Resilience.MeshDeadline.SetFromHeader(deadline.ToString());
+                Resilience.MeshDeadline.SetFromHeader(deadline.ToString(), time);
             }
 
             return ServeAsync(context, connection);
@@ -69,7 +69,7 @@ internal sealed partial class MeshServerMiddleware(
 
     private async Task ServeAsync(HttpContext context, MeshConnection? connection)
     {
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var started = time.GetTimestamp();
         var activity = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity;
         if (activity is { IsAllDataRequested: true } && connection is not null)
         {
@@ -90,7 +90,7 @@ internal sealed partial class MeshServerMiddleware(
                 _version,
                 route,
                 MeshMetrics.StatusClass(context.Response.StatusCode),
-                System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+                time.GetElapsedTime(started).TotalSeconds);
         }
     }
 

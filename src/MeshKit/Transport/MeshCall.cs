@@ -52,7 +52,7 @@ public sealed class MeshCall
     /// <summary>Gets the endpoint the previous attempt failed on, which the next attempt avoids where it can.</summary>
     public string? LastFailedEndpoint { get; internal set; }
 
-    /// <summary>Gets when the whole call must be done, as a <see cref="System.Diagnostics.Stopwatch"/> timestamp (0 when unknown).</summary>
+    /// <summary>Gets when the whole call must be done, as a timestamp of the mesh's <see cref="TimeProvider"/> (0 when unknown).</summary>
     internal long DeadlineTimestamp { get; set; }
 
     /// <summary>Gets whether this request is a mirror copy.</summary>

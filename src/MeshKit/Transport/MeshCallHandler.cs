@@ -11,7 +11,7 @@ namespace MeshKit.Transport;
 /// every mesh stage lets them through untouched to the plain handler; or, with <c>Mesh:Client:NonMeshHosts</c> set to
 /// <c>Refuse</c>, they fail here with <c>not_a_mesh_destination</c>.
 /// </summary>
-internal sealed class MeshCallHandler(MeshDestination.Cache destinations, NonMeshHostGate nonMesh, WorkloadIdentitySource identity, MeshClientSettings settings, MeshMetrics metrics)
+internal sealed class MeshCallHandler(MeshDestination.Cache destinations, NonMeshHostGate nonMesh, WorkloadIdentitySource identity, MeshClientSettings settings, MeshMetrics metrics, TimeProvider time)
     : DelegatingHandler
 {
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
@@ -32,7 +32,7 @@ internal sealed class MeshCallHandler(MeshDestination.Cache destinations, NonMes
         request.Version = settings.HttpVersion;
         request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
 
-        var started = Stopwatch.GetTimestamp();
+        var started = time.GetTimestamp();
         using var activity = MeshTelemetry.Source.StartActivity(destination.SpanName, ActivityKind.Internal);
         activity?.SetTag(MeshTelemetry.Attributes.DestinationService, destination.Service);
         activity?.SetTag(MeshTelemetry.Attributes.DestinationNamespace, destination.Namespace);
@@ -79,7 +79,7 @@ internal sealed class MeshCallHandler(MeshDestination.Cache destinations, NonMes
         {
             var status = response is null ? 0 : (int)response.StatusCode;
             var statusClass = response is null ? "none" : MeshMetrics.StatusClass(status);
-            metrics.RecordClientRequest(settings.SourceService, destination.Service, call.Subset, statusClass, outcome, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            metrics.RecordClientRequest(settings.SourceService, destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(started).TotalSeconds);
             if (activity is not null)
             {
                 activity.SetTag(MeshTelemetry.Attributes.Route, call.Route?.Name);

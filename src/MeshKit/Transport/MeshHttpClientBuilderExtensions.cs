@@ -39,19 +39,23 @@ public static class MeshHttpClientBuilderExtensions
                 }
             }
 
-            // The client pipeline of a mesh call, outermost first (DESIGN.md, "How a call flows"):
+            // The client pipeline of a mesh call, outermost first (docs/architecture.md, "src/MeshKit: a folder per stage"):
             // 1. the logical call; 2. route and subset; 3. total timeout, concurrency limit, budgeted retry;
             // 4. endpoint choice (per attempt); 5. attempt timeout and outcome feedback; 6. mTLS transport (primary handler).
+            // Every stage takes time and randomness from the container (TimeProvider, MeshRandom), never from statics.
             var mesh = sp.GetRequiredService<IOptions<MeshOptions>>().Value;
+            var time = sp.GetRequiredService<TimeProvider>();
+            var random = sp.GetRequiredService<MeshRandom>();
             handlers.Add(new MeshCallHandler(
                 sp.GetRequiredService<MeshDestination.Cache>(),
                 sp.GetRequiredService<NonMeshHostGate>(),
                 sp.GetRequiredService<WorkloadIdentitySource>(),
                 new MeshClientSettings(mesh.Transport.HttpVersion, mesh.Service.Name ?? "unknown"),
-                sp.GetRequiredService<MeshKit.Telemetry.MeshMetrics>()));
-            handlers.Add(new MeshKit.Routing.MeshRoutingHandler(sp.GetRequiredService<MeshKit.Policy.PolicyWatcher>(), sp.GetRequiredService<MeshKit.Routing.MirrorSender>()));
+                sp.GetRequiredService<MeshKit.Telemetry.MeshMetrics>(),
+                time));
+            handlers.Add(new MeshKit.Routing.MeshRoutingHandler(sp.GetRequiredService<MeshKit.Policy.PolicyWatcher>(), sp.GetRequiredService<MeshKit.Routing.MirrorSender>(), random, time));
             handlers.Add(new MeshKit.Resilience.MeshResilienceHandler(sp.GetRequiredService<MeshKit.Resilience.ResiliencePipelines>()));
-            handlers.Add(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>()));
+            handlers.Add(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>(), random));
             handlers.Add(new MeshKit.Balancing.MeshAttemptHandler(sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>(), sp.GetRequiredService<MeshKit.Telemetry.MeshMetrics>()));
         });
         return builder;

@@ -1,27 +1,35 @@
-using System.Diagnostics;
 using System.Net;
 using MeshKit.Balancing;
 using MeshKit.Discovery;
+using MeshKit.Hosting;
 using MeshKit.Policy;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace MeshKit.Tests.Balancing;
 
 /// <summary>
-/// Outlier ejection driven directly: the detector takes Stopwatch timestamps, so time is whatever the test says.
+/// Outlier ejection driven directly, in virtual time: the endpoint state's clock is a <see cref="FakeTimeProvider"/>, and the
+/// detector takes timestamps of that clock, so time is whatever the test says.
 /// </summary>
 [Trait("Area", "Traffic")]
 public sealed class OutlierDetectorTests : IAsyncDisposable
 {
     private const string Destination = "orders";
 
-    // Far from zero: an EjectedUntil of 0 means "never ejected".
-    private static readonly long Start = Stopwatch.Frequency * 1_000;
-
-    private readonly MeshEndpointRegistry _endpoints = new([], new MeshDestinationNames("default", [], null), TimeProvider.System, NullLogger<MeshEndpointRegistry>.Instance);
+    private readonly FakeTimeProvider _time = new();
+    private readonly MeshEndpointRegistry _endpoints;
     private readonly EndpointStateRegistry _states;
 
-    public OutlierDetectorTests() => _states = new EndpointStateRegistry(_endpoints);
+    // Far from zero (a fake clock starts in 2000): an EjectedUntil of 0 means "never ejected".
+    private readonly long _start;
+
+    public OutlierDetectorTests()
+    {
+        _endpoints = new([], new MeshDestinationNames("default", [], null), _time, NullLogger<MeshEndpointRegistry>.Instance);
+        _states = new EndpointStateRegistry(_endpoints, _time);
+        _start = _time.GetTimestamp();
+    }
 
     [Fact]
     public void The_ejection_time_grows_with_repeated_ejections_and_decays_back_to_the_base_after_healthy_periods()
@@ -30,7 +38,7 @@ public sealed class OutlierDetectorTests : IAsyncDisposable
         var subset = Pool(3);
         var flapping = _states.Get(Destination, subset[0].Key);
         var durations = new List<double>();
-        var now = Start;
+        var now = _start;
 
         // Fails as soon as it is back, five times: 10, 20, 30, 40 s, then held at the 40 s maximum.
         for (var i = 0; i < 5; i++)
@@ -61,10 +69,10 @@ public sealed class OutlierDetectorTests : IAsyncDisposable
         };
         var subset = Pool(3);
         var ejected = subset[1];
-        Assert.True(OutlierDetector.RecordFailure(_states.Get(Destination, ejected.Key), policy.OutlierDetection, subset, _states, Start));
+        Assert.True(OutlierDetector.RecordFailure(_states.Get(Destination, ejected.Key), policy.OutlierDetection, subset, _states, _start));
 
-        var whileEjected = Choices(subset, policy, Start + Seconds(10) - 1);
-        var afterwards = Choices(subset, policy, Start + Seconds(10));
+        var whileEjected = Choices(subset, policy, _start + Seconds(10) - 1);
+        var afterwards = Choices(subset, policy, _start + Seconds(10));
 
         Assert.DoesNotContain(ejected.Key, whileEjected);
         Assert.Equal(2, whileEjected.Count);
@@ -83,14 +91,14 @@ public sealed class OutlierDetectorTests : IAsyncDisposable
         {
             foreach (var endpoint in subset)
             {
-                OutlierDetector.RecordFailure(_states.Get(Destination, endpoint.Key), policy, subset, _states, Start + round);
+                OutlierDetector.RecordFailure(_states.Get(Destination, endpoint.Key), policy, subset, _states, _start + round);
             }
         }
 
-        Assert.Equal(3, EjectedAt(subset, Start + 2));
+        Assert.Equal(3, EjectedAt(subset, _start + 2));
 
         // Once those three are back, three others may go (the first three fail no more).
-        var next = Start + Seconds(10);
+        var next = _start + Seconds(10);
         foreach (var endpoint in subset)
         {
             var state = _states.Get(Destination, endpoint.Key);
@@ -113,10 +121,10 @@ public sealed class OutlierDetectorTests : IAsyncDisposable
 
         foreach (var endpoint in subset)
         {
-            OutlierDetector.RecordFailure(_states.Get(Destination, endpoint.Key), policy, subset, _states, Start);
+            OutlierDetector.RecordFailure(_states.Get(Destination, endpoint.Key), policy, subset, _states, _start);
         }
 
-        Assert.Equal(size - 1, EjectedAt(subset, Start + 1));
+        Assert.Equal(size - 1, EjectedAt(subset, _start + 1));
     }
 
     [Fact]
@@ -125,13 +133,28 @@ public sealed class OutlierDetectorTests : IAsyncDisposable
         var policy = new OutlierPolicy { ConsecutiveFailures = 1, MaxEjectionPercent = 100 };
         var subset = Pool(1);
 
-        Assert.False(OutlierDetector.RecordFailure(_states.Get(Destination, subset[0].Key), policy, subset, _states, Start));
-        Assert.Equal(0, EjectedAt(subset, Start));
+        Assert.False(OutlierDetector.RecordFailure(_states.Get(Destination, subset[0].Key), policy, subset, _states, _start));
+        Assert.Equal(0, EjectedAt(subset, _start));
+    }
+
+    [Fact]
+    public void EjectedNow_lists_an_endpoint_until_its_ejection_time_has_passed_on_the_mesh_clock()
+    {
+        // What the control channel reports as ejected: read on the endpoint state's clock, not the machine's.
+        var policy = new OutlierPolicy { ConsecutiveFailures = 1, BaseEjectionTime = TimeSpan.FromSeconds(30) };
+        var subset = Pool(3);
+        Assert.True(OutlierDetector.RecordFailure(_states.Get(Destination, subset[2].Key), policy, subset, _states, _states.Now));
+
+        _time.Advance(TimeSpan.FromSeconds(29.999));
+        Assert.Equal([(Destination, subset[2].Key)], _states.EjectedNow());
+
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Empty(_states.EjectedNow());
     }
 
     public ValueTask DisposeAsync() => _endpoints.DisposeAsync();
 
-    private static long Seconds(double seconds) => (long)(seconds * Stopwatch.Frequency);
+    private long Seconds(double seconds) => (long)(seconds * _time.TimestampFrequency);
 
     private static MeshEndpoint[] Pool(int size) =>
         [.. Enumerable.Range(1, size).Select(i => new MeshEndpoint(new IPEndPoint(IPAddress.Parse($"10.0.0.{i}"), 8443), MeshEndpointMetadata.Empty))];
@@ -140,7 +163,7 @@ public sealed class OutlierDetectorTests : IAsyncDisposable
     private double EjectFor(EndpointState state, OutlierPolicy policy, MeshEndpoint[] subset, long now)
     {
         Assert.True(OutlierDetector.RecordFailure(state, policy, subset, _states, now), "the failure did not eject the endpoint");
-        return Math.Round((state.EjectedUntil - now) / (double)Stopwatch.Frequency, 3);
+        return Math.Round((state.EjectedUntil - now) / (double)_time.TimestampFrequency, 3);
     }
 
     private int EjectedAt(MeshEndpoint[] subset, long now) =>
@@ -149,9 +172,10 @@ public sealed class OutlierDetectorTests : IAsyncDisposable
     private HashSet<string> Choices(MeshEndpoint[] subset, DestinationPolicy policy, long now)
     {
         var chosen = new HashSet<string>();
+        var random = new MeshRandom(new Random(16));
         for (var i = 0; i < 100; i++)
         {
-            chosen.Add(EndpointSelector.Choose(subset, Destination, policy, _states, avoid: null, now).Key);
+            chosen.Add(EndpointSelector.Choose(subset, Destination, policy, _states, avoid: null, now, random).Key);
         }
 
         return chosen;

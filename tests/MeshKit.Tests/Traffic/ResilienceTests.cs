@@ -129,7 +129,7 @@ public sealed class ResilienceTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         var states = caller.Services.GetRequiredService<EndpointStateRegistry>();
         var badState = states.Find("orders", $"127.0.0.1:{bad.Host.MeshEndPoint.Port}");
         Assert.NotNull(badState);
-        Assert.True(badState.IsEjected(System.Diagnostics.Stopwatch.GetTimestamp()));
+        Assert.True(badState.IsEjected(caller.Services.GetRequiredService<TimeProvider>().GetTimestamp()));
         var servedBefore = bad.Served;
 
         // Let the factory's 1 s handler lifetime pass and recycle the handlers; the ejection must still hold.
