@@ -51,6 +51,14 @@ public static class MeshNames
     public static bool IsValidNamespace(ReadOnlySpan<char> name, [NotNullWhen(false)] out string? reason) =>
         SpiffeId.IsValidName(name, out reason);
 
+    /// <summary>
+    /// Gets whether a namespace can never be a mesh namespace because DNS gives its names another meaning:
+    /// <c>localhost</c> (loopback, RFC 6761) and <c>local</c> (multicast DNS, RFC 6762).
+    /// </summary>
+    /// <param name="name">The namespace.</param>
+    /// <returns><see langword="true"/> for a special-use name.</returns>
+    public static bool IsSpecialUseNamespace(string name) => name is "localhost" or "local";
+
     /// <summary>Gets whether a namespace is the one reserved for the control service.</summary>
     /// <param name="name">The namespace.</param>
     /// <returns><see langword="true"/> for <see cref="ReservedNamespace"/>.</returns>

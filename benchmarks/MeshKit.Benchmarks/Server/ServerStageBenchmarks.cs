@@ -31,7 +31,7 @@ public class ServerStageBenchmarks : TelemetryToggle
             static _ => Task.CompletedTask,
             TimeProvider.System,
             _fixture.Services.GetRequiredService<MeshMetrics>(),
-            _fixture.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.Hosting.MeshOptions>>(),
+            _fixture.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.MeshOptions>>(),
             _fixture.Services.GetRequiredService<WorkloadIdentitySource>(),
             NullLogger<MeshServerMiddleware>.Instance);
         _context = new DefaultHttpContext();

@@ -39,7 +39,7 @@ internal sealed class MeshAuthenticationHandler(MeshAuthorizationGate gate) : IA
         var connection = _context.Features.Get<MeshConnection>();
         return Task.FromResult(connection is null
             ? AuthenticateResult.NoResult()
-            : AuthenticateResult.Success(new AuthenticationTicket(connection.Principal, _scheme.Name)));
+            : AuthenticateResult.Success(new AuthenticationTicket(connection.Principal ??= MeshClaims.CreatePrincipal(connection.SpiffeId), _scheme.Name)));
     }
 
     public Task ChallengeAsync(AuthenticationProperties? properties) =>

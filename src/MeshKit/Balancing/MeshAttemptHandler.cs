@@ -1,3 +1,4 @@
+using MeshKit.Deadlines;
 using MeshKit.Policy;
 using MeshKit.Resilience;
 using MeshKit.Telemetry;

@@ -89,7 +89,7 @@ internal sealed partial class ControlChannelWatcher(
     }
 
     /// <summary>
-    /// Runs after the first certificate was obtained (<see cref="Identity.CertificateRenewalService"/> is registered first)
+    /// Runs after the first certificate was obtained (<see cref="ControlChannel.CertificateRenewalService"/> is registered first)
     /// and before anything serves: polls until the control service says what this service's central policy is.
     /// </summary>
     public async Task StartingAsync(CancellationToken cancellationToken)

@@ -66,14 +66,6 @@ internal sealed class MeshDestinationNames
     /// <summary>Gets the namespace of this workload: what <c>https://&lt;service&gt;</c> means.</summary>
     public string CallerNamespace { get; }
 
-    /// <summary>
-    /// Gets whether a namespace can never be a mesh namespace because DNS gives its names another meaning:
-    /// <c>localhost</c> (loopback, RFC 6761) and <c>local</c> (multicast DNS, RFC 6762).
-    /// </summary>
-    /// <param name="name">The namespace.</param>
-    /// <returns><see langword="true"/> for a special-use name.</returns>
-    public static bool IsSpecialUse(string name) => name is "localhost" or "local";
-
     /// <summary>Reads a host (lowercase, as <see cref="Uri.IdnHost"/> gives it) as a mesh name.</summary>
     /// <param name="host">The host.</param>
     /// <param name="service">The service, when the host is a mesh name.</param>
@@ -165,7 +157,7 @@ internal sealed class MeshDestinationNames
             return Verdict.ReservedNamespace;
         }
 
-        if (IsSpecialUse(namespacePart))
+        if (MeshNames.IsSpecialUseNamespace(namespacePart))
         {
             return Verdict.SpecialUseNamespace;
         }

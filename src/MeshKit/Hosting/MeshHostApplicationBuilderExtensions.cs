@@ -1,3 +1,4 @@
+using MeshKit.Hosting;
 using MeshKit.Authorization;
 using MeshKit.ControlChannel;
 using MeshKit.Discovery;
@@ -33,7 +34,7 @@ public static class MeshHostApplicationBuilderExtensions
     /// <param name="builder">The host builder.</param>
     /// <param name="configure">Changes to the settings after they are read from configuration.</param>
     /// <returns>The builder.</returns>
-    public static TBuilder AddMesh<TBuilder>(this TBuilder builder, Action<MeshKit.Hosting.MeshOptions>? configure = null)
+    public static TBuilder AddMesh<TBuilder>(this TBuilder builder, Action<MeshKit.MeshOptions>? configure = null)
         where TBuilder : IHostApplicationBuilder
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -45,8 +46,8 @@ public static class MeshHostApplicationBuilderExtensions
 
         services.AddSingleton<MeshMarker>();
 
-        var options = services.AddOptions<MeshKit.Hosting.MeshOptions>()
-            .Bind(builder.Configuration.GetSection(MeshKit.Hosting.MeshOptions.SectionName))
+        var options = services.AddOptions<MeshKit.MeshOptions>()
+            .Bind(builder.Configuration.GetSection(MeshKit.MeshOptions.SectionName))
             .ValidateOnStart();
         if (configure is not null)
         {
@@ -54,10 +55,10 @@ public static class MeshHostApplicationBuilderExtensions
         }
 
         options.PostConfigure(o => o.Service.InstanceId ??= $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}".ToLowerInvariant());
-        services.AddSingleton<IValidateOptions<MeshKit.Hosting.MeshOptions>, MeshKit.Hosting.MeshOptionsValidator>();
+        services.AddSingleton<IValidateOptions<MeshKit.MeshOptions>, MeshKit.MeshOptionsValidator>();
         // Time and randomness are injected: every data-plane stage reads these two, so a test can replace them.
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(MeshKit.Hosting.MeshRandom.Shared);
+        services.TryAddSingleton(MeshKit.MeshRandom.Shared);
         services.AddMetrics();
         MeshOpenTelemetry.Add(builder);
 
@@ -86,10 +87,10 @@ public static class MeshHostApplicationBuilderExtensions
         // Client side.
         // Which hosts are mesh names: one rule for the call path, the endpoint registry and MeshKit's providers.
         services.TryAddSingleton(sp => new MeshDestinationNames(
-            sp.GetRequiredService<IOptions<MeshKit.Hosting.MeshOptions>>(),
+            sp.GetRequiredService<IOptions<MeshKit.MeshOptions>>(),
             sp.GetRequiredService<IConfiguration>()));
         services.TryAddSingleton(sp => new MeshDestination.Cache(
-            sp.GetRequiredService<IOptions<MeshKit.Hosting.MeshOptions>>().Value.TrustDomain,
+            sp.GetRequiredService<IOptions<MeshKit.MeshOptions>>().Value.TrustDomain,
             sp.GetRequiredService<MeshDestinationNames>()));
         services.TryAddSingleton<NonMeshHostGate>();
         services.TryAddSingleton<MeshConnectionPools>();
@@ -107,7 +108,7 @@ public static class MeshHostApplicationBuilderExtensions
             var states = sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>();
 
             // Copies go through endpoint choice, the attempt stage and the transport: no routing, no retries.
-            mirror.Attach(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), states, sp.GetRequiredService<MeshKit.Hosting.MeshRandom>())
+            mirror.Attach(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), states, sp.GetRequiredService<MeshKit.MeshRandom>())
             {
                 InnerHandler = new MeshKit.Balancing.MeshAttemptHandler(states, sp.GetRequiredService<MeshMetrics>())
                 {

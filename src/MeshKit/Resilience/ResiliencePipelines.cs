@@ -1,3 +1,4 @@
+using MeshKit.Deadlines;
 using System.Collections.Concurrent;
 using System.Net;
 using MeshKit.Policy;

@@ -10,8 +10,6 @@ namespace MeshKit.Server;
 /// </summary>
 internal sealed class MeshConnection(SpiffeId peer, X509Certificate2 certificate, DateTimeOffset serverNotAfter, string serverSerial) : IMeshPeerFeature
 {
-    private ClaimsPrincipal? _principal;
-
     public SpiffeId SpiffeId { get; } = peer;
 
     public X509Certificate2 Certificate { get; } = certificate;
@@ -24,35 +22,6 @@ internal sealed class MeshConnection(SpiffeId peer, X509Certificate2 certificate
     /// <summary>Gets the serial number of the certificate this server presented on the connection.</summary>
     public string ServerSerial { get; } = serverSerial;
 
-    /// <summary>Gets the principal of the <c>Mesh</c> authentication scheme, built once per connection.</summary>
-    public ClaimsPrincipal Principal => _principal ??= MeshClaims.CreatePrincipal(SpiffeId);
-}
-
-/// <summary>Claim types of the <c>Mesh</c> authentication scheme.</summary>
-public static class MeshClaims
-{
-    /// <summary>The caller's SPIFFE ID (also the name identifier).</summary>
-    public const string SpiffeId = "mesh:spiffe_id";
-
-    /// <summary>The caller's namespace.</summary>
-    public const string Namespace = "mesh:namespace";
-
-    /// <summary>The caller's service name (also the name).</summary>
-    public const string Service = "mesh:service";
-
-    internal static ClaimsPrincipal CreatePrincipal(SpiffeId id)
-    {
-        const string Issuer = "MeshKit";
-        var identity = new ClaimsIdentity(
-            [
-                new Claim(ClaimTypes.NameIdentifier, id.Value, ClaimValueTypes.String, Issuer),
-                new Claim(SpiffeId, id.Value, ClaimValueTypes.String, Issuer),
-                new Claim(Namespace, id.Namespace, ClaimValueTypes.String, Issuer),
-                new Claim(Service, id.Service, ClaimValueTypes.String, Issuer),
-            ],
-            authenticationType: Authorization.MeshAuthenticationDefaults.AuthenticationScheme,
-            nameType: Service,
-            roleType: ClaimTypes.Role);
-        return new ClaimsPrincipal(identity);
-    }
+    /// <summary>Gets or sets the principal of the <c>Mesh</c> authentication scheme, built once per connection by the scheme's handler.</summary>
+    internal ClaimsPrincipal? Principal { get; set; }
 }

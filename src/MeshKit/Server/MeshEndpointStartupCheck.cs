@@ -10,7 +10,7 @@ namespace MeshKit.Server;
 /// generic host (<c>Host.CreateApplicationBuilder</c>, a worker) there is no Kestrel to bind it, and the workload would
 /// otherwise run unreachable and unregistered without a word. A worker that only calls other services needs no port.
 /// </summary>
-internal sealed class MeshEndpointStartupCheck(IOptions<Hosting.MeshOptions> options, IServiceProvider services) : IHostedLifecycleService
+internal sealed class MeshEndpointStartupCheck(IOptions<MeshOptions> options, IServiceProvider services) : IHostedLifecycleService
 {
     public Task StartingAsync(CancellationToken cancellationToken)
     {

@@ -16,7 +16,7 @@ internal sealed partial class MeshServerMiddleware(
     RequestDelegate next,
     TimeProvider time,
     MeshMetrics metrics,
-    Microsoft.Extensions.Options.IOptions<Hosting.MeshOptions> options,
+    Microsoft.Extensions.Options.IOptions<MeshOptions> options,
     Identity.WorkloadIdentitySource identity,
     ILogger<MeshServerMiddleware> logger)
 {
@@ -48,9 +48,9 @@ internal sealed partial class MeshServerMiddleware(
         if (now < connection.NotAfter && now < connection.ServerNotAfter)
         {
             // The caller's remaining deadline caps the timeouts of mesh calls made while handling this request.
-            if (context.Request.Headers.TryGetValue(Resilience.MeshDeadline.HeaderName, out var deadline))
+            if (context.Request.Headers.TryGetValue(Deadlines.MeshDeadline.HeaderName, out var deadline))
             {
-                Resilience.MeshDeadline.SetFromHeader(deadline.ToString(), time);
+                Deadlines.MeshDeadline.SetFromHeader(deadline.ToString(), time);
             }
 
             return ServeAsync(context, connection);

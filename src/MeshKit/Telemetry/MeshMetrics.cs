@@ -33,9 +33,7 @@ public sealed class MeshMetrics
 
     /// <summary>Initializes the instruments.</summary>
     /// <param name="meterFactory">The meter factory.</param>
-    /// <param name="identity">The workload identity, for the certificate-expiry gauge.</param>
-    /// <param name="time">The clock.</param>
-    public MeshMetrics(IMeterFactory meterFactory, WorkloadIdentitySource identity, TimeProvider time)
+    public MeshMetrics(IMeterFactory meterFactory)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
         Meter = meterFactory.Create(MeterName);
@@ -55,15 +53,6 @@ public sealed class MeshMetrics
         _rateLimited = Meter.CreateCounter<long>("mesh.server.rate_limited", "{request}", "Requests refused by a rule's per-caller rate limit, by rule.");
         _policyReloads = Meter.CreateCounter<long>("mesh.policy.reloads", "{reload}", "Policy reloads, by outcome (applied or rejected).");
         _expiredConnectionCloses = Meter.CreateCounter<long>("mesh.server.expired_connection.closes", "{connection}", "Mesh connections closed because a certificate on them expired.");
-        Meter.CreateObservableGauge<double>(
-            "mesh.identity.certificate.expiry",
-            () =>
-            {
-                var current = identity.Current;
-                return current is null ? [] : [new Measurement<double>((current.NotAfter - time.GetUtcNow()).TotalSeconds)];
-            },
-            "s",
-            "Seconds until the workload certificate expires.");
     }
 
     /// <summary>Gets the meter, for instruments added by other parts of MeshKit.</summary>

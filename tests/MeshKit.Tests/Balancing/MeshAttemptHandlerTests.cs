@@ -1,3 +1,4 @@
+using MeshKit.Deadlines;
 using System.Diagnostics.Metrics;
 using System.Net;
 using MeshKit.Balancing;
@@ -29,7 +30,7 @@ public sealed class MeshAttemptHandlerTests : IAsyncDisposable
     private readonly MeshMetrics _metrics;
 
     public MeshAttemptHandlerTests() =>
-        _metrics = new MeshMetrics(_services.GetRequiredService<IMeterFactory>(), new WorkloadIdentitySource(_clock.Time), _clock.Time);
+        _metrics = new MeshMetrics(_services.GetRequiredService<IMeterFactory>());
 
     [Fact]
     public async Task An_attempt_that_outlasts_its_attempt_timeout_on_the_mesh_clock_fails_as_a_timeout_that_names_the_setting()

@@ -275,5 +275,5 @@ public sealed class ChaosTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
     private static Dictionary<string, string?> Drain() => new() { ["Mesh:Discovery:Consul:DrainTimeout"] = "00:00:05" };
 
     private static HashSet<string?> Instances(IEnumerable<MeshAppHost> hosts) =>
-        [.. hosts.Select(h => h.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.Hosting.MeshOptions>>().Value.Service.InstanceId)];
+        [.. hosts.Select(h => h.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.MeshOptions>>().Value.Service.InstanceId)];
 }

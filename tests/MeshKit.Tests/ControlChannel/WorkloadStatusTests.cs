@@ -21,7 +21,7 @@ public sealed class WorkloadStatusTests
         await using var control = await ControlPlaneHost.StartAsync(settings);
         await using var frontend = await MeshAppHost.StartAsync(control, "frontend", MeshTestBed.Token, meshEndpoint: false,
             settings: new Dictionary<string, string?> { ["Mesh:ControlPlane:WatchWait"] = "00:00:30" });
-        var instance = frontend.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.Hosting.MeshOptions>>().Value.Service.InstanceId;
+        var instance = frontend.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.MeshOptions>>().Value.Service.InstanceId;
         using var admin = control.CreateAdminClient();
         await Eventually.WaitAsync(async () => await EjectedAsync(admin, instance!) is not null, TimeSpan.FromSeconds(10), "the first poll");
 

@@ -153,7 +153,7 @@ public sealed class CentralPolicyTests(MeshTestBed bed) : IClassFixture<MeshTest
 
     private static async Task<JsonElement?> FindWorkloadAsync(HttpClient admin, string service, MeshAppHost host)
     {
-        var instance = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.Hosting.MeshOptions>>().Value.Service.InstanceId;
+        var instance = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MeshKit.MeshOptions>>().Value.Service.InstanceId;
         var list = await admin.GetFromJsonAsync<JsonElement>("v1/workloads");
         foreach (var workload in list.GetProperty("workloads").EnumerateArray())
         {

@@ -44,7 +44,7 @@ public sealed class MeshRoutingHandlerTests : IDisposable
             ["Mesh:Policy:Destinations:orders:Routes:2:Split:v1"] = "90",
             ["Mesh:Policy:Destinations:orders:Routes:2:Split:v2"] = "10",
         }).Build();
-        var metrics = new MeshMetrics(_services.GetRequiredService<IMeterFactory>(), new WorkloadIdentitySource(_time), _time);
+        var metrics = new MeshMetrics(_services.GetRequiredService<IMeterFactory>());
         _policies = new PolicyWatcher(configuration, new ConfigurationLoadFailures(), metrics, NullLogger<PolicyWatcher>.Instance);
     }
 

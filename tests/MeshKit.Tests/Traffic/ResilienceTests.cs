@@ -196,7 +196,7 @@ public sealed class ResilienceTests(MeshTestBed bed) : IClassFixture<MeshTestBed
             configureServices: s => s.AddMeshClient("inventory"),
             map: app => app.MapGet("/", async (HttpContext http, IHttpClientFactory clients) =>
             {
-                ordersSaw = http.Request.Headers[MeshKit.Resilience.MeshDeadline.HeaderName];
+                ordersSaw = http.Request.Headers[MeshKit.Deadlines.MeshDeadline.HeaderName];
                 var stopwatch = System.Diagnostics.Stopwatch.StartNew();
                 try
                 {

@@ -1,4 +1,4 @@
-namespace MeshKit.Hosting;
+namespace MeshKit;
 
 /// <summary>
 /// The data plane's one source of randomness: the weighted split, mirror and fault sampling, the balancer's power of two

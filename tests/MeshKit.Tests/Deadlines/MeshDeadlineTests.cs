@@ -1,7 +1,8 @@
+using MeshKit.Deadlines;
 using MeshKit.Resilience;
 using Microsoft.Extensions.Time.Testing;
 
-namespace MeshKit.Tests.Resilience;
+namespace MeshKit.Tests.Deadlines;
 
 /// <summary>Deadline arithmetic on a virtual clock (the propagation along a real call chain is in Traffic/ResilienceTests).</summary>
 [Trait("Area", "Traffic")]

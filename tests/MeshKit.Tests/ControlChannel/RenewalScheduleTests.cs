@@ -1,10 +1,12 @@
+using MeshKit.Tests.Identity;
+using MeshKit.ControlChannel;
 using System.Security.Cryptography.X509Certificates;
 using MeshKit.Hosting;
 using MeshKit.Identity;
 using MeshKit.Testing;
 using MeshKit.Tests.Hosting;
 
-namespace MeshKit.Tests.Identity;
+namespace MeshKit.Tests.ControlChannel;
 
 /// <summary>
 /// Where the renewal point falls, as a function of the certificate, the clock and the draw from the mesh's random source

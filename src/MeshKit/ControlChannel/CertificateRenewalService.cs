@@ -1,14 +1,14 @@
 using System.Net.Http;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using MeshKit.ControlChannel;
+using MeshKit.Identity;
 using MeshKit.Hosting;
 using MeshKit.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace MeshKit.Identity;
+namespace MeshKit.ControlChannel;
 
 /// <summary>
 /// Obtains the workload's first certificate before the host starts serving, then renews it at a fraction of its
@@ -52,6 +52,17 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
             LogRenewalRequested(_logger, reason);
             _renewNow.TrySetResult();
         };
+
+        // Registered here, where certificates are obtained, so the telemetry layer knows nothing of identity.
+        metrics.Meter.CreateObservableGauge<double>(
+            "mesh.identity.certificate.expiry",
+            () =>
+            {
+                var current = identity.Current;
+                return current is null ? [] : [new System.Diagnostics.Metrics.Measurement<double>((current.NotAfter - time.GetUtcNow()).TotalSeconds)];
+            },
+            "s",
+            "Seconds until the workload certificate expires.");
     }
 
     /// <summary>Runs before any hosted service starts (Kestrel included), so nothing serves without an identity.</summary>

@@ -1,4 +1,4 @@
-namespace MeshKit.Hosting;
+namespace MeshKit;
 
 /// <summary>MeshKit's settings, bound from the <c>Mesh</c> configuration section.</summary>
 public sealed class MeshOptions

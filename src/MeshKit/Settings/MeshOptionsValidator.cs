@@ -1,7 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Options;
 
-namespace MeshKit.Hosting;
+namespace MeshKit;
 
 /// <summary>Validates <see cref="MeshOptions"/>; every error names its full configuration key and what would be valid.</summary>
 internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
@@ -150,7 +150,7 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             {
                 errors.Add($"{Key}:Namespaces:{i} '{ns}' is reserved for the control service; mesh clients never call it.");
             }
-            else if (Discovery.MeshDestinationNames.IsSpecialUse(ns))
+            else if (MeshNames.IsSpecialUseNamespace(ns))
             {
                 errors.Add($"{Key}:Namespaces:{i} '{ns}' is a special-use DNS name (RFC 6761, RFC 6762), never a mesh namespace.");
             }

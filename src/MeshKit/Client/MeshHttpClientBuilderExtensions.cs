@@ -1,3 +1,4 @@
+using MeshKit;
 using MeshKit.Discovery;
 using MeshKit.Hosting;
 using MeshKit.Identity;

@@ -1,3 +1,4 @@
+using MeshKit.Telemetry;
 using System.Diagnostics;
 using MeshKit.Transport;
 using Microsoft.Extensions.Configuration;
@@ -8,7 +9,7 @@ using OpenTelemetry.Instrumentation.Http;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 
-namespace MeshKit.Telemetry;
+namespace MeshKit.Hosting;
 
 /// <summary>
 /// Wires OpenTelemetry for <c>AddMesh()</c>. Always: MeshKit's activity source and meter join whatever tracer and meter

@@ -1,3 +1,5 @@
+using MeshKit.Tests.Identity;
+using MeshKit.ControlChannel;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using MeshKit.Hosting;
@@ -7,7 +9,7 @@ using MeshKit.Tests.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
-namespace MeshKit.Tests.Identity;
+namespace MeshKit.Tests.ControlChannel;
 
 /// <summary>
 /// The renewal loop of a real workload against a real control service, in virtual time: the workload's clock is a fake

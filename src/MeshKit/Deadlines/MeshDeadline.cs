@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace MeshKit.Resilience;
+namespace MeshKit.Deadlines;
 
 /// <summary>
 /// Deadline propagation. A mesh call sends the time it has left in <see cref="HeaderName"/> (milliseconds, like
