@@ -48,7 +48,7 @@ public sealed class BenchIdentity : IDisposable
     }
 
     /// <summary>A workload identity as the renewal service would install it.</summary>
-    public WorkloadIdentity CreateWorkloadIdentity(string service) =>
+    internal WorkloadIdentity CreateWorkloadIdentity(string service) =>
         new(SpiffeId.Create(TrustDomain, SpiffeId.DefaultNamespace, service), Issue(service), [], Bundle, DateTimeOffset.UtcNow);
 
     public void Dispose() => Root.Dispose();

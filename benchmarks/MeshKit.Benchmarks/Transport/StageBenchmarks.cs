@@ -46,11 +46,11 @@ public class StageBenchmarks : TelemetryToggle
 
     /// <summary>MeshCallHandler: is this a mesh call, and to which destination (and so which expected SPIFFE ID)?</summary>
     [Benchmark]
-    public MeshDestination? DestinationLookup() => _destinations.Get(MeshClientFixture.MeshUri);
+    public object? DestinationLookup() => _destinations.Get(MeshClientFixture.MeshUri);
 
     /// <summary>MeshCallHandler and MeshTransportHandler: fail closed unless the workload identity is valid now (done twice per call).</summary>
     [Benchmark]
-    public WorkloadIdentity IdentityValidNow() => _identity.GetValid();
+    public object IdentityValidNow() => _identity.GetValid();
 
     /// <summary>MeshEndpointHandler: the destination's current endpoints from discovery (a dictionary read and a field load).</summary>
     [Benchmark]

@@ -1,16 +1,5 @@
 namespace MeshKit.Discovery;
 
-/// <summary>
-/// What discovery knows of an endpoint besides its address: its version (canary subsets), zone and weight. Attached to
-/// each <c>ServiceEndpoint</c> as a feature. Identity is never taken from here: a mesh call always expects the SPIFFE ID
-/// derived from the destination's name.
-/// </summary>
-public interface IMeshEndpointMetadataFeature
-{
-    /// <summary>Gets the endpoint's metadata.</summary>
-    MeshEndpointMetadata Metadata { get; }
-}
-
 /// <summary>An endpoint's metadata.</summary>
 /// <param name="Version">The instance's version (<c>Mesh:Service:Version</c> of the instance), or <see langword="null"/>.</param>
 /// <param name="Zone">The instance's zone, or <see langword="null"/>.</param>

@@ -3,58 +3,6 @@ using System.Security.Cryptography.X509Certificates;
 
 namespace MeshKit.Identity;
 
-/// <summary>Why a peer certificate was refused as a mesh identity.</summary>
-public enum SvidRejection
-{
-    /// <summary>Accepted.</summary>
-    None = 0,
-
-    /// <summary>The peer presented no certificate.</summary>
-    NoCertificate,
-
-    /// <summary>The chain does not lead to a root of the trust bundle (for example a foreign CA).</summary>
-    UntrustedChain,
-
-    /// <summary>The certificate is past its NotAfter.</summary>
-    Expired,
-
-    /// <summary>The certificate is before its NotBefore.</summary>
-    NotYetValid,
-
-    /// <summary>The certificate is not an X.509-SVID leaf (a CA certificate, wrong key usage, no or several URI SANs).</summary>
-    NotAnSvid,
-
-    /// <summary>The URI SAN is not a strictly valid SPIFFE ID.</summary>
-    InvalidSpiffeId,
-
-    /// <summary>The SPIFFE ID belongs to another trust domain.</summary>
-    WrongTrustDomain,
-
-    /// <summary>The SPIFFE ID is valid but not the one expected for this connection.</summary>
-    UnexpectedIdentity,
-
-    /// <summary>The control service revoked the SPIFFE ID: its certificates are refused even before they expire.</summary>
-    Revoked,
-}
-
-/// <summary>The outcome of validating a peer's X.509-SVID.</summary>
-/// <param name="SpiffeId">The peer's identity, when accepted.</param>
-/// <param name="Rejection">Why it was refused, or <see cref="SvidRejection.None"/>.</param>
-/// <param name="Detail">A human-readable explanation of a refusal.</param>
-public readonly record struct SvidValidationResult(SpiffeId? SpiffeId, SvidRejection Rejection, string? Detail)
-{
-    /// <summary>Gets whether the certificate was accepted.</summary>
-    public bool IsValid => Rejection == SvidRejection.None && SpiffeId is not null;
-
-    internal static SvidValidationResult Accept(SpiffeId id) => new(id, SvidRejection.None, null);
-
-    /// <summary>Creates a refusal.</summary>
-    /// <param name="rejection">Why.</param>
-    /// <param name="detail">A human-readable explanation.</param>
-    /// <returns>The refusal.</returns>
-    public static SvidValidationResult Reject(SvidRejection rejection, string detail) => new(null, rejection, detail);
-}
-
 /// <summary>
 /// Validates X.509-SVIDs against a <see cref="TrustBundle"/>: custom root trust only (no machine store),
 /// no network fetches, a leaf that is not a CA, exactly one strictly valid SPIFFE URI SAN, in the expected
@@ -236,14 +184,4 @@ public static class SvidValidator
             return "The certificate chain could not be built: " + ex.Message;
         }
     }
-}
-
-/// <summary>Which side of a TLS connection an SVID is checked for.</summary>
-public enum SvidUsage
-{
-    /// <summary>The SVID authenticates a server (serverAuth EKU).</summary>
-    Server,
-
-    /// <summary>The SVID authenticates a client (clientAuth EKU).</summary>
-    Client,
 }

@@ -774,12 +774,3 @@ public static partial class PolicyReader
         }
     }
 }
-
-/// <summary>The outcome of reading a policy: a snapshot, or every error found.</summary>
-/// <param name="Snapshot">The validated snapshot, or <see langword="null"/> when there are errors.</param>
-/// <param name="Errors">Every problem found (empty when valid).</param>
-public sealed record PolicyReadResult(PolicySnapshot? Snapshot, IReadOnlyList<PolicyError> Errors)
-{
-    /// <summary>Gets whether the policy is valid.</summary>
-    public bool IsValid => Snapshot is not null;
-}

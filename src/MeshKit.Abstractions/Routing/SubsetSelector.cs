@@ -1,11 +1,5 @@
 namespace MeshKit.Routing;
 
-/// <summary>The subset a call goes to and why.</summary>
-/// <param name="Subset">The subset value (for example <c>v2</c>), or <see langword="null"/> when the route names none.</param>
-/// <param name="Reason"><c>header</c> (the tester's override header), <c>split</c> (the weighted split), or <c>none</c> (the route names no subset).</param>
-/// <param name="SplitIndex">The index of the chosen entry in <see cref="RoutePolicy.Split"/>, when the split chose.</param>
-public readonly record struct SubsetChoice(string? Subset, string Reason, int SplitIndex = -1);
-
 /// <summary>
 /// Picks a call's subset: the override header (<c>Mesh:Policy:SubsetHeader</c>) when the request carries it, else the
 /// route's weighted split. The routing stage and <c>meshctl why</c> both decide with this, so they cannot disagree.

@@ -4,13 +4,6 @@ using Microsoft.AspNetCore.Http;
 
 namespace MeshKit.Authorization;
 
-/// <summary>Names of the <c>Mesh</c> authentication scheme.</summary>
-public static class MeshAuthenticationDefaults
-{
-    /// <summary>The scheme that authenticates mesh callers by their validated client certificate.</summary>
-    public const string AuthenticationScheme = "Mesh";
-}
-
 /// <summary>
 /// The <c>Mesh</c> authentication scheme: the caller's identity comes from the certificate validated in the mesh
 /// endpoint's handshake (<see cref="IMeshPeerFeature"/>), and its principal is built once per connection. It is never the

@@ -8,13 +8,6 @@ using Microsoft.Extensions.Logging;
 
 namespace MeshKit.Authorization;
 
-/// <summary>What mesh authorization decided for a request, for telemetry and diagnostics.</summary>
-public interface IMeshAuthorizationFeature
-{
-    /// <summary>Gets the decision.</summary>
-    AuthorizationDecision Decision { get; }
-}
-
 /// <summary>
 /// Enforces <c>Mesh:Authorization</c> during routing, on the endpoint routing chose, for every kind of endpoint (minimal
 /// APIs, controllers, pages) and whatever other authorization the app has. A denied request is routed to an endpoint that

@@ -10,7 +10,7 @@ namespace MeshKit.Balancing;
 /// recycled), and is evicted when the endpoint leaves discovery. Updated with interlocked operations only. Its timestamps
 /// are those of <see cref="EndpointStateRegistry.Time"/> (the mesh's <see cref="TimeProvider"/>).
 /// </summary>
-public sealed class EndpointState
+internal sealed class EndpointState
 {
     private const double DecaySeconds = 10.0;
 
@@ -152,7 +152,7 @@ public sealed class EndpointState
 /// Every <see cref="EndpointState"/>, by destination and endpoint; a singleton that outlives handler recycling. Holds the
 /// clock every endpoint-state timestamp is read from (ejection, latency samples, decay).
 /// </summary>
-public sealed class EndpointStateRegistry
+internal sealed class EndpointStateRegistry
 {
     private readonly ConcurrentDictionary<(string Destination, string Endpoint), EndpointState> _states = new();
     private readonly Func<(string Destination, string Endpoint), EndpointState> _create;

@@ -312,11 +312,3 @@ internal sealed class DiscoveryNotes
 
     public void Add(string note) => (_notes ??= []).Add(note);
 }
-
-/// <summary>
-/// Marks an endpoint provider factory as one of MeshKit's own, used for mesh destinations. Providers an app adds for other
-/// clients (configuration, pass-through) never answer for a mesh call.
-/// </summary>
-public interface IMeshServiceEndpointProviderFactory : IServiceEndpointProviderFactory
-{
-}

@@ -7,7 +7,7 @@ namespace MeshKit.Identity;
 /// The identity a workload holds at one moment: its X.509-SVID with private key, the chain up to the root, and the trust
 /// bundle it validates peers against. Immutable; a renewal or a bundle change makes a new one.
 /// </summary>
-public sealed class WorkloadIdentity
+internal sealed class WorkloadIdentity
 {
     internal WorkloadIdentity(SpiffeId id, X509Certificate2 certificate, X509Certificate2Collection intermediates, TrustBundle bundle, DateTimeOffset receivedAt)
     {

@@ -6,7 +6,7 @@ namespace MeshKit.Identity;
 /// Holds the workload's current <see cref="WorkloadIdentity"/> and tells listeners when it changes. Reads are a single
 /// volatile field load, so the request path takes no lock.
 /// </summary>
-public sealed class WorkloadIdentitySource
+internal sealed class WorkloadIdentitySource
 {
     private readonly TimeProvider _time;
     private volatile WorkloadIdentity? _current;

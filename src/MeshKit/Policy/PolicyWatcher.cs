@@ -12,7 +12,7 @@ namespace MeshKit.Policy;
 /// stays, when a configuration file fails to load (its keys vanish), when the policy section vanishes, or when validation
 /// fails; the rejection is logged with every reason and counted.
 /// </summary>
-public sealed partial class PolicyWatcher : IDisposable
+internal sealed partial class PolicyWatcher : IDisposable
 {
     private const string MeshPath = "Mesh";
     private static readonly string[] PolicyPaths = ["Mesh:Policy", "Mesh:Authorization"];
@@ -230,7 +230,7 @@ public sealed partial class PolicyWatcher : IDisposable
 /// configuration sources: the failure is reported here (so the policy reload is rejected with its reason) and ignored
 /// instead of escaping on a file-watcher thread.
 /// </summary>
-public sealed class ConfigurationLoadFailures
+internal sealed class ConfigurationLoadFailures
 {
     /// <summary>Raised with the source's description and the error.</summary>
     public event Action<string, Exception>? Failed;

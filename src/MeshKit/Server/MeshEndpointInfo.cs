@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 namespace MeshKit.Server;
 
 /// <summary>Where this workload's mesh endpoint listens, once the server has started.</summary>
-public sealed class MeshEndpointInfo
+internal sealed class MeshEndpointInfo
 {
     private ListenOptions? _listen;
 

@@ -8,7 +8,7 @@ namespace MeshKit.Telemetry;
 /// MeshKit's instruments, all under the meter <see cref="MeterName"/>. Names, units and attributes are documented in
 /// docs/observability.md.
 /// </summary>
-public sealed class MeshMetrics
+internal sealed class MeshMetrics
 {
     /// <summary>The name of MeshKit's meter and activity source.</summary>
     public const string MeterName = "MeshKit";

@@ -6,7 +6,7 @@ namespace MeshKit.Transport;
 /// The state of one logical mesh call, carried in <see cref="HttpRequestMessage.Options"/> from the outermost mesh handler
 /// to the transport. Each stage reads what the stages before it decided, and knows nothing else about them.
 /// </summary>
-public sealed class MeshCall
+internal sealed class MeshCall
 {
     /// <summary>The request option under which the call is stored.</summary>
     public static readonly HttpRequestOptionsKey<MeshCall> OptionsKey = new("MeshKit.Call");
@@ -66,24 +66,4 @@ public sealed class MeshCall
         ArgumentNullException.ThrowIfNull(request);
         return request.Options.TryGetValue(OptionsKey, out var call) ? call : null;
     }
-}
-
-/// <summary>
-/// A mesh call that could not be made, with a machine-readable reason: no endpoints for the destination, no valid
-/// workload identity. Derives from <see cref="HttpRequestException"/> so callers that handle transport errors handle it.
-/// </summary>
-public sealed class MeshCallException : HttpRequestException
-{
-    /// <summary>Initializes a new instance.</summary>
-    /// <param name="reason">A machine-readable reason, such as <c>no_endpoints</c>.</param>
-    /// <param name="message">What happened and what to check.</param>
-    /// <param name="inner">The cause, if any.</param>
-    public MeshCallException(string reason, string message, Exception? inner = null)
-        : base(message, inner)
-    {
-        Reason = reason;
-    }
-
-    /// <summary>Gets the machine-readable reason.</summary>
-    public string Reason { get; }
 }

@@ -11,7 +11,7 @@ namespace MeshKit.Transport;
 /// the workload calls: see <c>Mesh:Client:Namespaces</c>). The SPIFFE ID the server must present comes from this name and
 /// nothing else.
 /// </summary>
-public sealed class MeshDestination
+internal sealed class MeshDestination
 {
     private MeshDestination(string host, SpiffeId expectedIdentity)
     {
