@@ -24,6 +24,7 @@ public static class MeshControlPlaneBuilderExtensions
     /// <param name="name">The resource name, for example <c>mesh</c>.</param>
     /// <param name="configure">Changes to the mesh settings (trust domain, state folder, certificate lifetime, port).</param>
     /// <returns>The control service's resource builder; pass it to <c>WithMesh()</c>.</returns>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "One overload takes the control service's project type, the other its path; no call is ambiguous.")]
     public static IResourceBuilder<ProjectResource> AddMeshControlPlane<TProject>(
         this IDistributedApplicationBuilder builder,
         [ResourceName] string name,
@@ -45,6 +46,7 @@ public static class MeshControlPlaneBuilderExtensions
     /// <param name="projectPath">The path of <c>MeshKit.ControlPlane.csproj</c>, absolute or relative to the AppHost project's folder.</param>
     /// <param name="configure">Changes to the mesh settings.</param>
     /// <returns>The control service's resource builder; pass it to <c>WithMesh()</c>.</returns>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "One overload takes the control service's project type, the other its path; no call is ambiguous.")]
     public static IResourceBuilder<ProjectResource> AddMeshControlPlane(
         this IDistributedApplicationBuilder builder,
         [ResourceName] string name,

@@ -13,23 +13,6 @@ public static class SvidValidator
     private const string ServerAuthOid = "1.3.6.1.5.5.7.3.1";
     private const string ClientAuthOid = "1.3.6.1.5.5.7.3.2";
 
-    /// <summary>Validates a peer certificate.</summary>
-    /// <param name="certificate">The peer's leaf certificate, or <see langword="null"/> when none was presented.</param>
-    /// <param name="intermediates">Further certificates the peer sent, if any.</param>
-    /// <param name="bundle">The roots to trust.</param>
-    /// <param name="trustDomain">The trust domain the SPIFFE ID must belong to.</param>
-    /// <param name="now">The time to validate at.</param>
-    /// <param name="usage">Which extended key usage the leaf must allow (server or client authentication), or <see langword="null"/> for either.</param>
-    /// <returns>The outcome, with a reason when refused.</returns>
-    public static SvidValidationResult Validate(
-        X509Certificate2? certificate,
-        X509Certificate2Collection? intermediates,
-        TrustBundle bundle,
-        string trustDomain,
-        DateTimeOffset now,
-        SvidUsage? usage = null) =>
-        Validate(certificate, intermediates, bundle, trustDomain, now, usage, chainVerified: false);
-
     /// <summary>
     /// Validates a peer certificate; when <paramref name="chainVerified"/> is set, the TLS stack has already built its chain
     /// against the bundle's roots (through <see cref="System.Net.Security.SslClientAuthenticationOptions.CertificateChainPolicy"/>
@@ -49,8 +32,8 @@ public static class SvidValidator
         TrustBundle bundle,
         string trustDomain,
         DateTimeOffset now,
-        SvidUsage? usage,
-        bool chainVerified)
+        SvidUsage? usage = null,
+        bool chainVerified = false)
     {
         ArgumentNullException.ThrowIfNull(bundle);
         ArgumentNullException.ThrowIfNull(trustDomain);

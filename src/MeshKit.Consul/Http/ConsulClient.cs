@@ -236,6 +236,7 @@ public sealed partial class ConsulClient : IDisposable
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns><see langword="true"/> when written; <see langword="false"/> when the check-and-set failed.</returns>
     /// <exception cref="ConsulException">The agent could not be reached or refused the write.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "The overloads differ in the type of the required value (bytes or text), so no call is ambiguous.")]
     public async Task<bool> PutKeyAsync(string key, ReadOnlyMemory<byte> value, ulong? cas = null, ulong? flags = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(key);
@@ -253,6 +254,7 @@ public sealed partial class ConsulClient : IDisposable
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns><see langword="true"/> when written; <see langword="false"/> when the check-and-set failed.</returns>
     /// <exception cref="ConsulException">The agent could not be reached or refused the write.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "The overloads differ in the type of the required value (bytes or text), so no call is ambiguous.")]
     public Task<bool> PutKeyAsync(string key, string value, ulong? cas = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(value);
