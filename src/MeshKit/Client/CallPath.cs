@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
@@ -68,14 +69,17 @@ internal sealed class CallPath
     /// <summary>Gets the destination's policy this path was built from.</summary>
     public DestinationPolicy Policy => _route.Policy;
 
-    /// <summary>Sends one mesh call: the logical call, with its retries.</summary>
+    /// <summary>Sends one mesh call: the logical call, with its retries. The one async method of a call.</summary>
     public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         request.Version = _settings.HttpVersion;
         request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
-        var started = _time.GetTimestamp();
+        var time = _time;
+
+        // 1. The call: MeshKit's logical span (only when someone listens) and, below, the golden metrics.
         using var activity = MeshTelemetry.Source.StartActivity(_destination.SpanName, ActivityKind.Internal);
-        var call = new Call(this, request, activity is null ? null : new MeshAttemptTags(_destination.Service), cancellationToken);
+        var call = Call.Rent(this, request, activity is null ? null : new MeshAttemptTags(_destination.Service), cancellationToken);
+        call.Started = time.GetTimestamp();
         if (activity is not null)
         {
             activity.SetTag(MeshTelemetry.Attributes.DestinationService, _destination.Service);
@@ -83,39 +87,65 @@ internal sealed class CallPath
             activity.SetTag("http.request.method", request.Method.Method);
         }
 
-        HttpResponseMessage? response = null;
-        var outcome = "error";
         try
         {
-            response = await call.RunAsync().ConfigureAwait(false);
-            outcome = response.IsSuccessStatusCode ? "success" : "http_error";
-            return response;
+            GetIdentity();
+
+            // 2. Route.
+            var decision = _route.Decide(request);
+            call.Route = decision.Route;
+            call.Subset = decision.Subset;
+            call.SubsetReason = decision.SubsetReason;
+            if (decision.Mirror && decision.Route.Mirror is { } mirror)
+            {
+                _mirror.TrySend(this, request, decision.Route, mirror.Subset);
+            }
+
+            if (decision.Route.Fault is { } fault && _route.DrawFault(fault) is { } drawn && (drawn.Delay > TimeSpan.Zero || drawn.AbortStatus != 0)
+                && await FaultAsync(call, drawn, cancellationToken).ConfigureAwait(false) is { } aborted)
+            {
+                return call.Answered(aborted);
+            }
+
+            // 3. Resilience: the concurrency limit, the budget, the call's deadline (carried by one cancellation source).
+            var entering = _resilience.EnterAsync(cancellationToken);
+            call.Permit = entering.IsCompletedSuccessfully ? entering.Result : await entering.AsTask().ConfigureAwait(false);
+            _resilience.RecordRequest();
+            call.StartDeadline(_resilience.CallTimeout());
+
+            // 4–6. The first attempt: no retry machinery unless it failed in a way the policy retries.
+            var first = await call.AttemptAsync(default).ConfigureAwait(false);
+            return call.Answered(call.Finish(_resilience.Retries && _resilience.ShouldRetry(first, request.Method)
+                ? await call.RetryAsync(first).ConfigureAwait(false)
+                : first));
         }
         catch (MeshCallException ex)
         {
-            outcome = ex.Reason;
+            call.OutcomeName = ex.Reason;
             activity?.SetTag("error.type", ex.Reason);
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             throw;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            outcome = "cancelled";
+            call.OutcomeName = "cancelled";
             throw;
         }
         catch (Exception ex)
         {
-            outcome = "transport_error";
+            call.OutcomeName = "transport_error";
             activity?.SetTag("error.type", ex.GetType().FullName);
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             throw;
         }
         finally
         {
-            call.Dispose();
+            call.Permit?.Dispose();
+            var response = call.Response;
+            var outcome = call.OutcomeName;
             var status = response is null ? 0 : (int)response.StatusCode;
             var statusClass = response is null ? "none" : MeshMetrics.StatusClass(status);
-            _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, _time.GetElapsedTime(started).TotalSeconds);
+            _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(call.Started).TotalSeconds);
             if (activity is not null)
             {
                 activity.SetTag(MeshTelemetry.Attributes.Route, call.Route?.Name);
@@ -134,7 +164,20 @@ internal sealed class CallPath
                     }
                 }
             }
+
+            call.Return();
         }
+    }
+
+    /// <summary>A route's fault: waits its delay on the mesh's clock, then answers its abort, if it drew one.</summary>
+    private async Task<HttpResponseMessage?> FaultAsync(Call call, FaultDecision fault, CancellationToken cancellationToken)
+    {
+        if (fault.Delay > TimeSpan.Zero)
+        {
+            await Task.Delay(fault.Delay, _time, cancellationToken).ConfigureAwait(false);
+        }
+
+        return fault.AbortStatus == 0 ? null : RouteStage.Abort(call.Request, fault.AbortStatus, call.Route!.Name, _destination.Host);
     }
 
     /// <summary>
@@ -178,24 +221,37 @@ internal sealed class CallPath
     }
 
     /// <summary>
-    /// One call's state: its route decision, its cancellation (one source, re-armed per attempt), its attempts. It is also
-    /// what the retry phase retries.
+    /// One call's state (pooled: a call allocates none in the steady state): its route decision, its one cancellation
+    /// source (re-armed per attempt, reset and reused by the next call), its attempts. It is also what the retry phase
+    /// retries.
     /// </summary>
-    private sealed class Call(CallPath path, HttpRequestMessage request, MeshAttemptTags? tags, CancellationToken cancellationToken) : IRetriedCall, IDisposable
+    private sealed class Call : IRetriedCall
     {
+        private static readonly ConcurrentBag<Call> Pool = [];
+        private CallPath _path = null!;
+        private HttpRequestMessage _request = null!;
+        private MeshAttemptTags? _tags;
+        private CancellationToken _cancellationToken;
         private CancellationTokenSource? _cancellation;
         private CancellationTokenRegistration _callerRegistration;
-        private CancellationTokenSource? _retryPhase;
         private long _deadline;
         private bool _attemptArmed;
         private string? _lastFailed;
         private Outcome<HttpResponseMessage>? _firstOutcome;
 
-        public RoutePolicy? Route { get; private set; }
+        public long Started { get; set; }
 
-        public string? Subset { get; private set; }
+        public ConcurrencyPermit? Permit { get; set; }
 
-        public string SubsetReason { get; private set; } = "none";
+        public HttpResponseMessage? Response { get; private set; }
+
+        public string OutcomeName { get; set; } = "error";
+
+        public RoutePolicy? Route { get; set; }
+
+        public string? Subset { get; set; }
+
+        public string SubsetReason { get; set; } = "none";
 
         public int Attempts { get; private set; }
 
@@ -203,59 +259,76 @@ internal sealed class CallPath
 
         public string? Endpoint { get; private set; }
 
-        public HttpMethod Method => request.Method;
+        public HttpMethod Method => _request.Method;
 
-        public async Task<HttpResponseMessage> RunAsync()
+        public HttpRequestMessage Request => _request;
+
+        /// <summary>Records the call's answer for its metrics and span.</summary>
+        public HttpResponseMessage Answered(HttpResponseMessage response)
         {
-            path.GetIdentity();
+            Response = response;
+            OutcomeName = response.IsSuccessStatusCode ? "success" : "http_error";
+            return response;
+        }
 
-            // 2. Route.
-            var decision = path._route.Decide(request);
-            Route = decision.Route;
-            Subset = decision.Subset;
-            SubsetReason = decision.SubsetReason;
-            if (decision.Mirror && decision.Route.Mirror is { } mirror)
+        public static Call Rent(CallPath path, HttpRequestMessage request, MeshAttemptTags? tags, CancellationToken cancellationToken)
+        {
+            var call = Pool.TryTake(out var pooled) ? pooled : new Call();
+            call._path = path;
+            call._request = request;
+            call._tags = tags;
+            call._cancellationToken = cancellationToken;
+            return call;
+        }
+
+        /// <summary>Clears the call and keeps its cancellation source for the next one when it was never cancelled.</summary>
+        public void Return()
+        {
+            _callerRegistration.Dispose();
+            _callerRegistration = default;
+            if (_cancellation is { } cancellation && !cancellation.TryReset())
             {
-                path._mirror.TrySend(path, request, decision.Route, mirror.Subset);
+                cancellation.Dispose();
+                _cancellation = null;
             }
 
-            if (decision.Route.Fault is { } fault && path._route.DrawFault(fault) is var drawn && (drawn.Delay > TimeSpan.Zero || drawn.AbortStatus != 0))
-            {
-                if (drawn.Delay > TimeSpan.Zero)
-                {
-                    await Task.Delay(drawn.Delay, path._time, cancellationToken).ConfigureAwait(false);
-                }
+            _path = null!;
+            _request = null!;
+            _tags = null;
+            _cancellationToken = default;
+            _deadline = 0;
+            _attemptArmed = false;
+            _lastFailed = null;
+            _firstOutcome = null;
+            Started = 0;
+            Permit = null;
+            Response = null;
+            OutcomeName = "error";
+            Route = null;
+            Subset = null;
+            SubsetReason = "none";
+            Attempts = 0;
+            RetryReason = null;
+            Endpoint = null;
+            Pool.Add(this);
+        }
 
-                if (drawn.AbortStatus != 0)
-                {
-                    return RouteStage.Abort(request, drawn.AbortStatus, decision.Route.Name, path._destination.Host);
-                }
-            }
+        /// <summary>Starts the call's deadline: the call timeout from now, on the mesh's clock.</summary>
+        public void StartDeadline(TimeSpan timeout)
+        {
+            var time = _path._time;
+            _deadline = time.GetTimestamp() + (long)(timeout.TotalSeconds * time.TimestampFrequency);
+        }
 
-            // 3. Resilience: the concurrency limit, the budget, one cancellation source with the call's deadline.
-            using var lease = await path._resilience.EnterAsync(cancellationToken).ConfigureAwait(false);
-            path._resilience.RecordRequest();
-            var time = path._time;
-            _deadline = time.GetTimestamp() + (long)(path._resilience.CallTimeout().TotalSeconds * time.TimestampFrequency);
+        /// <summary>The retry phase: Polly's retry strategy, which judges the first outcome before any further attempt.</summary>
+        public async Task<Outcome<HttpResponseMessage>> RetryAsync(Outcome<HttpResponseMessage> first)
+        {
+            _firstOutcome = first;
 
-            // 4–6. The first attempt: no retry machinery unless it failed in a way the policy retries.
-            var first = await AttemptAsync(cancellationToken).ConfigureAwait(false);
-            if (path._resilience.Retries && path._resilience.ShouldRetry(first, request.Method))
-            {
-                _firstOutcome = first;
-                _retryPhase = new CancellationTokenSource(Remaining(), time);
-                var registration = cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _retryPhase);
-                try
-                {
-                    first = await path._resilience.RetryAsync(this, _retryPhase.Token).ConfigureAwait(false);
-                }
-                finally
-                {
-                    await registration.DisposeAsync().ConfigureAwait(false);
-                }
-            }
-
-            return Finish(first);
+            // Polly's back-off waits on the call's deadline and the caller's token (rare: only failed calls get here).
+            using var deadline = new CancellationTokenSource(Remaining() > TimeSpan.Zero ? Remaining() : TimeSpan.Zero, _path._time);
+            using var registration = _cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), deadline);
+            return await _path._resilience.RetryAsync(this, deadline.Token).ConfigureAwait(false);
         }
 
         public Outcome<HttpResponseMessage>? TakeFirstOutcome()
@@ -269,12 +342,14 @@ internal sealed class CallPath
 
         /// <summary>
         /// One attempt: endpoint choice, the deadline sent on, the send, the feedback. Never throws: the outcome carries the
-        /// error. The attempt's own cancellation source carries the deadline, so the retry phase's token is not needed here.
+        /// error. The call's cancellation source carries the deadline, so the retry phase's token is not needed here.
         /// </summary>
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<Outcome<HttpResponseMessage>> AttemptAsync(CancellationToken retryPhaseToken)
         {
             _ = retryPhaseToken;
+            var path = _path;
+            var request = _request;
             var time = path._time;
             if (Remaining() <= TimeSpan.Zero)
             {
@@ -286,7 +361,7 @@ internal sealed class CallPath
             try
             {
                 identity = path.GetIdentity();
-                choice = await path._endpoints.ChooseAsync(Subset, Route!.SubsetKey, SubsetReason, Route.Name, _lastFailed, cancellationToken).ConfigureAwait(false);
+                choice = await path._endpoints.ChooseAsync(Subset, Route!.SubsetKey, SubsetReason, Route.Name, _lastFailed, _cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex)
             {
@@ -295,7 +370,7 @@ internal sealed class CallPath
 
             var endpoint = choice.Endpoint;
             Endpoint = endpoint.Key;
-            if (tags is not null)
+            if (_tags is { } tags)
             {
                 tags.Route = Route!.Name;
                 tags.Subset = Subset;
@@ -322,7 +397,7 @@ internal sealed class CallPath
                 failed = (int)response.StatusCode >= 500;
                 return Outcome.FromResult(response);
             }
-            catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException ex) when (_cancellationToken.IsCancellationRequested)
             {
                 // The caller gave up: says nothing about the endpoint.
                 failed = false;
@@ -364,47 +439,7 @@ internal sealed class CallPath
             }
         }
 
-        public void Dispose()
-        {
-            _callerRegistration.Dispose();
-            _cancellation?.Dispose();
-            _retryPhase?.Dispose();
-        }
-
-        private TimeSpan Remaining() => path._time.GetElapsedTime(path._time.GetTimestamp(), _deadline);
-
-        /// <summary>
-        /// The call's one cancellation source, armed for this attempt with the smaller of the attempt timeout and the time
-        /// left; a fresh one only when the previous attempt's timeout fired it.
-        /// </summary>
-        private CancellationToken ArmAttempt(TimeSpan attemptTimeout)
-        {
-            var remaining = Remaining();
-            _attemptArmed = attemptTimeout < remaining;
-            var delay = _attemptArmed ? attemptTimeout : remaining;
-            if (_cancellation is { IsCancellationRequested: false } current)
-            {
-                current.CancelAfter(delay);
-                return current.Token;
-            }
-
-            _callerRegistration.Dispose();
-            _cancellation?.Dispose();
-            _cancellation = new CancellationTokenSource(delay, path._time);
-            _callerRegistration = cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _cancellation);
-            return _cancellation.Token;
-        }
-
-        private MeshCallException TotalTimeout(Exception? inner)
-        {
-            var host = path._destination.Host;
-            return new MeshCallException(
-                "timeout",
-                $"The call to '{host}' took longer than its total timeout of {path.Policy.Timeout} (Mesh:Policy:Destinations:{host}:Timeout, or the caller's deadline), after {Attempts} attempt(s).",
-                inner);
-        }
-
-        private HttpResponseMessage Finish(Outcome<HttpResponseMessage> outcome)
+        public HttpResponseMessage Finish(Outcome<HttpResponseMessage> outcome)
         {
             if (outcome.Result is { } response)
             {
@@ -412,7 +447,7 @@ internal sealed class CallPath
             }
 
             var error = outcome.Exception!;
-            if (error is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            if (error is OperationCanceledException && !_cancellationToken.IsCancellationRequested)
             {
                 // Polly's back-off was cut by the call's deadline.
                 error = TotalTimeout(error);
@@ -424,6 +459,49 @@ internal sealed class CallPath
 
             ExceptionDispatchInfo.Throw(error);
             return null!;
+        }
+
+        private TimeSpan Remaining() => _path._time.GetElapsedTime(_path._time.GetTimestamp(), _deadline);
+
+        /// <summary>
+        /// The call's one cancellation source, armed for this attempt with the smaller of the attempt timeout and the time
+        /// left; a fresh one only when the previous attempt's timeout fired it (or the caller cancelled an earlier call).
+        /// </summary>
+        private CancellationToken ArmAttempt(TimeSpan attemptTimeout)
+        {
+            var remaining = Remaining();
+            _attemptArmed = attemptTimeout < remaining;
+            var delay = _attemptArmed ? attemptTimeout : remaining;
+            if (_cancellation is { IsCancellationRequested: true } fired)
+            {
+                _callerRegistration.Dispose();
+                _callerRegistration = default;
+                fired.Dispose();
+                _cancellation = null;
+            }
+
+            if (_cancellation is null)
+            {
+                // With the system clock a plain source (reusable across calls through TryReset); with another clock one bound to it.
+                _cancellation = ReferenceEquals(_path._time, TimeProvider.System) ? new CancellationTokenSource() : new CancellationTokenSource(Timeout.InfiniteTimeSpan, _path._time);
+            }
+
+            _cancellation.CancelAfter(delay);
+            if (_callerRegistration == default)
+            {
+                _callerRegistration = _cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _cancellation);
+            }
+
+            return _cancellation.Token;
+        }
+
+        private MeshCallException TotalTimeout(Exception? inner)
+        {
+            var host = _path._destination.Host;
+            return new MeshCallException(
+                "timeout",
+                $"The call to '{host}' took longer than its total timeout of {_path.Policy.Timeout} (Mesh:Policy:Destinations:{host}:Timeout, or the caller's deadline), after {Attempts} attempt(s).",
+                inner);
         }
     }
 }

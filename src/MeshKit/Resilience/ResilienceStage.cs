@@ -45,6 +45,7 @@ internal sealed class ResilienceStage
     private static readonly ResiliencePropertyKey<IRetriedCall> CallKey = new("MeshKit.RetriedCall");
     private static readonly TimeSpan MinimumTimeout = TimeSpan.FromMilliseconds(1);
     private readonly ConcurrencyLimiter _limiter;
+    private int _inFlight;
     private readonly RetryBudget _budget;
     private readonly ResiliencePipeline<HttpResponseMessage>? _retries;
     private readonly MeshMetrics _metrics;
@@ -102,20 +103,35 @@ internal sealed class ResilienceStage
     public bool Retries => _retries is not null;
 
     /// <summary>
-    /// Takes a permit of the concurrency limit: at once when one is free (no allocation beyond the lease), else a place in
-    /// the queue, else a refusal that names the setting.
+    /// Takes a permit of the concurrency limit. Without a queue (the default) a permit is one interlocked increment, and a
+    /// call over the limit is refused at once with an error naming the setting; with a queue the call waits its turn in
+    /// System.Threading.RateLimiting's <see cref="ConcurrencyLimiter"/>.
     /// </summary>
-    public ValueTask<RateLimitLease> EnterAsync(CancellationToken cancellationToken)
+    public ValueTask<ConcurrencyPermit> EnterAsync(CancellationToken cancellationToken)
     {
+        if (Settings.Concurrency.MaxQueue == 0)
+        {
+            if (Interlocked.Increment(ref _inFlight) <= Settings.Concurrency.MaxRequests)
+            {
+                return ValueTask.FromResult(new ConcurrencyPermit(this, null));
+            }
+
+            Interlocked.Decrement(ref _inFlight);
+            return ValueTask.FromException<ConcurrencyPermit>(Refused());
+        }
+
         var lease = _limiter.AttemptAcquire();
         if (lease.IsAcquired)
         {
-            return ValueTask.FromResult(lease);
+            return ValueTask.FromResult(new ConcurrencyPermit(this, lease));
         }
 
         lease.Dispose();
-        return Settings.Concurrency.MaxQueue > 0 ? QueueAsync(cancellationToken) : ValueTask.FromException<RateLimitLease>(Refused());
+        return QueueAsync(cancellationToken);
     }
+
+    /// <summary>Gives back a permit taken without a queue.</summary>
+    internal void Exit() => Interlocked.Decrement(ref _inFlight);
 
     /// <summary>Gets the call's timeout: the total timeout, or the caller's propagated deadline when it is sooner.</summary>
     public TimeSpan CallTimeout()
@@ -207,12 +223,12 @@ internal sealed class ResilienceStage
         return false;
     }
 
-    private async ValueTask<RateLimitLease> QueueAsync(CancellationToken cancellationToken)
+    private async ValueTask<ConcurrencyPermit> QueueAsync(CancellationToken cancellationToken)
     {
         var lease = await _limiter.AcquireAsync(1, cancellationToken).ConfigureAwait(false);
         if (lease.IsAcquired)
         {
-            return lease;
+            return new ConcurrencyPermit(this, lease);
         }
 
         lease.Dispose();
@@ -231,6 +247,22 @@ internal sealed class ResilienceStage
     private static bool IsIdempotent(HttpMethod method) =>
         method == HttpMethod.Get || method == HttpMethod.Head || method == HttpMethod.Options || method == HttpMethod.Trace
         || method == HttpMethod.Put || method == HttpMethod.Delete;
+}
+
+/// <summary>A permit of a destination's concurrency limit, held for a call's life.</summary>
+internal readonly struct ConcurrencyPermit(ResilienceStage stage, RateLimitLease? lease) : IDisposable
+{
+    public void Dispose()
+    {
+        if (lease is null)
+        {
+            stage.Exit();
+        }
+        else
+        {
+            lease.Dispose();
+        }
+    }
 }
 
 /// <summary>
