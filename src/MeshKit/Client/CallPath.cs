@@ -151,13 +151,13 @@ internal sealed class CallPath
                 activity.SetTag(MeshTelemetry.Attributes.Route, call.Route?.Name);
                 activity.SetTag(MeshTelemetry.Attributes.Subset, call.Subset);
                 activity.SetTag(MeshTelemetry.Attributes.SubsetReason, call.SubsetReason);
-                activity.SetTag(MeshTelemetry.Attributes.Attempts, call.Attempts);
+                activity.SetTag(MeshTelemetry.Attributes.Attempts, TagValues.Box(call.Attempts));
                 activity.SetTag(MeshTelemetry.Attributes.RetryReason, call.RetryReason);
                 activity.SetTag(MeshTelemetry.Attributes.Outcome, outcome);
                 activity.SetTag(MeshTelemetry.Attributes.Endpoint, call.Endpoint);
                 if (response is not null)
                 {
-                    activity.SetTag("http.response.status_code", status);
+                    activity.SetTag("http.response.status_code", TagValues.Box(status));
                     if (status >= 500)
                     {
                         activity.SetStatus(ActivityStatusCode.Error);

@@ -75,7 +75,7 @@ internal static class MeshOpenTelemetry
         activity.SetTag(MeshTelemetry.Attributes.DestinationService, tags.DestinationService);
         activity.SetTag(MeshTelemetry.Attributes.Route, tags.Route);
         activity.SetTag(MeshTelemetry.Attributes.Subset, tags.Subset);
-        activity.SetTag(MeshTelemetry.Attributes.Attempt, tags.Attempt);
+        activity.SetTag(MeshTelemetry.Attributes.Attempt, TagValues.Box(tags.Attempt));
         activity.SetTag(MeshTelemetry.Attributes.Endpoint, tags.Endpoint);
         if (tags.RetryReason is not null && tags.Attempt > 0)
         {
