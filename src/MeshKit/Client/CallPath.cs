@@ -233,6 +233,7 @@ internal sealed class CallPath
         private MeshAttemptTags? _tags;
         private CancellationToken _cancellationToken;
         private CancellationTokenSource? _cancellation;
+        private TimeProvider? _cancellationClock;
         private CancellationTokenRegistration _callerRegistration;
         private long _deadline;
         private bool _attemptArmed;
@@ -472,7 +473,8 @@ internal sealed class CallPath
             var remaining = Remaining();
             _attemptArmed = attemptTimeout < remaining;
             var delay = _attemptArmed ? attemptTimeout : remaining;
-            if (_cancellation is { IsCancellationRequested: true } fired)
+            // The pool is process-wide: a source made for another host's clock (a test's fake clock) is not reused.
+            if (_cancellation is { } fired && (fired.IsCancellationRequested || !ReferenceEquals(_cancellationClock, _path._time)))
             {
                 _callerRegistration.Dispose();
                 _callerRegistration = default;
@@ -484,6 +486,7 @@ internal sealed class CallPath
             {
                 // With the system clock a plain source (reusable across calls through TryReset); with another clock one bound to it.
                 _cancellation = ReferenceEquals(_path._time, TimeProvider.System) ? new CancellationTokenSource() : new CancellationTokenSource(Timeout.InfiniteTimeSpan, _path._time);
+                _cancellationClock = _path._time;
             }
 
             _cancellation.CancelAfter(delay);

@@ -26,11 +26,13 @@ internal sealed class CallPathBed : IDisposable
     /// <param name="settings">Policy and other settings.</param>
     /// <param name="endpoints">The endpoints of <c>orders</c>, as (address, version).</param>
     /// <param name="random">The mesh's random source; <see cref="Random.Shared"/> by default.</param>
+    /// <param name="clock">The mesh's clock when not <see cref="Time"/> (for example the system's).</param>
     public CallPathBed(
         Func<string, HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>> answer,
         IDictionary<string, string?>? settings = null,
         (string Address, string Version)[]? endpoints = null,
-        Random? random = null)
+        Random? random = null,
+        TimeProvider? clock = null)
     {
         var bundle = Path.Combine(_directory.Path, "bundle.pem");
         File.WriteAllText(bundle, TrustBundle.Create([_ca]).Pem);
@@ -58,7 +60,7 @@ internal sealed class CallPathBed : IDisposable
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Configuration.AddInMemoryCollection(all);
-        builder.Services.AddSingleton<TimeProvider>(Time);
+        builder.Services.AddSingleton(clock ?? Time);
         builder.Services.AddSingleton(new MeshRandom(random ?? Random.Shared));
         builder.AddMesh();
         builder.Services.AddMeshClient("orders");

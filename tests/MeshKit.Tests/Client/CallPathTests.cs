@@ -48,6 +48,59 @@ public sealed class CallPathTests
     }
 
     [Fact]
+    public async Task A_call_after_calls_of_another_host_times_out_on_its_own_hosts_clock()
+    {
+        // Per-call state is pooled process-wide: calls of another host (on the system's clock) leave their state behind.
+        using (var other = new CallPathBed((_, _, _) => CallPathBed.Answer(HttpStatusCode.OK), clock: TimeProvider.System))
+        {
+            var calls = new Task<HttpResponseMessage>[64];
+            for (var i = 0; i < calls.Length; i++)
+            {
+                calls[i] = other.Client.GetAsync("/api", Ct);
+            }
+
+            foreach (var response in await Task.WhenAll(calls).WaitAsync(Promptly, Ct))
+            {
+                response.Dispose();
+            }
+        }
+
+        var sent = 0;
+        var hung = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var bed = new CallPathBed(
+            async (_, _, ct) =>
+            {
+                if (Interlocked.Increment(ref sent) == 8)
+                {
+                    hung.TrySetResult();
+                }
+
+                await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+                return new HttpResponseMessage(HttpStatusCode.OK);
+            },
+            new Dictionary<string, string?>
+            {
+                ["Mesh:Policy:Destinations:orders:AttemptTimeout"] = "00:05:00",
+                ["Mesh:Policy:Destinations:orders:Timeout"] = "00:10:00",
+                ["Mesh:Policy:Destinations:orders:Retry:MaxRetries"] = "0",
+            });
+
+        var sends = new Task<HttpResponseMessage>[8];
+        for (var i = 0; i < sends.Length; i++)
+        {
+            sends[i] = bed.Client.GetAsync("/api", Ct);
+        }
+
+        await hung.Task.WaitAsync(Promptly, Ct);
+        bed.Time.Advance(TimeSpan.FromMinutes(5));
+        foreach (var send in sends)
+        {
+            var error = await Assert.ThrowsAsync<MeshCallException>(() => send.WaitAsync(Promptly, Ct));
+            Assert.Equal("timeout", error.Reason);
+        }
+    }
+
+    [Fact]
     public async Task The_latency_fed_to_the_balancer_is_measured_on_the_mesh_clock()
     {
         var answer = new TaskCompletionSource<HttpResponseMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
