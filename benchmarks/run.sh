@@ -59,7 +59,8 @@ for project in src/MeshKit.ControlPlane \
                benchmarks/LoadHarness/MeshKit.LoadHarness.Upstream \
                benchmarks/LoadHarness/MeshKit.LoadHarness.Caller \
                benchmarks/LoadHarness/MeshKit.LoadHarness; do
-  timeout 900 dotnet build -c Release -nologo -v q "$project" >/dev/null
+  timeout 900 dotnet build -c Release -nologo -v q "$project" > "/tmp/meshkit-bench-build.log" 2>&1 \
+    || { grep -E "error|Error" "/tmp/meshkit-bench-build.log" | sort -u | head -20 >&2; echo "error: building $project failed." >&2; exit 1; }
 done
 
 # 3. Run. Every process the orchestrator starts is written to <work>/logs/pids; the trap ends those (by pid) and the

@@ -115,8 +115,25 @@ internal sealed class CallPath
             call.Permit = entering.IsCompletedSuccessfully ? entering.Result : await entering.AsTask().ConfigureAwait(false);
             _resilience.RecordRequest();
 
-            // 4–6. The first attempt: no retry machinery unless it failed in a way the policy retries.
-            var first = await call.AttemptAsync(default).ConfigureAwait(false);
+            // 4–6. The first attempt, in this state machine when its endpoint is known at once; no retry machinery unless
+            // it failed in a way the policy retries.
+            Outcome<HttpResponseMessage> first;
+            if (call.StartAttempt(out var ended, out _) is { } sending)
+            {
+                try
+                {
+                    first = call.EndAttempt(await sending.ConfigureAwait(false), null);
+                }
+                catch (Exception ex)
+                {
+                    first = call.EndAttempt(null, ex);
+                }
+            }
+            else
+            {
+                first = ended ?? await call.AttemptAsync(default).ConfigureAwait(false);
+            }
+
             return call.Answered(call.Finish(_resilience.Retries && _resilience.ShouldRetry(first, request.Method)
                 ? await call.RetryAsync(first).ConfigureAwait(false)
                 : first));
@@ -242,6 +259,14 @@ internal sealed class CallPath
         private string? _lastFailed;
         private Outcome<HttpResponseMessage>? _firstOutcome;
 
+        // The attempt under way (one at a time), from Send to EndAttempt.
+        private WorkloadIdentity? _workload;
+        private EndpointChoice _choice;
+        private EndpointConnectionPool? _pool;
+        private EndpointConnectionPool.PooledConnections _connections;
+        private EndpointState? _state;
+        private long _attemptStarted;
+
         public long Started { get; set; }
 
         public ConcurrencyPermit? Permit { get; set; }
@@ -345,32 +370,85 @@ internal sealed class CallPath
 
         /// <summary>
         /// One attempt: endpoint choice, the deadline sent on, the send, the feedback. Never throws: the outcome carries the
-        /// error. The call's cancellation source carries the deadline, so the retry phase's token is not needed here.
+        /// error. The call's cancellation source carries the deadline, so the retry phase's token is not needed here. The
+        /// first attempt of a call does not come here when its endpoint is known at once: <see cref="CallPath.SendAsync"/>
+        /// runs it in its own state machine (<see cref="StartAttempt"/>, the send, <see cref="EndAttempt"/>).
         /// </summary>
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<Outcome<HttpResponseMessage>> AttemptAsync(CancellationToken retryPhaseToken)
         {
             _ = retryPhaseToken;
-            var path = _path;
-            var request = _request;
-            var time = path._time;
-            if (Remaining() <= TimeSpan.Zero)
+            var sending = StartAttempt(out var ended, out var choosing);
+            if (sending is null && ended is null)
             {
-                return Outcome.FromException<HttpResponseMessage>(TotalTimeout(null));
+                // Discovery has not answered for this destination yet: the choice waits for it.
+                try
+                {
+                    sending = Send(await choosing.ConfigureAwait(false), out ended);
+                }
+                catch (Exception ex)
+                {
+                    return Outcome.FromException<HttpResponseMessage>(ex);
+                }
             }
 
-            EndpointChoice choice;
-            WorkloadIdentity identity;
+            if (sending is null)
+            {
+                return ended!.Value;
+            }
+
             try
             {
-                identity = path.GetIdentity();
-                choice = await path._endpoints.ChooseAsync(Subset, Route!.SubsetKey, SubsetReason, Route.Name, _lastFailed, _cancellationToken).ConfigureAwait(false);
+                return EndAttempt(await sending.ConfigureAwait(false), null);
             }
             catch (Exception ex)
             {
-                return Outcome.FromException<HttpResponseMessage>(ex);
+                return EndAttempt(null, ex);
+            }
+        }
+
+        /// <summary>
+        /// Starts an attempt: returns the send under way; or <see langword="null"/> with <paramref name="ended"/> set when the
+        /// attempt ended before a send (no time left, no identity, no endpoint); or <see langword="null"/> with
+        /// <paramref name="choosing"/> to await when the endpoint choice waits for discovery (then call <see cref="Send"/>).
+        /// </summary>
+        public Task<HttpResponseMessage>? StartAttempt(out Outcome<HttpResponseMessage>? ended, out ValueTask<EndpointChoice> choosing)
+        {
+            choosing = default;
+            ended = null;
+            var path = _path;
+            if (Remaining() <= TimeSpan.Zero)
+            {
+                ended = Outcome.FromException<HttpResponseMessage>(TotalTimeout(null));
+                return null;
             }
 
+            try
+            {
+                _workload = path.GetIdentity();
+                choosing = path._endpoints.ChooseAsync(Subset, Route!.SubsetKey, SubsetReason, Route.Name, _lastFailed, _cancellationToken);
+            }
+            catch (Exception ex)
+            {
+                ended = Outcome.FromException<HttpResponseMessage>(ex);
+                return null;
+            }
+
+            if (!choosing.IsCompletedSuccessfully)
+            {
+                return null;
+            }
+
+            return Send(choosing.Result, out ended);
+        }
+
+        /// <summary>Sends the attempt to the chosen endpoint; the attempt's state is kept for <see cref="EndAttempt"/>.</summary>
+        public Task<HttpResponseMessage>? Send(EndpointChoice choice, out Outcome<HttpResponseMessage>? ended)
+        {
+            ended = null;
+            var path = _path;
+            var request = _request;
+            var time = path._time;
             var endpoint = choice.Endpoint;
             Endpoint = endpoint.Key;
             if (_tags is { } tags)
@@ -388,58 +466,80 @@ internal sealed class CallPath
             request.Headers.Remove(MeshDeadline.HeaderName);
             request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(_deadline, time));
             var token = ArmAttempt(path.Policy.AttemptTimeout);
-            var pool = path._pools.Get(path._destination, endpoint);
-            var connections = pool.Rent(identity);
-            var state = path._endpoints.Begin(endpoint);
-            var started = time.GetTimestamp();
-            var failed = true;
-            var connectFailure = false;
+            _choice = choice;
+            _pool = path._pools.Get(path._destination, endpoint);
+            _connections = _pool.Rent(_workload!);
+            _state = path._endpoints.Begin(endpoint);
+            _attemptStarted = time.GetTimestamp();
             try
             {
-                var response = await connections.Invoker.SendAsync(request, token).ConfigureAwait(false);
-                failed = (int)response.StatusCode >= 500;
-                return Outcome.FromResult(response);
+                return _connections.Invoker.SendAsync(request, token);
             }
-            catch (OperationCanceledException ex) when (_cancellationToken.IsCancellationRequested)
+            catch (Exception ex)
+            {
+                ended = EndAttempt(null, ex);
+                return null;
+            }
+        }
+
+        /// <summary>
+        /// Ends the attempt under way with its response or error: what the error means (the caller gave up, the attempt or
+        /// the call timed out, the transport failed), the connections given back, the outcome fed back to the balancer.
+        /// </summary>
+        public Outcome<HttpResponseMessage> EndAttempt(HttpResponseMessage? response, Exception? error)
+        {
+            var path = _path;
+            var endpoint = _choice.Endpoint;
+            var failed = true;
+            var connectFailure = false;
+            Outcome<HttpResponseMessage> outcome;
+            if (response is not null)
+            {
+                failed = (int)response.StatusCode >= 500;
+                outcome = Outcome.FromResult(response);
+            }
+            else if (error is OperationCanceledException && _cancellationToken.IsCancellationRequested)
             {
                 // The caller gave up: says nothing about the endpoint.
                 failed = false;
-                return Outcome.FromException<HttpResponseMessage>(ex);
+                outcome = Outcome.FromException<HttpResponseMessage>(error);
             }
-            catch (OperationCanceledException ex) when (_cancellation!.IsCancellationRequested)
+            else if (error is OperationCanceledException && _cancellation!.IsCancellationRequested)
             {
                 if (!_attemptArmed)
                 {
                     failed = false;
-                    return Outcome.FromException<HttpResponseMessage>(TotalTimeout(ex));
+                    outcome = Outcome.FromException<HttpResponseMessage>(TotalTimeout(error));
                 }
-
-                var host = path._destination.Host;
-                return Outcome.FromException<HttpResponseMessage>(new AttemptTimeoutException(
-                    $"The attempt to '{host}' at {endpoint.Key} took longer than its attempt timeout of {path.Policy.AttemptTimeout} (Mesh:Policy:Destinations:{host}:AttemptTimeout).",
-                    ex));
-            }
-            catch (HttpRequestException ex) when (ex is not MeshCallException)
-            {
-                // The transport failed: refused, reset (a crashed peer), a failed handshake. Nothing complete answered.
-                connectFailure = true;
-                return Outcome.FromException<HttpResponseMessage>(ex);
-            }
-            catch (Exception ex)
-            {
-                return Outcome.FromException<HttpResponseMessage>(ex);
-            }
-            finally
-            {
-                pool.Return(connections);
-                path._endpoints.End(state, choice, started, failed, connectFailure, ejects: true);
-                if (failed)
+                else
                 {
-                    _lastFailed = endpoint.Key;
+                    var host = path._destination.Host;
+                    outcome = Outcome.FromException<HttpResponseMessage>(new AttemptTimeoutException(
+                        $"The attempt to '{host}' at {endpoint.Key} took longer than its attempt timeout of {path.Policy.AttemptTimeout} (Mesh:Policy:Destinations:{host}:AttemptTimeout).",
+                        error));
                 }
-
-                Attempts++;
             }
+            else
+            {
+                // A transport failure (refused, reset by a crashed peer, a failed handshake): nothing complete answered.
+                connectFailure = error is HttpRequestException and not MeshCallException;
+                outcome = Outcome.FromException<HttpResponseMessage>(error!);
+            }
+
+            _pool!.Return(_connections);
+            path._endpoints.End(_state!, _choice, _attemptStarted, failed, connectFailure, ejects: true);
+            if (failed)
+            {
+                _lastFailed = endpoint.Key;
+            }
+
+            _pool = null;
+            _connections = default;
+            _state = null;
+            _workload = null;
+            _choice = default;
+            Attempts++;
+            return outcome;
         }
 
         public HttpResponseMessage Finish(Outcome<HttpResponseMessage> outcome)
