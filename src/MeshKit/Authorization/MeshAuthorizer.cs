@@ -45,7 +45,7 @@ internal sealed partial class MeshAuthorizer(MeshRateLimits rateLimits, MeshMetr
         var feature = Decided(authorization, caller, method, target, byPath);
         var decision = feature.Decision;
         context.Features.Set<IMeshAuthorizationFeature>(feature);
-        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity is { IsAllDataRequested: true } activity)
+        if (ServerSpan.Recorded(context) is { } activity)
         {
             activity.SetTag(MeshTelemetry.Attributes.AuthorizationDecision, decision.Allowed ? "allow" : "deny");
             activity.SetTag(MeshTelemetry.Attributes.AuthorizationRule, decision.RuleName);

@@ -69,8 +69,7 @@ internal sealed partial class MeshServerMiddleware(
 
     private Task ServeAsync(HttpContext context, MeshConnection? connection)
     {
-        var activity = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity;
-        if (activity is { IsAllDataRequested: true } && connection is not null)
+        if (connection is not null && ServerSpan.Recorded(context) is { } activity)
         {
             activity.SetTag(MeshTelemetry.Attributes.CallerSpiffeId, connection.SpiffeId.Value);
             activity.SetTag(MeshTelemetry.Attributes.CallerService, connection.SpiffeId.Service);
