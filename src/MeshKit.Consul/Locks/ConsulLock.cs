@@ -615,6 +615,25 @@ public sealed partial class ConsulLock : IAsyncDisposable
         CancellationTokenSource? lost;
         string session;
         double sinceMs;
+        TimeSpan early;
+        lock (_gate)
+        {
+            if (_session is null || _stopped)
+            {
+                return;
+            }
+
+            early = _time.GetElapsedTime(_time.GetTimestamp(), _validUntil);
+        }
+
+        if (early > TimeSpan.Zero)
+        {
+            // A timer may fire a little before its time (its clock is coarser than the timestamps), or the session was
+            // renewed meanwhile: wait for the rest.
+            ArmExpiryIn(TimeSpan.FromMilliseconds(Math.Ceiling(early.TotalMilliseconds)));
+            return;
+        }
+
         lock (_gate)
         {
             if (_session is null || _stopped || _time.GetTimestamp() < _validUntil)
@@ -692,9 +711,10 @@ public sealed partial class ConsulLock : IAsyncDisposable
         }
     }
 
-    private void ArmExpiry(long from)
+    private void ArmExpiry(long from) => ArmExpiryIn(_time.GetElapsedTime(_time.GetTimestamp(), from + Ticks(Ttl)));
+
+    private void ArmExpiryIn(TimeSpan due)
     {
-        var due = _time.GetElapsedTime(_time.GetTimestamp(), from + Ticks(Ttl));
         try
         {
             _expiry.Change(due > TimeSpan.Zero ? due : TimeSpan.Zero, System.Threading.Timeout.InfiniteTimeSpan);
