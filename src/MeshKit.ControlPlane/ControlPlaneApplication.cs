@@ -44,6 +44,8 @@ public static class ControlPlaneApplication
         builder.Services.AddSingleton<ControlPlaneMetrics>();
         builder.Services.AddSingleton<ControlChannel.ControlChannelFeed>();
         builder.Services.AddSingleton<SharedConsul>();
+        builder.Services.AddSingleton<Coordination.ReplicaLeadership>();
+        builder.Services.AddHostedService(static provider => provider.GetRequiredService<Coordination.ReplicaLeadership>());
         builder.Services.AddSingleton<Policy.CentralPolicy>();
         builder.Services.AddProblemDetails();
 
@@ -93,6 +95,7 @@ public static class ControlPlaneApplication
         ControlChannel.WatchEndpoints.MapControlChannel(app);
         app.MapWorkloadAdminApi();
         Policy.PolicyEndpoints.MapPolicyAdminApi(app);
+        Coordination.LeadershipEndpoints.MapLeadershipAdminApi(app);
         return app;
     }
 

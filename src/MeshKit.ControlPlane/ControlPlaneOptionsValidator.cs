@@ -51,6 +51,16 @@ internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPla
             errors.Add($"{Root}:Consul:Wait is {options.Consul.Wait}; use a value from 00:00:01 to 00:10:00.");
         }
 
+        if (options.Consul.LockTtl < TimeSpan.FromSeconds(1) || options.Consul.LockTtl > TimeSpan.FromHours(24))
+        {
+            errors.Add($"{Root}:Consul:LockTtl is {options.Consul.LockTtl}; use a value from 00:00:01 to 1.00:00:00 (Consul agents refuse less than their session_ttl_min, 00:00:10 by default).");
+        }
+
+        if (options.Consul.LockDelay < TimeSpan.Zero || options.Consul.LockDelay > TimeSpan.FromSeconds(60))
+        {
+            errors.Add($"{Root}:Consul:LockDelay is {options.Consul.LockDelay}; use a value from 00:00:00 to 00:01:00 (Consul cuts longer lock delays to 60 seconds).");
+        }
+
         if (options.AdminToken is { Length: > 0 } admin && admin.Length < MinimumTokenLength)
         {
             errors.Add($"{Root}:AdminToken is too short; use at least {MinimumTokenLength} random characters.");

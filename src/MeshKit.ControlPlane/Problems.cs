@@ -5,13 +5,21 @@ internal static class Problems
 {
     public const string TypePrefix = "urn:meshkit:problem:";
 
-    public static IResult Refuse(int status, string reason, string detail) =>
-        Results.Problem(
+    public static IResult Refuse(int status, string reason, string detail, IEnumerable<KeyValuePair<string, object?>>? extensions = null)
+    {
+        var fields = new Dictionary<string, object?> { ["reason"] = reason };
+        foreach (var (name, value) in extensions ?? [])
+        {
+            fields[name] = value;
+        }
+
+        return Results.Problem(
             detail: detail,
             statusCode: status,
             title: Title(status),
             type: TypePrefix + reason,
-            extensions: new Dictionary<string, object?> { ["reason"] = reason });
+            extensions: fields);
+    }
 
     private static string Title(int status) => status switch
     {

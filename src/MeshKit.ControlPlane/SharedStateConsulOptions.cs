@@ -17,4 +17,18 @@ public sealed class SharedStateConsulOptions
 
     /// <summary>Gets or sets the blocking-query wait. Default 5 minutes.</summary>
     public TimeSpan Wait { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Gets or sets the TTL of the Consul session with which a replica holds the leader lock (<c>&lt;KeyPrefix&gt;leader</c>).
+    /// The session is renewed every half TTL; a leader that has not renewed it for a whole TTL stops its leader-only
+    /// steps. Default 15 seconds; from 1 second to 24 hours (Consul agents refuse less than their
+    /// <c>session_ttl_min</c>, 10 seconds by default).
+    /// </summary>
+    public TimeSpan LockTtl { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Gets or sets the lock delay of the leader's session: after a leader's session ends without a release (a crash,
+    /// an expiry), no replica becomes leader for this long. Default 15 seconds, Consul's; from 0 to 60 seconds.
+    /// </summary>
+    public TimeSpan LockDelay { get; set; } = TimeSpan.FromSeconds(15);
 }

@@ -16,6 +16,7 @@ public sealed class ConsulTestContext : IAsyncDisposable
     private readonly List<ConsulClient> _clients = [];
     private readonly List<string> _serviceIds = [];
     private readonly List<string> _keys = [];
+    private readonly List<string> _sessions = [];
     private readonly ILoggerFactory _loggerFactory;
 
     private ConsulTestContext(ConsulDouble? consulDouble, Uri address, string? token)
@@ -110,6 +111,13 @@ public sealed class ConsulTestContext : IAsyncDisposable
         return registration;
     }
 
+    /// <summary>Remembers a session for clean-up (destroyed before the keys are deleted).</summary>
+    public string Session(string sessionId)
+    {
+        _sessions.Add(sessionId);
+        return sessionId;
+    }
+
     /// <summary>Remembers a KV key for clean-up.</summary>
     public string Key(string name)
     {
@@ -129,6 +137,17 @@ public sealed class ConsulTestContext : IAsyncDisposable
                 try
                 {
                     await cleaner.DeregisterServiceAsync(id, timeout.Token);
+                }
+                catch (ConsulException)
+                {
+                }
+            }
+
+            foreach (var session in _sessions)
+            {
+                try
+                {
+                    await cleaner.DestroySessionAsync(session, timeout.Token);
                 }
                 catch (ConsulException)
                 {

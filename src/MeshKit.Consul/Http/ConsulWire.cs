@@ -64,4 +64,61 @@ internal static class ConsulWire
     }
 
     public static string? Number(ulong? value) => value?.ToString(CultureInfo.InvariantCulture);
+
+    public static string FormatBehavior(ConsulSessionBehavior behavior) =>
+        behavior == ConsulSessionBehavior.Delete ? "delete" : "release";
+
+    /// <summary>Reads a Go duration as Consul writes it (<c>15s</c>, <c>1m30s</c>, <c>1.5s</c>, <c>250ms</c>; <c>0</c> alone).</summary>
+    public static bool TryParseDuration(string? text, out TimeSpan value)
+    {
+        value = TimeSpan.Zero;
+        if (string.IsNullOrEmpty(text))
+        {
+            return false;
+        }
+
+        if (text == "0")
+        {
+            return true;
+        }
+
+        double totalMs = 0;
+        var i = 0;
+        while (i < text.Length)
+        {
+            var start = i;
+            while (i < text.Length && (char.IsAsciiDigit(text[i]) || text[i] == '.'))
+            {
+                i++;
+            }
+
+            if (start == i || !double.TryParse(text.AsSpan(start, i - start), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var number))
+            {
+                return false;
+            }
+
+            var unitStart = i;
+            while (i < text.Length && !char.IsAsciiDigit(text[i]) && text[i] != '.')
+            {
+                i++;
+            }
+
+            double scale;
+            switch (text.AsSpan(unitStart, i - unitStart))
+            {
+                case "ns": scale = 1e-6; break;
+                case "us" or "µs": scale = 1e-3; break;
+                case "ms": scale = 1; break;
+                case "s": scale = 1000; break;
+                case "m": scale = 60_000; break;
+                case "h": scale = 3_600_000; break;
+                default: return false;
+            }
+
+            totalMs += number * scale;
+        }
+
+        value = TimeSpan.FromMilliseconds(totalMs);
+        return true;
+    }
 }

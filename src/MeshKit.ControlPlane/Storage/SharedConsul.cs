@@ -21,18 +21,21 @@ internal sealed class SharedConsul : IDisposable
             var prefix = WithSlash(value.Consul.KeyPrefix);
             PolicyPrefix = prefix + "policy/";
             RevocationsPrefix = prefix + "revocations/";
+            LeaderKey = prefix + "leader";
             connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
         }
         else if (value.Policy.Consul is { Address: { } legacy } policy)
         {
             PolicyPrefix = WithSlash(policy.KeyPrefix);
             RevocationsPrefix = DefaultPrefix + "revocations/";
+            LeaderKey = DefaultPrefix + "leader";
             connection = new ConsulOptions { Address = legacy, Token = policy.Token, Datacenter = policy.Datacenter, Wait = policy.Wait };
         }
         else
         {
             PolicyPrefix = DefaultPrefix + "policy/";
             RevocationsPrefix = DefaultPrefix + "revocations/";
+            LeaderKey = DefaultPrefix + "leader";
         }
 
         Client = connection is null ? null : new ConsulClient(Options.Create(connection), loggerFactory);
@@ -46,6 +49,9 @@ internal sealed class SharedConsul : IDisposable
 
     /// <summary>Gets the KV prefix of the revocation lists.</summary>
     public string RevocationsPrefix { get; }
+
+    /// <summary>Gets the KV key whose session lock the replicas compete for (<c>&lt;KeyPrefix&gt;leader</c>).</summary>
+    public string LeaderKey { get; }
 
     public void Dispose() => Client?.Dispose();
 

@@ -1,3 +1,4 @@
+using MeshKit.ControlPlane.Coordination;
 using MeshKit.ControlPlane.Tokens;
 
 namespace MeshKit.ControlPlane.Workloads;
@@ -17,10 +18,14 @@ internal static class WorkloadEndpoints
                 ? Results.Json(new { name, revoked = true })
                 : Problems.Refuse(StatusCodes.Status404NotFound, "token-not-found", $"No join token is named '{name}'; GET /v1/tokens lists them.")));
         // CA rotation, step by step (see docs/operations.md): add a root, switch issuance to it, remove the old one.
+        // Each step runs on the leading replica only; a follower refuses, naming the leader.
         admin.MapGet("/ca/roots", (CertificateAuthority.CertificateAuthority ca) => Results.Json(RootsView(ca)));
-        admin.MapPost("/ca/roots", (CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.AddRoot()));
-        admin.MapPost("/ca/roots/{id}/activate", (string id, CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.Activate(id)));
-        admin.MapDelete("/ca/roots/{id}", (string id, CertificateAuthority.CertificateAuthority ca) => CaChange(ca, () => ca.RemoveRoot(id)));
+        admin.MapPost("/ca/roots", (CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership) =>
+            CaChange(ca, leadership, "CA rotation step 1 (add a root)", () => ca.AddRoot()));
+        admin.MapPost("/ca/roots/{id}/activate", (string id, CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership) =>
+            CaChange(ca, leadership, $"CA rotation step 2 (activate root {id})", () => ca.Activate(id)));
+        admin.MapDelete("/ca/roots/{id}", (string id, CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership) =>
+            CaChange(ca, leadership, $"CA rotation step 3 (remove root {id})", () => ca.RemoveRoot(id)));
         admin.MapGet("/identities/revoked", (IdentityRevocations revocations) => Results.Json(revocations.All));
         admin.MapPost("/identities/revoke", (RevokeIdentityRequest body, IdentityRevocations revocations, CancellationToken cancellationToken) =>
         {
@@ -69,8 +74,13 @@ internal static class WorkloadEndpoints
         }),
     };
 
-    private static IResult CaChange(CertificateAuthority.CertificateAuthority ca, Action change)
+    private static IResult CaChange(CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership, string step, Action change)
     {
+        if (leadership.CheckLeader(step) is { } refusal)
+        {
+            return refusal.ToResult();
+        }
+
         try
         {
             change();

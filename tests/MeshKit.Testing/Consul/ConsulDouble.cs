@@ -17,11 +17,13 @@ namespace MeshKit.Testing.Consul;
 /// TTL checks that turn critical when not renewed, so the instance leaves <c>?passing</c>;
 /// <c>DeregisterCriticalServiceAfter</c> reaping; <c>/v1/health/service/&lt;name&gt;</c> with <c>passing</c>,
 /// <c>tag</c>, <c>filter</c> and <c>dc</c>; <c>/v1/catalog/services</c>; KV with <c>ModifyIndex</c>, <c>cas</c>,
-/// <c>recurse</c> and base64 values.
+/// <c>recurse</c> and base64 values; sessions (TTL, lock delay, behavior, node checks; renew, destroy, info, list)
+/// with KV <c>acquire</c> and <c>release</c>, <c>LockIndex</c>, lock delay, and invalidation on TTL expiry.
 /// <para>
 /// It is adversarial where Consul is: switches make blocking queries return early with an unchanged index
 /// (<see cref="EarlyReturns"/>), indexes go backwards (<see cref="RewindIndex"/>), service addresses come back empty
-/// (<see cref="EmptyServiceAddresses"/>), and answers fail with 500 or a malformed body (<see cref="Fault"/>). It
+/// (<see cref="EmptyServiceAddresses"/>), sessions are invalidated on demand as when a check they are tied to fails
+/// (<see cref="InvalidateSession"/>), and answers fail with 500 or a malformed body (<see cref="Fault"/>). It
 /// counts requests per path and records each request's token. Stop it and start it again on the same port for
 /// outage tests; its state survives, as a cluster's does.
 /// </para>
@@ -173,6 +175,24 @@ public sealed class ConsulDouble : IAsyncDisposable
     /// <param name="checkId">The check ID.</param>
     /// <returns>The status.</returns>
     public string? CheckStatus(string checkId) => _state.CheckStatus(checkId);
+
+    /// <summary>
+    /// Invalidates a session as the agent does when a check it is tied to fails (a node failure, a crashed holder):
+    /// the keys it holds are released (or deleted, by its behavior) and their lock delay starts.
+    /// </summary>
+    /// <param name="sessionId">The session's ID.</param>
+    /// <returns><see langword="true"/> when the session existed.</returns>
+    public bool InvalidateSession(string sessionId) => _state.SessionInvalidate(sessionId, DateTimeOffset.UtcNow);
+
+    /// <summary>Gets a value indicating whether a session exists (created, and neither destroyed, expired nor invalidated).</summary>
+    /// <param name="sessionId">The session's ID.</param>
+    /// <returns><see langword="true"/> when it exists.</returns>
+    public bool HasSession(string sessionId) => _state.HasSession(sessionId);
+
+    /// <summary>Gets until when a key's lock delay runs (set when a session holding it ended), or <see langword="null"/>.</summary>
+    /// <param name="key">The KV key.</param>
+    /// <returns>The end of the lock delay.</returns>
+    public DateTimeOffset? LockDelayUntil(string key) => _state.LockDelayUntil(key);
 
     /// <summary>Stops the double.</summary>
     /// <returns>Completes when stopped.</returns>

@@ -121,6 +121,81 @@ internal static class ConsulDoubleEndpoints
             }).ConfigureAwait(false);
         });
 
+        app.MapPut("/v1/session/create", async (HttpContext context) =>
+        {
+            if (WrongDatacenter(consul, context.Request.Query) is { } wrongDc)
+            {
+                return wrongDc;
+            }
+
+            JsonObject? body = null;
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+            if (buffer.Length > 0)
+            {
+                try
+                {
+                    body = JsonNode.Parse(buffer.ToArray()) as JsonObject;
+                }
+                catch (JsonException ex)
+                {
+                    return Results.Text($"Request decode failed: {ex.Message}", statusCode: StatusCodes.Status400BadRequest);
+                }
+            }
+
+            var (id, error) = state.SessionCreate(body, DateTimeOffset.UtcNow);
+            return error is null
+                ? Results.Text(new JsonObject { ["ID"] = id }.ToJsonString(), "application/json")
+                : Results.Text(error, statusCode: error.StartsWith("Request decode", StringComparison.Ordinal) ? StatusCodes.Status400BadRequest : StatusCodes.Status500InternalServerError);
+        });
+
+        app.MapPut("/v1/session/renew/{id}", (HttpContext context, string id) =>
+        {
+            var renewed = state.SessionRenew(id, DateTimeOffset.UtcNow);
+            if (renewed is null)
+            {
+                return Results.Text($"Session id '{id}' not found", statusCode: StatusCodes.Status404NotFound);
+            }
+
+            consul.WriteReadHeaders(context.Response, state.ReportedIndex);
+            return Results.Text(renewed.ToJsonString(), "application/json");
+        });
+
+        app.MapPut("/v1/session/destroy/{id}", (string id) =>
+        {
+            state.SessionDestroy(id, DateTimeOffset.UtcNow);
+            return Results.Text("true", "application/json");
+        });
+
+        // Block bodies that return the result: an expression-bodied async lambda taking only HttpContext would bind as a
+        // RequestDelegate, and its IResult would never be written.
+        app.MapGet("/v1/session/info/{id}", async (HttpContext context, string id) =>
+        {
+            return await BlockAsync(context, consul, state, stopping, () =>
+            {
+                var (index, sessions) = state.SessionInfo(id);
+                return (index, StatusCodes.Status200OK, sessions.ToJsonString());
+            }).ConfigureAwait(false);
+        });
+
+        app.MapGet("/v1/session/list", async (HttpContext context) =>
+        {
+            return await BlockAsync(context, consul, state, stopping, () =>
+            {
+                var (index, sessions) = state.SessionList(node: null);
+                return (index, StatusCodes.Status200OK, sessions.ToJsonString());
+            }).ConfigureAwait(false);
+        });
+
+        app.MapGet("/v1/session/node/{node}", async (HttpContext context, string node) =>
+        {
+            return await BlockAsync(context, consul, state, stopping, () =>
+            {
+                var (index, sessions) = state.SessionList(node);
+                return (index, StatusCodes.Status200OK, sessions.ToJsonString());
+            }).ConfigureAwait(false);
+        });
+
         app.MapGet("/v1/kv/{**key}", async (HttpContext context, string key) =>
         {
             if (WrongDatacenter(consul, context.Request.Query) is { } wrongDc)
@@ -144,11 +219,6 @@ internal static class ConsulDoubleEndpoints
                 return wrongDc;
             }
 
-            if (query.ContainsKey("acquire") || query.ContainsKey("release"))
-            {
-                return Results.Text("The Consul double does not model sessions (acquire/release).", statusCode: StatusCodes.Status400BadRequest);
-            }
-
             if (!TryNumber(query, "cas", out var cas) || !TryNumber(query, "flags", out var flags))
             {
                 return Results.Text("Invalid cas or flags: give an unsigned integer", statusCode: StatusCodes.Status400BadRequest);
@@ -156,6 +226,20 @@ internal static class ConsulDoubleEndpoints
 
             using var buffer = new MemoryStream();
             await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+
+            // As the agent reads them: release wins over acquire, which wins over cas.
+            if (query.ContainsKey("release") || query.ContainsKey("acquire"))
+            {
+                var release = query.ContainsKey("release");
+                var session = (release ? query["release"] : query["acquire"]).ToString();
+                var (done, error) = release
+                    ? state.KvRelease(key, session, buffer.ToArray(), flags)
+                    : state.KvAcquire(key, session, buffer.ToArray(), flags, DateTimeOffset.UtcNow);
+                return error is null
+                    ? Results.Text(done ? "true" : "false", "application/json")
+                    : Results.Text(error, statusCode: StatusCodes.Status500InternalServerError);
+            }
+
             return Results.Text(state.KvPut(key, buffer.ToArray(), cas, flags ?? 0) ? "true" : "false", "application/json");
         });
 

@@ -27,6 +27,18 @@ public sealed class ConsulDoubleOptions
     /// <summary>Gets or sets how often critical services are reaped. Consul's reaper runs every 30 seconds (the default).</summary>
     public TimeSpan ReapInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Gets or sets the shortest session TTL accepted; a session create with a shorter (non-zero) TTL is answered 500
+    /// "Invalid Session TTL". Consul's agents default to 10 seconds (<c>session_ttl_min</c>, the default here); tests may lower it.
+    /// </summary>
+    public TimeSpan MinimumSessionTtl { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Gets or sets how many TTLs an unrenewed session lives before it is invalidated. Consul promises at least one and
+    /// waits two (<c>SessionTTLMultiplier</c>, the default here).
+    /// </summary>
+    public double SessionTtlMultiplier { get; set; } = 2;
+
     /// <summary>Gets or sets how often TTLs are checked for expiry.</summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(50);
 

@@ -17,12 +17,15 @@ internal sealed class ConsulDoubleState
     private readonly Dictionary<string, long> _serviceIndexes = new(StringComparer.OrdinalIgnoreCase);
     private readonly SortedDictionary<string, KvRecord> _kv = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _kvTombstones = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SessionRecord> _sessions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTimeOffset> _lockDelays = new(StringComparer.Ordinal);
     private readonly string _nodeId = Guid.NewGuid().ToString();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _index = 1;
     private long _servicesTableIndex = 1;
     private long _extinctionIndex = 1;
     private long _kvTableIndex = 1;
+    private long _sessionsTableIndex = 1;
     private long _indexShift;
     private int _epoch;
     private DateTimeOffset _lastReap = DateTimeOffset.MinValue;
@@ -271,6 +274,12 @@ internal sealed class ConsulDoubleState
                 }
             }
 
+            foreach (var session in _sessions.Values.Where(s => s.ExpiresAt is { } at && now >= at).ToList())
+            {
+                Invalidate(session, now, NextIndex());
+                wrote = true;
+            }
+
             if (now - _lastReap >= _options.ReapInterval)
             {
                 _lastReap = now;
@@ -414,6 +423,7 @@ internal sealed class ConsulDoubleState
                 }
             }
 
+            // A plain write goes through even on a locked key, and leaves the lock as it was.
             var write = NextIndex();
             _kv[key] = new KvRecord
             {
@@ -422,6 +432,8 @@ internal sealed class ConsulDoubleState
                 Flags = flags,
                 CreateIndex = exists ? entry!.CreateIndex : write,
                 ModifyIndex = write,
+                LockIndex = exists ? entry!.LockIndex : 0,
+                Session = exists ? entry!.Session : null,
             };
             _kvTombstones.Remove(key);
             _kvTableIndex = write;
@@ -461,7 +473,348 @@ internal sealed class ConsulDoubleState
         }
     }
 
+    // ---- Sessions ----
+
+    /// <summary>Creates a session with Consul's defaults and checks; returns its ID, or the error Consul would answer (500).</summary>
+    public (string? Id, string? Error) SessionCreate(JsonObject? body, DateTimeOffset now)
+    {
+        var lockDelay = TimeSpan.FromSeconds(15);
+        var name = string.Empty;
+        var node = _options.NodeName;
+        var behavior = "release";
+        var ttlText = string.Empty;
+        List<string> checks = ["serfHealth"];
+        if (body is not null)
+        {
+            if (Json.Get(body, "LockDelay") is JsonValue delay)
+            {
+                // As the agent: a duration string or nanoseconds; below 1000 (ns) the number means seconds.
+                if (delay.TryGetValue<string>(out var delayText))
+                {
+                    if (!GoDuration.TryParse(delayText, out lockDelay))
+                    {
+                        return (null, $"Request decode failed: time: invalid duration \"{delayText}\"");
+                    }
+                }
+                else if (delay.TryGetValue<double>(out var nanoseconds))
+                {
+                    lockDelay = TimeSpan.FromTicks((long)(nanoseconds / 100));
+                }
+
+                if (lockDelay.Ticks * 100 < 1000)
+                {
+                    lockDelay = TimeSpan.FromSeconds(lockDelay.Ticks * 100);
+                }
+            }
+
+            name = Json.String(body, "Name") ?? string.Empty;
+            if (Json.String(body, "Node") is { Length: > 0 } requested)
+            {
+                node = requested;
+            }
+
+            behavior = Json.String(body, "Behavior") ?? string.Empty;
+            ttlText = Json.String(body, "TTL") ?? string.Empty;
+
+            // Naming checks (even an empty list) replaces the default serfHealth: an empty list is a TTL-only session.
+            if ((Json.Get(body, "NodeChecks") ?? Json.Get(body, "Checks")) is JsonArray named)
+            {
+                checks = [.. named.Select(c => c?.GetValue<string>() ?? string.Empty)];
+            }
+            else if (body.Any(p => string.Equals(p.Key, "NodeChecks", StringComparison.OrdinalIgnoreCase) || string.Equals(p.Key, "Checks", StringComparison.OrdinalIgnoreCase)))
+            {
+                checks = [];
+            }
+
+            if (Json.Get(body, "ServiceChecks") is JsonArray { Count: > 0 })
+            {
+                return (null, "The Consul double does not model ServiceChecks on sessions");
+            }
+        }
+
+        if (!string.Equals(node, _options.NodeName, StringComparison.Ordinal))
+        {
+            return (null, $"Missing node registration");
+        }
+
+        foreach (var check in checks)
+        {
+            if (check != "serfHealth")
+            {
+                return (null, $"Missing check '{check}' registration");
+            }
+        }
+
+        behavior = behavior.Length == 0 ? "release" : behavior;
+        if (behavior is not ("release" or "delete"))
+        {
+            return (null, $"Invalid Behavior setting '{behavior}'");
+        }
+
+        var ttl = TimeSpan.Zero;
+        if (ttlText.Length > 0)
+        {
+            if (!GoDuration.TryParse(ttlText, out ttl))
+            {
+                return (null, $"Session TTL '{ttlText}' invalid");
+            }
+
+            if (ttl != TimeSpan.Zero && (ttl < _options.MinimumSessionTtl || ttl > TimeSpan.FromHours(24)))
+            {
+                return (null, $"Invalid Session TTL '{ttl.Ticks * 100}', must be between [{_options.MinimumSessionTtl.TotalSeconds}s=24h0m0s]");
+            }
+        }
+
+        lock (_gate)
+        {
+            var write = NextIndex();
+            var id = Guid.NewGuid().ToString();
+            _sessions[id] = new SessionRecord
+            {
+                Id = id,
+                Name = name,
+                Node = node,
+                LockDelay = lockDelay,
+                Behavior = behavior,
+                TtlText = ttl == TimeSpan.Zero ? string.Empty : ttlText,
+                Ttl = ttl,
+                NodeChecks = checks,
+                ExpiresAt = ttl == TimeSpan.Zero ? null : now + (ttl * _options.SessionTtlMultiplier),
+                CreateIndex = write,
+            };
+            _sessionsTableIndex = write;
+            Signal();
+            return (id, null);
+        }
+    }
+
+    /// <summary>Renews a session's TTL (no write, as in Consul); null when the session is unknown.</summary>
+    public JsonArray? SessionRenew(string id, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            if (!_sessions.TryGetValue(id, out var session))
+            {
+                return null;
+            }
+
+            if (session.Ttl > TimeSpan.Zero)
+            {
+                session.ExpiresAt = now + (session.Ttl * _options.SessionTtlMultiplier);
+            }
+
+            return [SessionJson(session)];
+        }
+    }
+
+    /// <summary>Destroys a session: its locks are released (or deleted) and their lock delay starts. Unknown IDs are fine.</summary>
+    public void SessionDestroy(string id, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            if (_sessions.TryGetValue(id, out var session))
+            {
+                Invalidate(session, now, NextIndex());
+                Signal();
+            }
+        }
+    }
+
+    /// <summary>Invalidates a session as the agent does when one of its checks fails; false when unknown.</summary>
+    public bool SessionInvalidate(string id, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            if (!_sessions.TryGetValue(id, out var session))
+            {
+                return false;
+            }
+
+            Invalidate(session, now, NextIndex());
+            Signal();
+            return true;
+        }
+    }
+
+    public (long Index, JsonArray Sessions) SessionInfo(string id)
+    {
+        lock (_gate)
+        {
+            var found = new JsonArray();
+            if (_sessions.TryGetValue(id, out var session))
+            {
+                found.Add(SessionJson(session));
+            }
+
+            return (Report(_sessionsTableIndex), found);
+        }
+    }
+
+    public (long Index, JsonArray Sessions) SessionList(string? node)
+    {
+        lock (_gate)
+        {
+            var found = new JsonArray();
+            foreach (var session in _sessions.Values.Where(s => node is null || s.Node == node).OrderBy(s => s.CreateIndex))
+            {
+                found.Add(SessionJson(session));
+            }
+
+            return (Report(_sessionsTableIndex), found);
+        }
+    }
+
+    public bool HasSession(string id)
+    {
+        lock (_gate)
+        {
+            return _sessions.ContainsKey(id);
+        }
+    }
+
+    // ---- KV locks ----
+
+    /// <summary>
+    /// <c>?acquire=</c>: refused (false) while another session holds the key or its lock delay runs; idempotent for the
+    /// holder (value updated, LockIndex unchanged); a new holder raises LockIndex. An unknown session is an error.
+    /// </summary>
+    public (bool Done, string? Error) KvAcquire(string key, string session, byte[] value, ulong? flags, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            if (session.Length == 0)
+            {
+                return (false, "missing session");
+            }
+
+            if (!_sessions.ContainsKey(session))
+            {
+                return (false, $"invalid session \"{session}\"");
+            }
+
+            // Checked before the write, on the (one) server's clock, as Consul's leader does.
+            if (_lockDelays.TryGetValue(key, out var until) && until > now)
+            {
+                return (false, null);
+            }
+
+            var exists = _kv.TryGetValue(key, out var entry);
+            if (exists && !string.IsNullOrEmpty(entry!.Session) && entry.Session != session)
+            {
+                return (false, null);
+            }
+
+            var write = NextIndex();
+            var holder = exists && entry!.Session == session;
+            _kv[key] = new KvRecord
+            {
+                Key = key,
+                Value = value,
+                Flags = flags ?? (exists ? entry!.Flags : 0),
+                CreateIndex = exists ? entry!.CreateIndex : write,
+                ModifyIndex = write,
+                LockIndex = holder ? entry!.LockIndex : (exists ? entry!.LockIndex : 0) + 1,
+                Session = session,
+            };
+            _kvTombstones.Remove(key);
+            _kvTableIndex = write;
+            Signal();
+            return (true, null);
+        }
+    }
+
+    /// <summary><c>?release=</c>: only the holder releases; the key keeps its LockIndex and takes the given value. No lock delay.</summary>
+    public (bool Done, string? Error) KvRelease(string key, string session, byte[] value, ulong? flags)
+    {
+        lock (_gate)
+        {
+            if (session.Length == 0)
+            {
+                return (false, "missing session");
+            }
+
+            if (!_kv.TryGetValue(key, out var entry) || entry.Session != session)
+            {
+                return (false, null);
+            }
+
+            var write = NextIndex();
+            _kv[key] = new KvRecord
+            {
+                Key = key,
+                Value = value,
+                Flags = flags ?? entry.Flags,
+                CreateIndex = entry.CreateIndex,
+                ModifyIndex = write,
+                LockIndex = entry.LockIndex,
+                Session = null,
+            };
+            _kvTableIndex = write;
+            Signal();
+            return (true, null);
+        }
+    }
+
+    /// <summary>Gets until when a key's lock delay runs, or null.</summary>
+    public DateTimeOffset? LockDelayUntil(string key)
+    {
+        lock (_gate)
+        {
+            return _lockDelays.TryGetValue(key, out var until) ? until : null;
+        }
+    }
+
     private static bool IsStatus(string status) => status is "passing" or "warning" or "critical";
+
+    /// <summary>Ends a session: release (or delete) what it holds, start each key's lock delay (at most 60 s), as Consul's state store does.</summary>
+    private void Invalidate(SessionRecord session, DateTimeOffset now, long write)
+    {
+        _sessions.Remove(session.Id);
+        _sessionsTableIndex = write;
+        var delay = session.LockDelay > TimeSpan.FromSeconds(60) ? TimeSpan.FromSeconds(60) : session.LockDelay;
+        foreach (var entry in _kv.Values.Where(e => e.Session == session.Id).ToList())
+        {
+            if (session.Behavior == "delete")
+            {
+                _kv.Remove(entry.Key);
+                _kvTombstones[entry.Key] = write;
+            }
+            else
+            {
+                _kv[entry.Key] = new KvRecord
+                {
+                    Key = entry.Key,
+                    Value = entry.Value,
+                    Flags = entry.Flags,
+                    CreateIndex = entry.CreateIndex,
+                    ModifyIndex = write,
+                    LockIndex = entry.LockIndex,
+                    Session = null,
+                };
+            }
+
+            if (delay > TimeSpan.Zero)
+            {
+                _lockDelays[entry.Key] = now + delay;
+            }
+
+            _kvTableIndex = write;
+        }
+    }
+
+    private JsonObject SessionJson(SessionRecord session) => new()
+    {
+        ["ID"] = session.Id,
+        ["Name"] = session.Name,
+        ["Node"] = session.Node,
+        ["LockDelay"] = session.LockDelay.Ticks * 100,
+        ["Behavior"] = session.Behavior,
+        ["TTL"] = session.TtlText,
+        ["NodeChecks"] = new JsonArray([.. session.NodeChecks.Select(c => (JsonNode)JsonValue.Create(c))]),
+        ["ServiceChecks"] = null,
+        ["CreateIndex"] = Report(session.CreateIndex),
+        ["ModifyIndex"] = Report(session.CreateIndex),
+    };
 
     private long NextIndex() => ++_index;
 
@@ -588,15 +941,26 @@ internal sealed class ConsulDoubleState
         ["ModifyIndex"] = Report(check.ModifyIndex),
     };
 
-    private JsonObject KvJson(KvRecord entry) => new()
+    private JsonObject KvJson(KvRecord entry)
     {
-        ["LockIndex"] = entry.LockIndex,
-        ["Key"] = entry.Key,
-        ["Flags"] = entry.Flags,
-        ["Value"] = entry.Value.Length == 0 ? null : Convert.ToBase64String(entry.Value),
-        ["CreateIndex"] = Report(entry.CreateIndex),
-        ["ModifyIndex"] = Report(entry.ModifyIndex),
-    };
+        var json = new JsonObject
+        {
+            ["LockIndex"] = entry.LockIndex,
+            ["Key"] = entry.Key,
+            ["Flags"] = entry.Flags,
+            ["Value"] = entry.Value.Length == 0 ? null : Convert.ToBase64String(entry.Value),
+            ["CreateIndex"] = Report(entry.CreateIndex),
+            ["ModifyIndex"] = Report(entry.ModifyIndex),
+        };
+
+        // Consul writes Session only while the key is locked.
+        if (!string.IsNullOrEmpty(entry.Session))
+        {
+            json["Session"] = entry.Session;
+        }
+
+        return json;
+    }
 
     private sealed class ServiceRecord
     {
@@ -663,6 +1027,32 @@ internal sealed class ConsulDoubleState
         public long ModifyIndex { get; init; }
 
         public long LockIndex { get; init; }
+
+        public string? Session { get; init; }
+    }
+
+    private sealed class SessionRecord
+    {
+        public required string Id { get; init; }
+
+        public required string Name { get; init; }
+
+        public required string Node { get; init; }
+
+        public TimeSpan LockDelay { get; init; }
+
+        public required string Behavior { get; init; }
+
+        /// <summary>The TTL as it was given (Consul keeps the text), empty for none.</summary>
+        public required string TtlText { get; init; }
+
+        public TimeSpan Ttl { get; init; }
+
+        public required List<string> NodeChecks { get; init; }
+
+        public DateTimeOffset? ExpiresAt { get; set; }
+
+        public long CreateIndex { get; init; }
     }
 }
 
