@@ -45,6 +45,8 @@ public static class ControlPlaneApplication
         builder.Services.AddSingleton<ControlChannel.ControlChannelFeed>();
         builder.Services.AddSingleton<SharedConsul>();
         builder.Services.AddSingleton<Policy.CentralPolicy>();
+        // With ControlPlane:Consul, each replica registers itself (ControlPlane:Registration), so workloads find them all.
+        builder.Services.AddHostedService<Replicas.ReplicaRegistration>();
         builder.Services.AddProblemDetails();
 
         var urls = ReadUrls(builder.Configuration);
