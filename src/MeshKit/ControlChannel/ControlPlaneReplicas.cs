@@ -4,20 +4,23 @@ namespace MeshKit.ControlChannel;
 
 /// <summary>
 /// Which control-service replica the workload talks to. It stays with the replica that last answered (the sign calls and
-/// the watch go to the same one) and, when that one fails, offers the others in ring order, those that failed recently
-/// last. The first choice is drawn at random so that workloads spread over the replicas. Failures are remembered for
-/// <see cref="RecentFailure"/>, so a dead replica does not cost every call its timeout again.
+/// the watch go to the same one) and, when that one fails, offers the others in ring order; for <see cref="RecentFailure"/>
+/// a replica that answered but could not say what matters (its store has not loaded) comes after them, and one that did
+/// not answer at all comes last, the one that failed longest ago first. So a dead replica does not cost every call its
+/// timeout again, a degraded one is left while a healthy one exists, and when every replica is degraded the workload stays
+/// where it is rather than hop (each hop restarts the watch at index 0, which answers at once). The first choice is drawn
+/// at random so that workloads spread over the replicas.
 /// </summary>
 internal sealed partial class ControlPlaneReplicas
 {
     /// <summary>How long a replica that failed is tried after the others.</summary>
-    internal static readonly TimeSpan RecentFailure = TimeSpan.FromSeconds(30);
+    internal static readonly TimeSpan RecentFailure = TimeSpan.FromSeconds(10);
 
     private readonly IControlPlaneAddresses _addresses;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
-    private readonly Dictionary<Uri, long> _failedAt = [];
+    private readonly Dictionary<Uri, Mark> _marks = [];
     private readonly int _firstDraw;
     private Uri? _preferred;
     private Uri? _lastDegraded;
@@ -58,23 +61,37 @@ internal sealed partial class ControlPlaneReplicas
         {
             var first = _preferred is { } preferred && IndexOf(known, preferred) is var p and >= 0 ? p : _firstDraw % known.Count;
             var ordered = new List<Uri>(known.Count);
-            List<Uri>? failed = null;
+            List<Uri>? degraded = null;
+            List<(Uri Replica, long At)>? failed = null;
             for (var i = 0; i < known.Count; i++)
             {
                 var replica = known[(first + i) % known.Count];
-                if (_failedAt.TryGetValue(replica, out var at) && _time.GetElapsedTime(at, now) < RecentFailure)
-                {
-                    (failed ??= []).Add(replica);
-                }
-                else
+                if (!_marks.TryGetValue(replica, out var mark) || _time.GetElapsedTime(mark.At, now) >= RecentFailure)
                 {
                     ordered.Add(replica);
                 }
+                else if (mark.Answered)
+                {
+                    (degraded ??= []).Add(replica);
+                }
+                else
+                {
+                    (failed ??= []).Add((replica, mark.At));
+                }
+            }
+
+            if (degraded is not null)
+            {
+                ordered.AddRange(degraded);
             }
 
             if (failed is not null)
             {
-                ordered.AddRange(failed);
+                failed.Sort(static (a, b) => a.At.CompareTo(b.At));
+                foreach (var (replica, _) in failed)
+                {
+                    ordered.Add(replica);
+                }
             }
 
             return ordered;
@@ -98,7 +115,7 @@ internal sealed partial class ControlPlaneReplicas
             Volatile.Write(ref _preferred, replica);
             if (degraded is null)
             {
-                _failedAt.Remove(replica);
+                _marks.Remove(replica);
                 if (_lastDegraded == replica)
                 {
                     _lastDegraded = null;
@@ -106,7 +123,7 @@ internal sealed partial class ControlPlaneReplicas
             }
             else if (_addresses.Current.Count > 1)
             {
-                _failedAt[replica] = _time.GetTimestamp();
+                _marks[replica] = new Mark(_time.GetTimestamp(), Answered: true);
                 logDegraded = _lastDegraded != replica;
                 _lastDegraded = replica;
             }
@@ -132,7 +149,7 @@ internal sealed partial class ControlPlaneReplicas
     {
         lock (_gate)
         {
-            _failedAt[replica] = _time.GetTimestamp();
+            _marks[replica] = new Mark(_time.GetTimestamp(), Answered: false);
         }
 
         if (others)
@@ -153,6 +170,9 @@ internal sealed partial class ControlPlaneReplicas
 
         return -1;
     }
+
+    /// <summary>When a replica last failed, and whether it answered (degraded) or not (failed).</summary>
+    private readonly record struct Mark(long At, bool Answered);
 
     [LoggerMessage(EventId = 2121, Level = LogLevel.Warning, Message = "The control-service replica at {Replica} failed the {Operation} request; trying the next replica: {Reason}")]
     private static partial void LogReplicaFailed(ILogger logger, string operation, Uri replica, string reason);
