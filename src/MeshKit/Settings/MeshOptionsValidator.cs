@@ -145,7 +145,11 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
         if (MeshControlPlaneOptions.IsSet(cp.Address))
         {
             any = true;
-            if (!IsHttps(cp.Address!))
+            if (cp.Address!.IsAbsoluteUri && cp.Address.UserInfo.Length > 0)
+            {
+                errors.Add($"{Key}:Address carries user information; give the control service's https:// address without it.");
+            }
+            else if (!IsHttps(cp.Address))
             {
                 errors.Add($"{Key}:Address '{cp.Address}' must be an absolute https:// address, for example https://127.0.0.1:7443 (list further replicas as {Key}:Addresses:0, :1, ...).");
             }
@@ -161,7 +165,12 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             }
 
             any = true;
-            if (!IsHttps(address))
+            if (address.IsAbsoluteUri && address.UserInfo.Length > 0)
+            {
+                // Not echoed: the user information may be a credential.
+                errors.Add($"{Key}:Addresses:{i} carries user information; give the replica's https:// address without it.");
+            }
+            else if (!IsHttps(address))
             {
                 errors.Add($"{Key}:Addresses:{i} '{address}' must be an absolute https:// address, for example https://10.0.0.2:7443.");
             }
