@@ -71,19 +71,19 @@ public class PolicyStageBenchmarks : TelemetryToggle
     [GlobalCleanup]
     public void Cleanup() => StopTelemetry();
 
-    /// <summary>MeshRoutingHandler: the destination's policy in the current snapshot.</summary>
+    /// <summary>RouteStage: the destination's policy in the current snapshot.</summary>
     [Benchmark]
     public DestinationPolicy PolicyLookup() => _snapshot.For("orders");
 
-    /// <summary>MeshRoutingHandler: the first matching route (the third of three, after a header and a prefix miss).</summary>
+    /// <summary>RouteStage: the first matching route (the third of three, after a header and a prefix miss).</summary>
     [Benchmark]
     public RoutePolicy? RouteMatch() => RouteMatcher.Match(_orders, "GET", "/api/orders/42", new NoHeaders());
 
-    /// <summary>MeshRoutingHandler: the subset pick (no override header on the request, so the weighted split draws).</summary>
+    /// <summary>RouteStage: the subset pick (no override header on the request, so the weighted split draws).</summary>
     [Benchmark]
     public string? SubsetPick() => SubsetSelector.Select(_snapshot.SubsetHeader, _route, new NoHeaders(), MeshRandom.Shared.Next(_route.Split!.Total)).Subset;
 
-    /// <summary>MeshEndpointHandler: power of two choices over three endpoints.</summary>
+    /// <summary>EndpointStage: power of two choices over three endpoints.</summary>
     [Benchmark]
     public string EndpointChoice() => EndpointSelector.Choose(_endpoints, "orders", _orders, _states, avoid: null, _states.Now, MeshRandom.Shared).Key;
 

@@ -8,8 +8,8 @@ namespace MeshKit.Benchmarks.Support;
 
 /// <summary>
 /// A real <c>builder.AddMesh()</c> service provider, not started (no control service is contacted): the workload identity
-/// is installed directly, discovery is the static section, and the mesh client's primary handler is replaced by
-/// <see cref="YieldingTerminalHandler"/>, so the chain runs every mesh handler but no socket or TLS.
+/// is installed directly, discovery is the static section, and the pooled connections' handler is replaced by
+/// <see cref="YieldingTerminalHandler"/>, so a call runs the whole call path but no socket or TLS.
 /// A "baseline" client has the same factory defaults and terminal but no mesh handlers: the difference is the mesh's.
 /// </summary>
 public sealed class MeshClientFixture : IDisposable
@@ -34,10 +34,12 @@ public sealed class MeshClientFixture : IDisposable
             ["Mesh:Discovery:Static:upstream:0:Version"] = "v1",
         });
         builder.AddMesh();
-        builder.Services.AddMeshClient("upstream").ConfigurePrimaryHttpMessageHandler(() => new YieldingTerminalHandler());
+        builder.Services.AddMeshClient("upstream");
         builder.Services.AddHttpClient("baseline").ConfigurePrimaryHttpMessageHandler(() => new YieldingTerminalHandler());
         _host = builder.Build();
 
+        // The mesh client's whole call path runs; only the pooled connections' sockets and TLS are replaced by the terminal.
+        Services.GetRequiredService<MeshKit.Transport.MeshConnectionPools>().HandlerOverride = _ => new YieldingTerminalHandler();
         Services.GetRequiredService<WorkloadIdentitySource>().Set(Identity.CreateWorkloadIdentity("caller"));
         var factory = Services.GetRequiredService<IHttpClientFactory>();
         Mesh = factory.CreateClient("upstream");

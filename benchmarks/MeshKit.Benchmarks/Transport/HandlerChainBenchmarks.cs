@@ -6,9 +6,9 @@ namespace MeshKit.Benchmarks.Transport;
 
 /// <summary>
 /// One request through a whole IHttpClientFactory client ending in an in-memory terminal that yields: the mesh client
-/// (every MeshKit handler) against a plain client (the factory's own handlers only). Mesh cost per request = the difference.
-/// The mesh client's primary handler (MeshTransportHandler, which hands the request to a pooled SocketsHttpHandler) is
-/// the part replaced by the terminal; its own per-request work is measured in <see cref="StageBenchmarks"/>.
+/// (MeshKit's whole call path: entry, route, resilience, endpoint choice, attempt, pooled transport) against a plain client
+/// (the factory's own handlers only). Mesh cost per request = the difference. Only the pooled connections' sockets and
+/// TLS are replaced by the terminal.
 /// </summary>
 [MemoryDiagnoser]
 public class HandlerChainBenchmarks : TelemetryToggle

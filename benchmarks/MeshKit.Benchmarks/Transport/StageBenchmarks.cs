@@ -44,19 +44,19 @@ public class StageBenchmarks : TelemetryToggle
         StopTelemetry();
     }
 
-    /// <summary>MeshCallHandler: is this a mesh call, and to which destination (and so which expected SPIFFE ID)?</summary>
+    /// <summary>MeshClientHandler: is this a mesh call, and to which destination (and so which expected SPIFFE ID)?</summary>
     [Benchmark]
     public object? DestinationLookup() => _destinations.Get(MeshClientFixture.MeshUri);
 
-    /// <summary>MeshCallHandler and MeshTransportHandler: fail closed unless the workload identity is valid now (done twice per call).</summary>
+    /// <summary>CallPath: fail closed unless the workload identity is valid now (once per call and once per attempt).</summary>
     [Benchmark]
     public object IdentityValidNow() => _identity.GetValid();
 
-    /// <summary>MeshEndpointHandler: the destination's current endpoints from discovery (a dictionary read and a field load).</summary>
+    /// <summary>EndpointStage: the destination's current endpoints from discovery (a dictionary read and a field load).</summary>
     [Benchmark]
     public int EndpointSetLookup() => _registry.GetAsync("upstream", CancellationToken.None).Result.Endpoints.Length;
 
-    /// <summary>MeshTransportHandler: the connection pool of (destination, endpoint).</summary>
+    /// <summary>CallPath: the connection pool of (destination, endpoint).</summary>
     [Benchmark]
     public object PoolLookup() => _pools.Get(_destination, _endpoint);
 }

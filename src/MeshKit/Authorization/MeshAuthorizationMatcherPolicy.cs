@@ -18,6 +18,8 @@ internal sealed class MeshAuthorizationMatcherPolicy(
     PolicyWatcher policies,
     MeshAuthorizer authorizer) : MatcherPolicy, IEndpointSelectorPolicy
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> NormalizedTemplates = new(StringComparer.Ordinal);
+
     // Marks the endpoints this policy routes refused requests to (MeshAuthorizationGate answers them early).
     private static readonly EndpointMetadataCollection RefusalMetadata = new(new RefusalMarker());
 
@@ -45,10 +47,12 @@ internal sealed class MeshAuthorizationMatcherPolicy(
             }
 
             var candidate = candidates[i];
-            var target = candidate.Endpoint is RouteEndpoint route && route.RoutePattern.RawText is { } template
-                ? MeshAuthorizationEvaluator.Normalize(template)
-                : MeshAuthorizationEvaluator.Normalize(httpContext.Request.Path.Value ?? "/");
-            if (authorizer.Decide(httpContext, authorization, caller, target, byPath: false) is { } refusal)
+            // A route template is normalised once (templates are few); an endpoint without one is decided by its path.
+            var byPath = candidate.Endpoint is not RouteEndpoint { RoutePattern.RawText: not null };
+            var target = byPath
+                ? MeshAuthorizationEvaluator.Normalize(httpContext.Request.Path.Value ?? "/")
+                : NormalizedTemplates.GetOrAdd(((RouteEndpoint)candidate.Endpoint).RoutePattern.RawText!, MeshAuthorizationEvaluator.Normalize);
+            if (authorizer.Decide(httpContext, authorization, caller, target, byPath) is { } refusal)
             {
                 candidates.ReplaceEndpoint(i, Refusal(refusal), candidate.Values);
             }

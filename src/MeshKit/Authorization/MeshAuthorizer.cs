@@ -42,8 +42,9 @@ internal sealed partial class MeshAuthorizer(MeshRateLimits rateLimits, MeshMetr
     public MeshRefusal? Decide(HttpContext context, MeshAuthorizationPolicy authorization, SpiffeId? caller, string target, bool byPath)
     {
         var method = context.Request.Method;
-        var decision = MeshAuthorizationEvaluator.Evaluate(authorization, caller, method, target);
-        context.Features.Set<IMeshAuthorizationFeature>(new DecisionFeature(decision, byPath));
+        var feature = Decided(authorization, caller, method, target, byPath);
+        var decision = feature.Decision;
+        context.Features.Set<IMeshAuthorizationFeature>(feature);
         if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity is { IsAllDataRequested: true } activity)
         {
             activity.SetTag(MeshTelemetry.Attributes.AuthorizationDecision, decision.Allowed ? "allow" : "deny");
@@ -69,6 +70,51 @@ internal sealed partial class MeshAuthorizer(MeshRateLimits rateLimits, MeshMetr
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The decision for (caller, method, target) under these rules: evaluated once and then served from a cache, since
+    /// the inputs repeat (a caller calls the same endpoints) and a decision carries a formatted reason. Only routed
+    /// targets (route templates, a finite set) are cached, and at most <see cref="MaxCachedDecisions"/> of them per policy;
+    /// a new policy starts a new cache.
+    /// </summary>
+    private DecisionFeature Decided(MeshAuthorizationPolicy authorization, SpiffeId? caller, string method, string target, bool byPath)
+    {
+        if (byPath)
+        {
+            return new DecisionFeature(MeshAuthorizationEvaluator.Evaluate(authorization, caller, method, target), byPath: true);
+        }
+
+        var cache = _cache;
+        if (!ReferenceEquals(cache.Policy, authorization))
+        {
+            cache = new DecisionCache(authorization);
+            _cache = cache;
+        }
+
+        var key = (caller?.Value, method, target);
+        if (cache.Decisions.TryGetValue(key, out var cached))
+        {
+            return cached;
+        }
+
+        var feature = new DecisionFeature(MeshAuthorizationEvaluator.Evaluate(authorization, caller, method, target), byPath: false);
+        if (cache.Decisions.Count < MaxCachedDecisions)
+        {
+            cache.Decisions.TryAdd(key, feature);
+        }
+
+        return feature;
+    }
+
+    private const int MaxCachedDecisions = 10_000;
+    private volatile DecisionCache _cache = new(null);
+
+    private sealed class DecisionCache(MeshAuthorizationPolicy? policy)
+    {
+        public MeshAuthorizationPolicy? Policy { get; } = policy;
+
+        public System.Collections.Concurrent.ConcurrentDictionary<(string? Caller, string Method, string Target), DecisionFeature> Decisions { get; } = new();
     }
 
     [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Denied {Caller} {Method} {Target} (rule {Rule}): {Reason}")]

@@ -1,5 +1,4 @@
 using MeshKit.Discovery;
-using MeshKit.Hosting;
 using MeshKit.Policy;
 
 namespace MeshKit.Balancing;

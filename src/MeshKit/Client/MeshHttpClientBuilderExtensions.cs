@@ -1,7 +1,4 @@
-using MeshKit;
-using MeshKit.Discovery;
-using MeshKit.Hosting;
-using MeshKit.Identity;
+using MeshKit.Client;
 using MeshKit.Transport;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -24,12 +21,14 @@ public static class MeshHttpClientBuilderExtensions
     public static IHttpClientBuilder AddMesh(this IHttpClientBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.ConfigurePrimaryHttpMessageHandler(sp => new MeshTransportHandler(
-            sp.GetRequiredService<MeshConnectionPools>(),
-            sp.GetRequiredService<WorkloadIdentitySource>(),
+        // One entry, the primary handler: it decides by the request's host whether this is a mesh call, and runs a mesh call
+        // through its destination's call path (route, resilience, endpoint choice, attempt, transport: Client/CallPath.cs).
+        builder.ConfigurePrimaryHttpMessageHandler(sp => new MeshClientHandler(
+            sp.GetRequiredService<MeshDestination.Cache>(),
+            sp.GetRequiredService<CallPathBuilder>(),
             sp.GetRequiredService<PassThroughTransport>(),
             sp.GetRequiredService<NonMeshHostGate>()));
-        builder.ConfigureAdditionalHttpMessageHandlers((handlers, sp) =>
+        builder.ConfigureAdditionalHttpMessageHandlers((handlers, _) =>
         {
             // Remove what would stack on top of MeshKit: a second URI rewrite (service discovery) and a second retry loop.
             for (var i = handlers.Count - 1; i >= 0; i--)
@@ -39,25 +38,6 @@ public static class MeshHttpClientBuilderExtensions
                     handlers.RemoveAt(i);
                 }
             }
-
-            // The client pipeline of a mesh call, outermost first (docs/architecture.md, "src/MeshKit: a folder per stage"):
-            // 1. the logical call; 2. route and subset; 3. total timeout, concurrency limit, budgeted retry;
-            // 4. endpoint choice (per attempt); 5. attempt timeout and outcome feedback; 6. mTLS transport (primary handler).
-            // Every stage takes time and randomness from the container (TimeProvider, MeshRandom), never from statics.
-            var mesh = sp.GetRequiredService<IOptions<MeshOptions>>().Value;
-            var time = sp.GetRequiredService<TimeProvider>();
-            var random = sp.GetRequiredService<MeshRandom>();
-            handlers.Add(new MeshCallHandler(
-                sp.GetRequiredService<MeshDestination.Cache>(),
-                sp.GetRequiredService<NonMeshHostGate>(),
-                sp.GetRequiredService<WorkloadIdentitySource>(),
-                new MeshClientSettings(mesh.Transport.HttpVersion, mesh.Service.Name ?? "unknown"),
-                sp.GetRequiredService<MeshKit.Telemetry.MeshMetrics>(),
-                time));
-            handlers.Add(new MeshKit.Routing.MeshRoutingHandler(sp.GetRequiredService<MeshKit.Policy.PolicyWatcher>(), sp.GetRequiredService<MeshKit.Routing.MirrorSender>(), random, time));
-            handlers.Add(new MeshKit.Resilience.MeshResilienceHandler(sp.GetRequiredService<MeshKit.Resilience.ResiliencePipelines>()));
-            handlers.Add(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>(), random));
-            handlers.Add(new MeshKit.Balancing.MeshAttemptHandler(sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>(), sp.GetRequiredService<MeshKit.Telemetry.MeshMetrics>()));
         });
         return builder;
     }

@@ -103,23 +103,10 @@ public static class MeshHostApplicationBuilderExtensions
         loadFailures.Attach(builder.Configuration);
         services.TryAddSingleton(loadFailures);
         services.TryAddSingleton<MeshKit.Policy.PolicyWatcher>();
-        services.TryAddSingleton<MeshKit.Resilience.ResiliencePipelines>();
+        services.TryAddSingleton<MeshKit.Resilience.ResilienceStages>();
         services.TryAddSingleton(sp => new MeshKit.Balancing.EndpointStateRegistry(sp.GetRequiredService<MeshEndpointRegistry>(), sp.GetRequiredService<TimeProvider>()));
-        services.TryAddSingleton(sp =>
-        {
-            var mirror = new MeshKit.Routing.MirrorSender(sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<MeshKit.Routing.MirrorSender>>(), sp.GetRequiredService<TimeProvider>());
-            var states = sp.GetRequiredService<MeshKit.Balancing.EndpointStateRegistry>();
-
-            // Copies go through endpoint choice, the attempt stage and the transport: no routing, no retries.
-            mirror.Attach(new MeshKit.Balancing.MeshEndpointHandler(sp.GetRequiredService<MeshEndpointRegistry>(), states, sp.GetRequiredService<MeshKit.MeshRandom>())
-            {
-                InnerHandler = new MeshKit.Balancing.MeshAttemptHandler(states, sp.GetRequiredService<MeshMetrics>())
-                {
-                    InnerHandler = new MeshTransportHandler(sp.GetRequiredService<MeshConnectionPools>(), sp.GetRequiredService<WorkloadIdentitySource>(), sp.GetRequiredService<PassThroughTransport>(), sp.GetRequiredService<NonMeshHostGate>()),
-                },
-            });
-            return mirror;
-        });
+        services.TryAddSingleton<MeshKit.Client.MirrorSender>();
+        services.TryAddSingleton<MeshKit.Client.CallPathBuilder>();
         services.AddHostedService<MeshKit.Policy.PolicyStartupCheck>();
         services.TryAddSingleton<PassThroughTransport>();
         services.AddHttpClient();

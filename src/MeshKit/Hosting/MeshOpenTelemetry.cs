@@ -1,6 +1,5 @@
 using MeshKit.Telemetry;
 using System.Diagnostics;
-using MeshKit.Transport;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -68,25 +67,25 @@ internal static class MeshOpenTelemetry
 
     private static void EnrichAttempt(Activity activity, HttpRequestMessage request)
     {
-        if (MeshCall.Of(request) is not { } call)
+        if (!request.Options.TryGetValue(MeshAttemptTags.OptionsKey, out var tags))
         {
             return;
         }
 
-        activity.SetTag(MeshTelemetry.Attributes.DestinationService, call.Destination.Service);
-        activity.SetTag(MeshTelemetry.Attributes.Route, call.Route?.Name);
-        activity.SetTag(MeshTelemetry.Attributes.Subset, call.Subset);
-        activity.SetTag(MeshTelemetry.Attributes.Attempt, call.Attempt);
-        activity.SetTag(MeshTelemetry.Attributes.Endpoint, call.EndpointAddress);
-        if (call.RetryReason is not null && call.Attempt > 0)
+        activity.SetTag(MeshTelemetry.Attributes.DestinationService, tags.DestinationService);
+        activity.SetTag(MeshTelemetry.Attributes.Route, tags.Route);
+        activity.SetTag(MeshTelemetry.Attributes.Subset, tags.Subset);
+        activity.SetTag(MeshTelemetry.Attributes.Attempt, TagValues.Box(tags.Attempt));
+        activity.SetTag(MeshTelemetry.Attributes.Endpoint, tags.Endpoint);
+        if (tags.RetryReason is not null && tags.Attempt > 0)
         {
-            activity.SetTag(MeshTelemetry.Attributes.RetryReason, call.RetryReason);
+            activity.SetTag(MeshTelemetry.Attributes.RetryReason, tags.RetryReason);
         }
 
-        if (call.Endpoint is { EndPoint: System.Net.IPEndPoint ip } endpoint)
+        if (tags.PeerAddress is not null)
         {
-            activity.SetTag("network.peer.address", endpoint.PeerAddress);
-            activity.SetTag("network.peer.port", ip.Port);
+            activity.SetTag("network.peer.address", tags.PeerAddress);
+            activity.SetTag("network.peer.port", tags.PeerPort);
         }
     }
 }

@@ -67,9 +67,8 @@ internal sealed partial class MeshServerMiddleware(
             $"The connection was authenticated with {whose} certificate, which has expired; retry on a new connection.");
     }
 
-    private async Task ServeAsync(HttpContext context, MeshConnection? connection)
+    private Task ServeAsync(HttpContext context, MeshConnection? connection)
     {
-        var started = time.GetTimestamp();
         var activity = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpActivityFeature>()?.Activity;
         if (activity is { IsAllDataRequested: true } && connection is not null)
         {
@@ -77,6 +76,13 @@ internal sealed partial class MeshServerMiddleware(
             activity.SetTag(MeshTelemetry.Attributes.CallerService, connection.SpiffeId.Service);
         }
 
+        // Timed only when someone listens to the golden metrics: otherwise the request costs MeshKit no state machine.
+        return metrics.ServerRequestsEnabled ? ServeTimedAsync(context, connection) : next(context);
+    }
+
+    private async Task ServeTimedAsync(HttpContext context, MeshConnection? connection)
+    {
+        var started = time.GetTimestamp();
         try
         {
             await next(context).ConfigureAwait(false);

@@ -85,6 +85,9 @@ internal sealed class MeshMetrics
         _ejections.Add(1, new KeyValuePair<string, object?>("mesh.destination.service", destination));
     }
 
+    /// <summary>Gets whether anyone listens to the server's golden metrics (when nobody does, a request is not timed at all).</summary>
+    internal bool ServerRequestsEnabled => _serverRequests.Enabled || _serverDuration.Enabled;
+
     internal void RecordClientRequest(string source, string destination, string? subset, string statusClass, string outcome, double seconds)
     {
         var tags = new TagList

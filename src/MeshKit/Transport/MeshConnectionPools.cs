@@ -39,6 +39,9 @@ internal sealed class MeshConnectionPools : IDisposable
         registry.EndpointsRemoved += Evict;
     }
 
+    /// <summary>Gets or sets the handler a new pool sends through instead of sockets and TLS, by endpoint (tests and benchmarks of the call path).</summary>
+    internal Func<MeshEndpoint, HttpMessageHandler>? HandlerOverride { get; set; }
+
     public EndpointConnectionPool Get(MeshDestination destination, MeshEndpoint endpoint)
     {
         var key = (destination.Host, endpoint.Key);
@@ -47,7 +50,7 @@ internal sealed class MeshConnectionPools : IDisposable
             return pool;
         }
 
-        var created = new EndpointConnectionPool(destination, endpoint, _options, _identity, _metrics, _time, _logger);
+        var created = new EndpointConnectionPool(destination, endpoint, _options, _identity, _metrics, _time, _logger, HandlerOverride);
         pool = _pools.GetOrAdd(key, created);
         if (!ReferenceEquals(pool, created))
         {

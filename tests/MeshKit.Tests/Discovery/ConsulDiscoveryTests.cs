@@ -85,7 +85,7 @@ public sealed class ConsulDiscoveryTests(MeshTestBed bed) : IClassFixture<MeshTe
         await Eventually.WaitAsync(() => consul.CheckStatus(orders.CheckId) == "passing", Deadline, "orders to register and pass");
 
         // What Consul holds: the mesh endpoint, tags, meta, a TTL check.
-        using var consulClient = Client(consul);
+        using var consulClient = ConsulMeshApps.Client(consul);
         var entry = Assert.Single((await consulClient.GetHealthServiceAsync("orders", cancellationToken: Ct)).Value);
         Assert.Equal("orders-a", entry.Service.Id);
         Assert.Equal("127.0.0.1", entry.Service.Address);
@@ -118,7 +118,7 @@ public sealed class ConsulDiscoveryTests(MeshTestBed bed) : IClassFixture<MeshTe
     public async Task Weights_come_from_Meta_weight_or_else_from_Consul_weights_in_units_of_100()
     {
         await using var consul = await ConsulDouble.StartAsync();
-        using var consulClient = Client(consul);
+        using var consulClient = ConsulMeshApps.Client(consul);
         await consulClient.RegisterServiceAsync(new ConsulServiceRegistration { Id = "orders-plain", Name = "orders", Address = "127.0.0.1", Port = 9001 }, Ct);
         await consulClient.RegisterServiceAsync(new ConsulServiceRegistration { Id = "orders-heavy", Name = "orders", Address = "127.0.0.1", Port = 9002, Weights = new ConsulServiceWeights { Passing = 3, Warning = 1 } }, Ct);
         await consulClient.RegisterServiceAsync(new ConsulServiceRegistration { Id = "orders-meta", Name = "orders", Address = "127.0.0.1", Port = 9003, Meta = new Dictionary<string, string> { ["weight"] = "50" } }, Ct);
@@ -138,7 +138,7 @@ public sealed class ConsulDiscoveryTests(MeshTestBed bed) : IClassFixture<MeshTe
     public async Task A_destination_without_a_passing_instance_fails_with_an_error_that_says_Consul_has_none()
     {
         await using var consul = await ConsulDouble.StartAsync();
-        using var consulClient = Client(consul);
+        using var consulClient = ConsulMeshApps.Client(consul);
 
         // Registered, but its check has never passed: Consul leaves it out of ?passing.
         await consulClient.RegisterServiceAsync(new ConsulServiceRegistration { Id = "orders-sick", Name = "orders", Address = "127.0.0.1", Port = 9001, Check = new ConsulTtlCheck() }, Ct);
@@ -165,7 +165,7 @@ public sealed class ConsulDiscoveryTests(MeshTestBed bed) : IClassFixture<MeshTe
             }));
 
         // Anyone who can write to Consul can list an "orders" instance, with meta that claims orders' identity.
-        using var consulClient = Client(consul);
+        using var consulClient = ConsulMeshApps.Client(consul);
         await consulClient.RegisterServiceAsync(new ConsulServiceRegistration
         {
             Id = "orders-impostor",

@@ -74,7 +74,7 @@ public sealed class ConsulRegistrationTests(MeshTestBed bed) : IClassFixture<Mes
         await Eventually.WaitAsync(async () => (await frontend.EndpointsAsync()).Endpoints.IsEmpty, Deadline, "orders-a to leave discovery");
 
         // The Consul UI shows which health check failed, never what it said.
-        using var consulClient = Client(consul);
+        using var consulClient = ConsulMeshApps.Client(consul);
         var entry = Assert.Single((await consulClient.GetHealthServiceAsync("orders", new ConsulHealthQuery { PassingOnly = false }, Ct)).Value);
         var output = entry.Checks.Single(c => c.Id == orders.CheckId).Output;
         Assert.Contains("database", output, StringComparison.Ordinal);

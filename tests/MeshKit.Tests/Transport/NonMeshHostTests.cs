@@ -189,7 +189,7 @@ public sealed class NonMeshHostTests(NamespacesBed bed) : IClassFixture<Namespac
     }
 
     [Fact]
-    public async Task A_mesh_call_that_loses_its_mesh_state_before_the_transport_is_never_sent_outside_the_mesh()
+    public async Task A_request_an_app_handler_rebuilt_is_still_a_mesh_call_and_never_leaves_the_mesh_without_mTLS()
     {
         await using var external = await ExternalHttpsServer.StartAsync();
         await using var frontend = await MeshAppHost.StartAsync(bed.ControlPlane, "frontend", NamespacesBed.Token, meshEndpoint: false,
@@ -198,29 +198,19 @@ public sealed class NonMeshHostTests(NamespacesBed bed) : IClassFixture<Namespac
             {
                 s.Replace(ServiceDescriptor.Singleton(new PassThroughTransport(external.RedirectingHandler())));
 
-                // An app handler after AddMesh() that sends a new HttpRequestMessage (a signing or cloning handler).
+                // An app handler that sends a new HttpRequestMessage (a signing or cloning handler). The mesh client's one
+                // entry is its primary handler, after every app handler, and decides by the host alone.
                 s.AddMeshClient("orders").AddHttpMessageHandler(() => new CloningHandler());
             });
 
         var client = frontend.Services.GetRequiredService<IHttpClientFactory>().CreateClient("orders");
-        var error = await Assert.ThrowsAsync<MeshCallException>(() => client.GetStringAsync("/", Ct));
-        Assert.Equal("mesh_call_incomplete", error.Reason);
-        Assert.Contains(frontend.Logs.Entries, e => e.EventId.Id == 4003);
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => client.GetStringAsync("/", Ct));
 
-        // A mesh call without an endpoint chosen is refused at the transport too.
-        var services = frontend.Services;
-        using var transport = new HttpMessageInvoker(new MeshTransportHandler(
-            services.GetRequiredService<MeshConnectionPools>(),
-            services.GetRequiredService<MeshKit.Identity.WorkloadIdentitySource>(),
-            services.GetRequiredService<PassThroughTransport>(),
-            services.GetRequiredService<NonMeshHostGate>()));
-        using var request = new HttpRequestMessage(HttpMethod.Get, "https://orders/");
-        request.Options.Set(MeshCall.OptionsKey, new MeshCall(services.GetRequiredService<MeshDestination.Cache>().Get(request.RequestUri)!, HttpMethod.Get));
-        var noEndpoint = await Assert.ThrowsAsync<MeshCallException>(() => transport.SendAsync(request, Ct));
-        Assert.Equal("mesh_call_incomplete", noEndpoint.Reason);
-
-        // Neither request left through the plain handler.
-        Assert.Empty(external.Hellos);
+        // The copy went the mesh way: an mTLS handshake with orders' endpoint (SNI orders), refused by the client because
+        // that server is no mesh workload; no request was ever served outside the mesh.
+        Assert.Contains("orders", external.Hellos);
+        Assert.Contains(frontend.Logs.Entries, e => e.EventId.Id == 4001);
+        Assert.Empty(external.Protocols);
     }
 
     /// <summary>Records which names mesh discovery is asked for, and answers the ones it is told.</summary>

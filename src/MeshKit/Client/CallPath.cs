@@ -1,0 +1,518 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+using MeshKit.Balancing;
+using MeshKit.Deadlines;
+using MeshKit.Identity;
+using MeshKit.Policy;
+using MeshKit.Resilience;
+using MeshKit.Routing;
+using MeshKit.Telemetry;
+using MeshKit.Transport;
+using Polly;
+
+namespace MeshKit.Client;
+
+/// <summary>
+/// The call path of one destination under one policy version: built once by <see cref="CallPathBuilder"/>, then every
+/// mesh call to the destination runs through it. The stages are plain objects called in this order, top-down:
+/// <list type="number">
+/// <item>the call: fail closed without an identity; MeshKit's logical-call span and golden metrics;</item>
+/// <item>route (<see cref="RouteStage"/>): route, subset, mirror copy, faults;</item>
+/// <item>resilience (<see cref="ResilienceStage"/>): the concurrency limit, one cancellation source carrying the deadline
+/// (the smallest of the total timeout, the caller's propagated deadline and the attempt timeout), the retry budget;</item>
+/// <item>endpoint choice (<see cref="EndpointStage"/>);</item>
+/// <item>the attempt: the deadline sent on, the send, the outcome fed back to the balancer and the outlier detector;</item>
+/// <item>transport (<see cref="EndpointConnectionPool"/>): mTLS to the chosen endpoint, the logical name as TLS host.</item>
+/// </list>
+/// Only a call whose first attempt failed in a way the policy retries enters the retry phase (Polly's retry strategy).
+/// One async method per call; every stage before the send is synchronous when discovery already knows the destination.
+/// </summary>
+internal sealed class CallPath
+{
+    private readonly MeshDestination _destination;
+    private readonly RouteStage _route;
+    private readonly ResilienceStage _resilience;
+    private readonly EndpointStage _endpoints;
+    private readonly MeshConnectionPools _pools;
+    private readonly WorkloadIdentitySource _identity;
+    private readonly MeshMetrics _metrics;
+    private readonly MirrorSender _mirror;
+    private readonly MeshClientSettings _settings;
+    private readonly TimeProvider _time;
+
+    internal CallPath(
+        MeshDestination destination,
+        RouteStage route,
+        ResilienceStage resilience,
+        EndpointStage endpoints,
+        MeshConnectionPools pools,
+        WorkloadIdentitySource identity,
+        MeshMetrics metrics,
+        MirrorSender mirror,
+        MeshClientSettings settings,
+        TimeProvider time)
+    {
+        _destination = destination;
+        _route = route;
+        _resilience = resilience;
+        _endpoints = endpoints;
+        _pools = pools;
+        _identity = identity;
+        _metrics = metrics;
+        _mirror = mirror;
+        _settings = settings;
+        _time = time;
+    }
+
+    /// <summary>Gets the destination's policy this path was built from.</summary>
+    public DestinationPolicy Policy => _route.Policy;
+
+    /// <summary>Sends one mesh call: the logical call, with its retries. The one async method of a call.</summary>
+    public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        request.Version = _settings.HttpVersion;
+        request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
+        var time = _time;
+
+        // 1. The call: MeshKit's logical span (only when someone listens) and, below, the golden metrics.
+        using var activity = MeshTelemetry.Source.StartActivity(_destination.SpanName, ActivityKind.Internal);
+        var call = Call.Rent(this, request, activity is null ? null : new MeshAttemptTags(_destination.Service), cancellationToken);
+        call.Started = time.GetTimestamp();
+        if (activity is not null)
+        {
+            activity.SetTag(MeshTelemetry.Attributes.DestinationService, _destination.Service);
+            activity.SetTag(MeshTelemetry.Attributes.DestinationNamespace, _destination.Namespace);
+            activity.SetTag("http.request.method", request.Method.Method);
+        }
+
+        try
+        {
+            GetIdentity();
+
+            // 2. Route.
+            var decision = _route.Decide(request);
+            call.Route = decision.Route;
+            call.Subset = decision.Subset;
+            call.SubsetReason = decision.SubsetReason;
+            if (decision.Mirror && decision.Route.Mirror is { } mirror)
+            {
+                _mirror.TrySend(this, request, decision.Route, mirror.Subset);
+            }
+
+            if (decision.Route.Fault is { } fault && _route.DrawFault(fault) is { } drawn && (drawn.Delay > TimeSpan.Zero || drawn.AbortStatus != 0)
+                && await FaultAsync(call, drawn, cancellationToken).ConfigureAwait(false) is { } aborted)
+            {
+                return call.Answered(aborted);
+            }
+
+            // 3. Resilience: the concurrency limit, the budget, the call's deadline (carried by one cancellation source).
+            var entering = _resilience.EnterAsync(cancellationToken);
+            call.Permit = entering.IsCompletedSuccessfully ? entering.Result : await entering.AsTask().ConfigureAwait(false);
+            _resilience.RecordRequest();
+            call.StartDeadline(_resilience.CallTimeout());
+
+            // 4–6. The first attempt: no retry machinery unless it failed in a way the policy retries.
+            var first = await call.AttemptAsync(default).ConfigureAwait(false);
+            return call.Answered(call.Finish(_resilience.Retries && _resilience.ShouldRetry(first, request.Method)
+                ? await call.RetryAsync(first).ConfigureAwait(false)
+                : first));
+        }
+        catch (MeshCallException ex)
+        {
+            call.OutcomeName = ex.Reason;
+            activity?.SetTag("error.type", ex.Reason);
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            throw;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            call.OutcomeName = "cancelled";
+            throw;
+        }
+        catch (Exception ex)
+        {
+            call.OutcomeName = "transport_error";
+            activity?.SetTag("error.type", ex.GetType().FullName);
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            throw;
+        }
+        finally
+        {
+            call.Permit?.Dispose();
+            var response = call.Response;
+            var outcome = call.OutcomeName;
+            var status = response is null ? 0 : (int)response.StatusCode;
+            var statusClass = response is null ? "none" : MeshMetrics.StatusClass(status);
+            _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(call.Started).TotalSeconds);
+            if (activity is not null)
+            {
+                activity.SetTag(MeshTelemetry.Attributes.Route, call.Route?.Name);
+                activity.SetTag(MeshTelemetry.Attributes.Subset, call.Subset);
+                activity.SetTag(MeshTelemetry.Attributes.SubsetReason, call.SubsetReason);
+                activity.SetTag(MeshTelemetry.Attributes.Attempts, TagValues.Box(call.Attempts));
+                activity.SetTag(MeshTelemetry.Attributes.RetryReason, call.RetryReason);
+                activity.SetTag(MeshTelemetry.Attributes.Outcome, outcome);
+                activity.SetTag(MeshTelemetry.Attributes.Endpoint, call.Endpoint);
+                if (response is not null)
+                {
+                    activity.SetTag("http.response.status_code", TagValues.Box(status));
+                    if (status >= 500)
+                    {
+                        activity.SetStatus(ActivityStatusCode.Error);
+                    }
+                }
+            }
+
+            call.Return();
+        }
+    }
+
+    /// <summary>A route's fault: waits its delay on the mesh's clock, then answers its abort, if it drew one.</summary>
+    private async Task<HttpResponseMessage?> FaultAsync(Call call, FaultDecision fault, CancellationToken cancellationToken)
+    {
+        if (fault.Delay > TimeSpan.Zero)
+        {
+            await Task.Delay(fault.Delay, _time, cancellationToken).ConfigureAwait(false);
+        }
+
+        return fault.AbortStatus == 0 ? null : RouteStage.Abort(call.Request, fault.AbortStatus, call.Route!.Name, _destination.Host);
+    }
+
+    /// <summary>
+    /// Sends a mirror copy to a subset: endpoint choice, one attempt and the transport only (no route, no limits, no
+    /// retries, no telemetry of its own, no ejection), within the destination's total timeout.
+    /// </summary>
+    public async Task SendMirrorAsync(HttpRequestMessage copy, RoutePolicy route, string subset)
+    {
+        copy.Version = _settings.HttpVersion;
+        copy.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
+        using var timeout = new CancellationTokenSource(Policy.Timeout, _time);
+        var choice = await _endpoints.ChooseAsync(subset, route.SubsetKey, "mirror", route.Name, null, timeout.Token).ConfigureAwait(false);
+        var pool = _pools.Get(_destination, choice.Endpoint);
+        var connections = pool.Rent(GetIdentity());
+        var state = _endpoints.Begin(choice.Endpoint);
+        var started = _time.GetTimestamp();
+        var failed = true;
+        try
+        {
+            using var response = await connections.Invoker.SendAsync(copy, timeout.Token).ConfigureAwait(false);
+            failed = (int)response.StatusCode >= 500;
+        }
+        finally
+        {
+            pool.Return(connections);
+            _endpoints.End(state, choice, started, failed, connectFailure: false, ejects: false);
+        }
+    }
+
+    private WorkloadIdentity GetIdentity()
+    {
+        try
+        {
+            // Fail closed: no identity, no call.
+            return _identity.GetValid();
+        }
+        catch (MeshIdentityException ex)
+        {
+            throw new MeshCallException("identity_unavailable", $"The mesh call to {_destination} was not made: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// One call's state (pooled: a call allocates none in the steady state): its route decision, its one cancellation
+    /// source (re-armed per attempt, reset and reused by the next call), its attempts. It is also what the retry phase
+    /// retries.
+    /// </summary>
+    private sealed class Call : IRetriedCall
+    {
+        private static readonly ConcurrentBag<Call> Pool = [];
+        private CallPath _path = null!;
+        private HttpRequestMessage _request = null!;
+        private MeshAttemptTags? _tags;
+        private CancellationToken _cancellationToken;
+        private CancellationTokenSource? _cancellation;
+        private TimeProvider? _cancellationClock;
+        private CancellationTokenRegistration _callerRegistration;
+        private long _deadline;
+        private bool _attemptArmed;
+        private string? _lastFailed;
+        private Outcome<HttpResponseMessage>? _firstOutcome;
+
+        public long Started { get; set; }
+
+        public ConcurrencyPermit? Permit { get; set; }
+
+        public HttpResponseMessage? Response { get; private set; }
+
+        public string OutcomeName { get; set; } = "error";
+
+        public RoutePolicy? Route { get; set; }
+
+        public string? Subset { get; set; }
+
+        public string SubsetReason { get; set; } = "none";
+
+        public int Attempts { get; private set; }
+
+        public string? RetryReason { get; private set; }
+
+        public string? Endpoint { get; private set; }
+
+        public HttpMethod Method => _request.Method;
+
+        public HttpRequestMessage Request => _request;
+
+        /// <summary>Records the call's answer for its metrics and span.</summary>
+        public HttpResponseMessage Answered(HttpResponseMessage response)
+        {
+            Response = response;
+            OutcomeName = response.IsSuccessStatusCode ? "success" : "http_error";
+            return response;
+        }
+
+        public static Call Rent(CallPath path, HttpRequestMessage request, MeshAttemptTags? tags, CancellationToken cancellationToken)
+        {
+            var call = Pool.TryTake(out var pooled) ? pooled : new Call();
+            call._path = path;
+            call._request = request;
+            call._tags = tags;
+            call._cancellationToken = cancellationToken;
+            return call;
+        }
+
+        /// <summary>Clears the call and keeps its cancellation source for the next one when it was never cancelled.</summary>
+        public void Return()
+        {
+            _callerRegistration.Dispose();
+            _callerRegistration = default;
+            if (_cancellation is { } cancellation && !cancellation.TryReset())
+            {
+                cancellation.Dispose();
+                _cancellation = null;
+            }
+
+            _path = null!;
+            _request = null!;
+            _tags = null;
+            _cancellationToken = default;
+            _deadline = 0;
+            _attemptArmed = false;
+            _lastFailed = null;
+            _firstOutcome = null;
+            Started = 0;
+            Permit = null;
+            Response = null;
+            OutcomeName = "error";
+            Route = null;
+            Subset = null;
+            SubsetReason = "none";
+            Attempts = 0;
+            RetryReason = null;
+            Endpoint = null;
+            Pool.Add(this);
+        }
+
+        /// <summary>Starts the call's deadline: the call timeout from now, on the mesh's clock.</summary>
+        public void StartDeadline(TimeSpan timeout)
+        {
+            var time = _path._time;
+            _deadline = time.GetTimestamp() + (long)(timeout.TotalSeconds * time.TimestampFrequency);
+        }
+
+        /// <summary>The retry phase: Polly's retry strategy, which judges the first outcome before any further attempt.</summary>
+        public async Task<Outcome<HttpResponseMessage>> RetryAsync(Outcome<HttpResponseMessage> first)
+        {
+            _firstOutcome = first;
+
+            // Polly's back-off waits on the call's deadline and the caller's token (rare: only failed calls get here).
+            using var deadline = new CancellationTokenSource(Remaining() > TimeSpan.Zero ? Remaining() : TimeSpan.Zero, _path._time);
+            using var registration = _cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), deadline);
+            return await _path._resilience.RetryAsync(this, deadline.Token).ConfigureAwait(false);
+        }
+
+        public Outcome<HttpResponseMessage>? TakeFirstOutcome()
+        {
+            var first = _firstOutcome;
+            _firstOutcome = null;
+            return first;
+        }
+
+        public void OnRetry(string reason) => RetryReason = reason;
+
+        /// <summary>
+        /// One attempt: endpoint choice, the deadline sent on, the send, the feedback. Never throws: the outcome carries the
+        /// error. The call's cancellation source carries the deadline, so the retry phase's token is not needed here.
+        /// </summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public async ValueTask<Outcome<HttpResponseMessage>> AttemptAsync(CancellationToken retryPhaseToken)
+        {
+            _ = retryPhaseToken;
+            var path = _path;
+            var request = _request;
+            var time = path._time;
+            if (Remaining() <= TimeSpan.Zero)
+            {
+                return Outcome.FromException<HttpResponseMessage>(TotalTimeout(null));
+            }
+
+            EndpointChoice choice;
+            WorkloadIdentity identity;
+            try
+            {
+                identity = path.GetIdentity();
+                choice = await path._endpoints.ChooseAsync(Subset, Route!.SubsetKey, SubsetReason, Route.Name, _lastFailed, _cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                return Outcome.FromException<HttpResponseMessage>(ex);
+            }
+
+            var endpoint = choice.Endpoint;
+            Endpoint = endpoint.Key;
+            if (_tags is { } tags)
+            {
+                tags.Route = Route!.Name;
+                tags.Subset = Subset;
+                tags.Attempt = Attempts;
+                tags.Endpoint = endpoint.Key;
+                tags.PeerAddress = endpoint.PeerAddress;
+                tags.PeerPort = (endpoint.EndPoint as System.Net.IPEndPoint)?.Port ?? 0;
+                tags.RetryReason = Attempts > 0 ? RetryReason : null;
+                request.Options.Set(MeshAttemptTags.OptionsKey, tags);
+            }
+
+            request.Headers.Remove(MeshDeadline.HeaderName);
+            request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(_deadline, time));
+            var token = ArmAttempt(path.Policy.AttemptTimeout);
+            var pool = path._pools.Get(path._destination, endpoint);
+            var connections = pool.Rent(identity);
+            var state = path._endpoints.Begin(endpoint);
+            var started = time.GetTimestamp();
+            var failed = true;
+            var connectFailure = false;
+            try
+            {
+                var response = await connections.Invoker.SendAsync(request, token).ConfigureAwait(false);
+                failed = (int)response.StatusCode >= 500;
+                return Outcome.FromResult(response);
+            }
+            catch (OperationCanceledException ex) when (_cancellationToken.IsCancellationRequested)
+            {
+                // The caller gave up: says nothing about the endpoint.
+                failed = false;
+                return Outcome.FromException<HttpResponseMessage>(ex);
+            }
+            catch (OperationCanceledException ex) when (_cancellation!.IsCancellationRequested)
+            {
+                if (!_attemptArmed)
+                {
+                    failed = false;
+                    return Outcome.FromException<HttpResponseMessage>(TotalTimeout(ex));
+                }
+
+                var host = path._destination.Host;
+                return Outcome.FromException<HttpResponseMessage>(new AttemptTimeoutException(
+                    $"The attempt to '{host}' at {endpoint.Key} took longer than its attempt timeout of {path.Policy.AttemptTimeout} (Mesh:Policy:Destinations:{host}:AttemptTimeout).",
+                    ex));
+            }
+            catch (HttpRequestException ex) when (ex is not MeshCallException)
+            {
+                // The transport failed: refused, reset (a crashed peer), a failed handshake. Nothing complete answered.
+                connectFailure = true;
+                return Outcome.FromException<HttpResponseMessage>(ex);
+            }
+            catch (Exception ex)
+            {
+                return Outcome.FromException<HttpResponseMessage>(ex);
+            }
+            finally
+            {
+                pool.Return(connections);
+                path._endpoints.End(state, choice, started, failed, connectFailure, ejects: true);
+                if (failed)
+                {
+                    _lastFailed = endpoint.Key;
+                }
+
+                Attempts++;
+            }
+        }
+
+        public HttpResponseMessage Finish(Outcome<HttpResponseMessage> outcome)
+        {
+            if (outcome.Result is { } response)
+            {
+                return response;
+            }
+
+            var error = outcome.Exception!;
+            if (error is OperationCanceledException && !_cancellationToken.IsCancellationRequested)
+            {
+                // Polly's back-off was cut by the call's deadline.
+                error = TotalTimeout(error);
+            }
+            else if (error is AttemptTimeoutException timeout)
+            {
+                error = new MeshCallException("timeout", timeout.Message, timeout);
+            }
+
+            ExceptionDispatchInfo.Throw(error);
+            return null!;
+        }
+
+        private TimeSpan Remaining() => _path._time.GetElapsedTime(_path._time.GetTimestamp(), _deadline);
+
+        /// <summary>
+        /// The call's one cancellation source, armed for this attempt with the smaller of the attempt timeout and the time
+        /// left; a fresh one only when the previous attempt's timeout fired it (or the caller cancelled an earlier call).
+        /// </summary>
+        private CancellationToken ArmAttempt(TimeSpan attemptTimeout)
+        {
+            var remaining = Remaining();
+            _attemptArmed = attemptTimeout < remaining;
+            var delay = _attemptArmed ? attemptTimeout : remaining;
+            // The pool is process-wide: a source made for another host's clock (a test's fake clock) is not reused.
+            if (_cancellation is { } fired && (fired.IsCancellationRequested || !ReferenceEquals(_cancellationClock, _path._time)))
+            {
+                _callerRegistration.Dispose();
+                _callerRegistration = default;
+                fired.Dispose();
+                _cancellation = null;
+            }
+
+            if (_cancellation is null)
+            {
+                // With the system clock a plain source (reusable across calls through TryReset); with another clock one bound to it.
+                _cancellation = ReferenceEquals(_path._time, TimeProvider.System) ? new CancellationTokenSource() : new CancellationTokenSource(Timeout.InfiniteTimeSpan, _path._time);
+                _cancellationClock = _path._time;
+            }
+
+            _cancellation.CancelAfter(delay);
+            if (_callerRegistration == default)
+            {
+                _callerRegistration = _cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _cancellation);
+            }
+
+            return _cancellation.Token;
+        }
+
+        private MeshCallException TotalTimeout(Exception? inner)
+        {
+            var host = _path._destination.Host;
+            return new MeshCallException(
+                "timeout",
+                $"The call to '{host}' took longer than its total timeout of {_path.Policy.Timeout} (Mesh:Policy:Destinations:{host}:Timeout, or the caller's deadline), after {Attempts} attempt(s).",
+                inner);
+        }
+    }
+}
+
+/// <summary>Per-client settings of mesh calls, resolved once.</summary>
+internal sealed class MeshClientSettings(Version httpVersion, string sourceService)
+{
+    public Version HttpVersion { get; } = httpVersion;
+
+    public string SourceService { get; } = sourceService;
+}
