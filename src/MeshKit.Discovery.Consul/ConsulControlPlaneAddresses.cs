@@ -159,9 +159,9 @@ internal sealed partial class ConsulControlPlaneAddresses : IControlPlaneAddress
         return true;
     }
 
-    [LoggerMessage(EventId = 3120, Level = LogLevel.Information, Message = "The control service's replicas, from Consul service {Service}: {Count} ({Replicas}).")]
+    [LoggerMessage(EventId = 3130, Level = LogLevel.Information, Message = "The control service's replicas, from Consul service {Service}: {Count} ({Replicas}).")]
     private static partial void LogReplicas(ILogger logger, string service, int count, string replicas);
 
-    [LoggerMessage(EventId = 3121, Level = LogLevel.Warning, Message = "Consul lists no passing instance of the control service's {Service}; keeping the {Count} replica(s) known before.")]
+    [LoggerMessage(EventId = 3131, Level = LogLevel.Warning, Message = "Consul lists no passing instance of the control service's {Service}; keeping the {Count} replica(s) known before.")]
     private static partial void LogNoReplicas(ILogger logger, string service, int count);
 }

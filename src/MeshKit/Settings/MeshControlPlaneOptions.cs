@@ -30,7 +30,8 @@ public sealed class MeshControlPlaneOptions
     /// Gets or sets how quickly a replica that does not answer is left for the next one: the longest TCP connect, the
     /// longest wait for a sign answer while another replica is left to try, and the HTTP/2 keep-alive ping interval and
     /// timeout on the watch's connection (at least 1 second), so a replica that died under a waiting long poll is noticed
-    /// in about two. Default 1 second.
+    /// within a few seconds (about 4 with the default: a ping period, its timeout, and the handler's once-a-second check of
+    /// both). Default 1 second.
     /// </summary>
     public TimeSpan FailoverTimeout { get; set; } = TimeSpan.FromSeconds(1);
 

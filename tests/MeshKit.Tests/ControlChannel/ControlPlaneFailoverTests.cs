@@ -49,7 +49,7 @@ public sealed class ControlPlaneFailoverTests
         {
             ScenarioLoad.ReportFigure("control-plane-failover", "stop-to-first-answer-ms", time.TotalMilliseconds);
             TestContext.Current.TestOutputHelper?.WriteLine($"stop of a replica to the first answer from another: {time.TotalMilliseconds:0} ms");
-            Assert.True(time < TimeSpan.FromSeconds(2), $"a workload took {time.TotalMilliseconds:0} ms to move to another replica");
+            Assert.True(time < TimeSpan.FromSeconds(1), $"a workload took {time.TotalMilliseconds:0} ms to move to another replica");
         }
 
         // Both watch the survivor now, and renew there.
@@ -104,7 +104,7 @@ public sealed class ControlPlaneFailoverTests
         {
             ScenarioLoad.ReportFigure("control-plane-failover-consul", "stop-to-first-answer-ms", time.TotalMilliseconds);
             TestContext.Current.TestOutputHelper?.WriteLine($"stop of a replica to the first answer from another: {time.TotalMilliseconds:0} ms");
-            Assert.True(time < TimeSpan.FromSeconds(2), $"a workload took {time.TotalMilliseconds:0} ms to move to another replica");
+            Assert.True(time < TimeSpan.FromSeconds(1), $"a workload took {time.TotalMilliseconds:0} ms to move to another replica");
         }
 
         // The stopped replica deregistered: it leaves the list the workloads hold.
@@ -167,6 +167,10 @@ public sealed class ControlPlaneFailoverTests
         // cannot say what the central policy is ("unknown"). fresh never read the lists: it refuses to issue (503).
         await using var downConsul = await ConsulDouble.StartAsync();
         await using var blind = await ControlPlaneHost.StartAsync(ReplicaSet.SameRoot(ReplicaSet.Settings(downConsul), healthy));
+        // Its copies of both lists are on disk once it has read them (it reads them in the background after its start).
+        await Eventually.WaitAsync(
+            () => File.Exists(Path.Combine(blind.DataDirectory, "revoked-identities.json")) && File.Exists(Path.Combine(blind.DataDirectory, "revoked-tokens.json")),
+            TimeSpan.FromSeconds(5), "blind to read the revocation lists");
         await downConsul.StopAsync();
         await blind.StopAsync();
         await blind.StartAsync();
