@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
 # MeshKit's side-by-side load harness: one command, a full run.
 #
-#   benchmarks/run.sh                      # 5 topologies x concurrency 1,16,64 x 5 repeats, 10 s each (+3 s warm-up),
-#                                          # then the control-service figures; writes benchmarks/results/latest.json
-#   benchmarks/run.sh --duration 3 --warmup 1 --repeats 1 --watchers 100   # a quick smoke run (about 2 min)
+#   benchmarks/run.sh        # 7 topologies: first each one alone right after its start, 40 s of 1 s runs at c=64 (its
+#                            # warm-up curve); then all of them interleaved x concurrency 1,16,64 x 5 repeats, 10 s each
+#                            # after a 10 s warm-up; then the control-service figures. About 45 min on 2 cores.
+#                            # Writes benchmarks/results/latest.json, latest-raw.json and latest.md.
+#   benchmarks/run.sh --duration 2 --warmup 1 --repeats 1 --watchers 100 --concurrency 1,64 --warmup-curve 10 \
+#                     --out /tmp/smoke/latest.json                             # a quick smoke run (about 5 min)
+#
+# Topologies: direct-http, direct-mtls, direct-mtls-h2, direct-mtls-h2-otel (direct-mtls-h2 plus the OpenTelemetry
+# tracing and metrics AddMesh() turns on by default, no exporter), meshkit (AddMesh() defaults), meshkit-notrace
+# (Mesh:Telemetry:ConfigureOpenTelemetry=false), sidecar-haproxy. Besides req/s, latency, CPU and peak RSS, every run
+# records the bytes allocated per request by the caller and the upstream (GET /_bench/allocated before and after).
 #
 # Options (passed to the orchestrator, benchmarks/LoadHarness/MeshKit.LoadHarness):
-#   --duration S   --warmup S   --repeats N   --concurrency 1,16,64
-#   --topologies direct-http,direct-mtls,direct-mtls-h2,meshkit,sidecar-haproxy
-#   --watchers N   --push-rounds N   --csr-concurrency N   --watch-reconnect   --no-control-plane   --no-load
+#   --duration S (10)   --warmup S (10, before every measured run)   --repeats N (5)   --concurrency 1,16,64
+#   --warmup-curve S (40; 0 = no warm-up curves, every topology started before any load)
+#   --topologies direct-http,direct-mtls,direct-mtls-h2,direct-mtls-h2-otel,meshkit,meshkit-notrace,sidecar-haproxy
+#   --watchers N (1000)   --push-rounds N (6)   --csr-concurrency N (16)   --watch-reconnect   --no-control-plane   --no-load
 #   --out PATH     (default benchmarks/results/latest.json; latest-raw.json and latest.md are written beside it)
 #   --profile      attach dotnet-trace and dotnet-counters to every .NET process (figures are then not results)
 #   --report-only  rewrite latest.md from latest.json and latest-raw.json
 #
-# Installs what it needs (haproxy, wrk) with apt, builds in Release, runs, and kills every process it started.
+# Installs what it needs (haproxy, wrk) with apt, builds in Release, runs, and kills every process it started. The apps
+# get no OTEL_* or Mesh__* variables from this shell, so every topology runs with its defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 

@@ -133,6 +133,10 @@ public sealed class MeshAppHost : IAsyncDisposable
             ["Mesh:ControlPlane:WatchWait"] = "00:00:01",
             ["Mesh:Identity:RetryBaseDelay"] = "00:00:00.200",
             ["Mesh:Identity:RetryMaxDelay"] = "00:00:01",
+
+            // Tests' certificates live 5 s: renewing at about a third (not half) leaves a renewal 3 s before expiry, enough
+            // on a busy 2-core machine; rotations stay frequent. Tests of the renewal point set their own.
+            ["Mesh:Identity:RenewalFraction"] = "0.35",
             ["Mesh:ControlPlane:StateDirectory"] = stateDirectory,
         };
         if (meshEndpoint)

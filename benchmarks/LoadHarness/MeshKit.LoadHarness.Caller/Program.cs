@@ -4,8 +4,12 @@
 //   direct-http       plain HTTP/1.1 to Bench:Upstream
 //   direct-mtls       hand-wired mTLS, HTTP/1.1, to Bench:Upstream (certificates from the harness)
 //   direct-mtls-h2    the same over HTTP/2, several connections allowed
+//   direct-mtls-h2-otel  direct-mtls-h2 plus the OpenTelemetry tracing and metrics AddMesh() turns on by default,
+//                     hand-wired (BenchApp.AddHandWiredOpenTelemetry), no exporter
 //   sidecar-haproxy   plain HTTP/1.1 to Bench:Upstream, which is the local (outbound) haproxy
 //   meshkit           builder.AddMesh() and AddMeshClient("upstream"): MeshKit's defaults, nothing tuned
+//   meshkit-notrace   the same; the harness passes Mesh:Telemetry:ConfigureOpenTelemetry=false
+// Every topology also answers GET /_bench/allocated (this process's allocated bytes) on the same port.
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
@@ -21,7 +25,7 @@ Uri Upstream() => new(builder.Configuration["Bench:Upstream"] ?? throw new Inval
 
 switch (topology)
 {
-    case "meshkit":
+    case "meshkit" or "meshkit-notrace":
         builder.AddMesh();
         builder.Services.AddMeshClient("upstream");
         break;
@@ -30,8 +34,13 @@ switch (topology)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = false })
             .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
         break;
-    case "direct-mtls" or "direct-mtls-h2":
-        var http2 = topology == "direct-mtls-h2";
+    case "direct-mtls" or "direct-mtls-h2" or "direct-mtls-h2-otel":
+        var http2 = topology != "direct-mtls";
+        if (topology == "direct-mtls-h2-otel")
+        {
+            BenchApp.AddHandWiredOpenTelemetry(builder.Services);
+        }
+
         var tls = HandWiredClientTls.Load(builder.Configuration);
         builder.Services.AddHttpClient("upstream", c =>
             {
@@ -60,6 +69,7 @@ app.MapGet("/", async (IHttpClientFactory clients, CancellationToken cancellatio
     return Results.Bytes(body, "application/octet-stream");
 });
 app.MapGet("/healthz", () => "ok");
+BenchApp.MapAllocated(app);
 app.Run();
 
 /// <summary>The hand-wired client side of mTLS: a cached client certificate context and the bench CA as the only root.</summary>

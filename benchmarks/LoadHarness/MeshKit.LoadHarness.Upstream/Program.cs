@@ -3,7 +3,11 @@
 //   plain  HTTP/1.1 on 127.0.0.1:<Bench:Port>             (direct-http, and behind the inbound haproxy of sidecar-haproxy)
 //   mtls   HTTPS on 127.0.0.1:<Bench:Port>, client certificate required and checked against Bench:CaPath,
 //          HTTP/1.1 and HTTP/2 (direct-mtls, direct-mtls-h2)
-//   mesh   builder.AddMesh() with MeshKit's defaults; the mesh endpoint comes from Mesh:Endpoint:Port (meshkit)
+//   mesh   builder.AddMesh() with MeshKit's defaults; the mesh endpoint comes from Mesh:Endpoint:Port (meshkit,
+//          meshkit-notrace)
+// Bench:OpenTelemetry=true adds the hand-wired OpenTelemetry of direct-mtls-h2-otel (plain and mtls modes).
+// GET /_bench/allocated (this process's allocated bytes) is served on plain HTTP: on Bench:Port in plain mode, on
+// Bench:AdminPort in the others (for mesh, as the app's public address, next to the mesh endpoint).
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
@@ -15,6 +19,7 @@ var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
 var mode = builder.Configuration["Bench:Mode"] ?? throw new InvalidOperationException("Bench:Mode is missing: plain, mtls or mesh.");
 var port = builder.Configuration.GetValue<int>("Bench:Port");
+var adminPort = builder.Configuration.GetValue<int>("Bench:AdminPort");
 
 switch (mode)
 {
@@ -23,17 +28,35 @@ switch (mode)
         break;
     case "mtls":
         var tls = HandWiredTls.Load(builder.Configuration);
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen =>
+        builder.WebHost.ConfigureKestrel(k =>
         {
-            listen.Protocols = HttpProtocols.Http1AndHttp2;
-            listen.UseHttps(tls.CreateHandshakeOptions());
-        }));
+            k.Listen(IPAddress.Loopback, port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1AndHttp2;
+                listen.UseHttps(tls.CreateHandshakeOptions());
+            });
+            if (adminPort > 0)
+            {
+                k.Listen(IPAddress.Loopback, adminPort);
+            }
+        });
         break;
     case "mesh":
+        if (adminPort > 0)
+        {
+            // The app's own (public) address; AddMesh() binds it next to the mesh endpoint.
+            builder.WebHost.UseUrls($"http://127.0.0.1:{adminPort}");
+        }
+
         builder.AddMesh();
         break;
     default:
         throw new InvalidOperationException($"Bench:Mode '{mode}' is not plain, mtls or mesh.");
+}
+
+if (mode != "mesh" && builder.Configuration.GetValue<bool>("Bench:OpenTelemetry"))
+{
+    BenchApp.AddHandWiredOpenTelemetry(builder.Services);
 }
 
 var app = builder.Build();
@@ -41,6 +64,7 @@ var payload = new byte[1024];
 Array.Fill(payload, (byte)'x');
 app.MapGet("/data", () => Results.Bytes(payload, "application/octet-stream"));
 app.MapGet("/healthz", () => "ok");
+BenchApp.MapAllocated(app);
 app.Run();
 
 /// <summary>

@@ -5,7 +5,10 @@ namespace MeshKit.LoadHarness;
 /// <summary>What one harness run does; every value has a default so that <c>benchmarks/run.sh</c> alone is a full run.</summary>
 internal sealed class HarnessOptions
 {
-    public static readonly string[] AllTopologies = ["direct-http", "direct-mtls", "direct-mtls-h2", "meshkit", "sidecar-haproxy"];
+    public static readonly string[] AllTopologies = ["direct-http", "direct-mtls", "direct-mtls-h2", "direct-mtls-h2-otel", "meshkit", "meshkit-notrace", "sidecar-haproxy"];
+
+    /// <summary>The concurrency of the warm-up curve (the goal is about the rate at 64).</summary>
+    public const int WarmupCurveConcurrency = 64;
 
     /// <summary>Gets the repository root (binaries are found under it).</summary>
     public string Repo { get; private set; } = Directory.GetCurrentDirectory();
@@ -21,7 +24,14 @@ internal sealed class HarnessOptions
 
     public int DurationSeconds { get; private set; } = 10;
 
-    public int WarmupSeconds { get; private set; } = 3;
+    /// <summary>Gets the warm-up before every measured run, at the same concurrency (3 s left the mesh caller short of its steady rate).</summary>
+    public int WarmupSeconds { get; private set; } = 10;
+
+    /// <summary>
+    /// Gets how long each topology is driven right after it starts, in back-to-back 1 s wrk runs at concurrency 64, to time
+    /// its warm-up (0: no warm-up curves; every topology is then started before any load, as before).
+    /// </summary>
+    public int WarmupCurveSeconds { get; private set; } = 40;
 
     public int Repeats { get; private set; } = 5;
 
@@ -68,6 +78,7 @@ internal sealed class HarnessOptions
                 case "--command": o.Command = Next(); break;
                 case "--duration": o.DurationSeconds = NextInt(); break;
                 case "--warmup": o.WarmupSeconds = NextInt(); break;
+                case "--warmup-curve": o.WarmupCurveSeconds = NextInt(); break;
                 case "--repeats": o.Repeats = NextInt(); break;
                 case "--concurrency": o.Concurrencies = [.. Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))]; break;
                 case "--topologies": o.Topologies = [.. Next().Split(',')]; break;
@@ -92,9 +103,10 @@ internal sealed class HarnessOptions
             }
         }
 
-        if (o.DurationSeconds is < 1 or > 600 || o.WarmupSeconds is < 0 or > 120 || o.Repeats is < 1 or > 20)
+        if (o.DurationSeconds is < 1 or > 600 || o.WarmupSeconds is < 0 or > 120 || o.Repeats is < 1 or > 20 || o.WarmupCurveSeconds is < 0 or > 300
+            || (o.WarmupCurveSeconds is > 0 and < 4))
         {
-            throw new ArgumentException("--duration must be 1..600 s, --warmup 0..120 s, --repeats 1..20.");
+            throw new ArgumentException("--duration must be 1..600 s, --warmup 0..120 s, --repeats 1..20, --warmup-curve 0 or 4..300 s.");
         }
 
         if (o.Work.Length == 0)

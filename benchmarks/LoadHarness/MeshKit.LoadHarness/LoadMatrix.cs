@@ -17,7 +17,13 @@ internal sealed record Sample(
     long Requests,
     long Errors,
     double MachineBusyPercent,
-    double OutsideTopologyBusyPercent);
+    double OutsideTopologyBusyPercent,
+    double? CallerAllocatedBytesPerRequest = null,
+    double? UpstreamAllocatedBytesPerRequest = null)
+{
+    /// <summary>Gets the bytes allocated per request by the caller and the upstream together (both .NET processes).</summary>
+    public double? AllocatedBytesPerRequest => CallerAllocatedBytesPerRequest + UpstreamAllocatedBytesPerRequest;
+}
 
 /// <summary>
 /// The measurement loop: every topology runs at once, and for each repeat and concurrency the topologies are measured one
@@ -44,7 +50,7 @@ internal static class LoadMatrix
                     samples.Add(sample);
                     done++;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"[{done,3}/{total}] r{repeat} c={concurrency,-3} {topology.Name,-16} {sample.Rps,9:F0} rps  p50 {sample.P50Ms,7:F3}  p90 {sample.P90Ms,7:F3}  p99 {sample.P99Ms,7:F3} ms  {sample.CpuMsPer1kRequests,6:F0} CPU ms/1k  {sample.MaxRssMb,5:F0} MB ({sample.LargestProcess})  errors {sample.Errors}  machine {sample.MachineBusyPercent:F0}% busy, {sample.OutsideTopologyBusyPercent:F0}% outside the topology"));
+                        $"[{done,3}/{total}] r{repeat} c={concurrency,-3} {topology.Name,-16} {sample.Rps,9:F0} rps  p50 {sample.P50Ms,7:F3}  p90 {sample.P90Ms,7:F3}  p99 {sample.P99Ms,7:F3} ms  {sample.CpuMsPer1kRequests,6:F0} CPU ms/1k  {sample.AllocatedBytesPerRequest,6:F0} B/req  {sample.MaxRssMb,5:F0} MB ({sample.LargestProcess})  errors {sample.Errors}  machine {sample.MachineBusyPercent:F0}% busy, {sample.OutsideTopologyBusyPercent:F0}% outside the topology"));
                 }
             }
         }
@@ -72,12 +78,17 @@ internal static class LoadMatrix
             p.ResetPeakRss();
         }
 
+        // Allocated bytes are read outside the CPU window, so the reads' own CPU is not counted either.
+        var callerAllocatedBefore = await AllocatedBytes.ReadAsync(topology.CallerAllocatedAddress, cancellationToken);
+        var upstreamAllocatedBefore = await AllocatedBytes.ReadAsync(topology.UpstreamAllocatedAddress, cancellationToken);
         using var profilers = o.Profile ? Profilers.Attach(o, topology, concurrency, repeat) : null;
         var cpuBefore = topology.Processes.Select(p => p.CpuMilliseconds()).ToArray();
         var machineBefore = MachineCpu.Read();
         var result = await Wrk.RunAsync(topology.CallerAddress, concurrency, o.DurationSeconds, o.Work, cancellationToken);
         var machineAfter = MachineCpu.Read();
         var cpuAfter = topology.Processes.Select(p => p.CpuMilliseconds()).ToArray();
+        var callerAllocated = await AllocatedBytes.ReadAsync(topology.CallerAllocatedAddress, cancellationToken) - callerAllocatedBefore;
+        var upstreamAllocated = await AllocatedBytes.ReadAsync(topology.UpstreamAllocatedAddress, cancellationToken) - upstreamAllocatedBefore;
 
         var cpuMs = 0.0;
         for (var i = 0; i < cpuBefore.Length; i++)
@@ -102,7 +113,21 @@ internal static class LoadMatrix
             result.Requests,
             result.Errors,
             100.0 * busyMs / totalMs,
-            100.0 * Math.Max(0, busyMs - cpuMs) / totalMs);
+            100.0 * Math.Max(0, busyMs - cpuMs) / totalMs,
+            (double)callerAllocated / requests,
+            (double)upstreamAllocated / requests);
+    }
+}
+
+/// <summary>Reads a load-harness app's <c>GC.GetTotalAllocatedBytes(precise: false)</c> from its <c>/_bench/allocated</c>.</summary>
+internal static class AllocatedBytes
+{
+    private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+
+    public static async Task<long> ReadAsync(Uri address, CancellationToken cancellationToken)
+    {
+        var text = await Http.GetStringAsync(address, cancellationToken);
+        return long.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
     }
 }
 

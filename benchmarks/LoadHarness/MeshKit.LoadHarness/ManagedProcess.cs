@@ -47,6 +47,13 @@ internal sealed class ManagedProcess : IDisposable
         info.Environment.Remove("DOTNET_ENVIRONMENT");
         info.Environment["DOTNET_NOLOGO"] = "1";
 
+        // Nor inherited OpenTelemetry or mesh settings: an OTEL_EXPORTER_OTLP_ENDPOINT in the shell would make the meshkit
+        // topologies export (and only them), a Mesh__... variable would tune MeshKit away from its defaults.
+        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("OTEL_", StringComparison.OrdinalIgnoreCase) || k.StartsWith("Mesh__", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            info.Environment.Remove(key);
+        }
+
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {name} ({fileName}).");
         var managed = new ManagedProcess(name, process);
         lock (PidFileGate)

@@ -4,12 +4,20 @@ using System.Text;
 namespace MeshKit.LoadHarness;
 
 /// <summary>
-/// latest.md: the figures of one run as tables for docs/benchmarks.md, with ratios against direct-mtls and the goals of
-/// issue 9. Goal ratios are taken from the medians (as latest.json has them); the range of the same ratio computed
-/// repeat by repeat (topologies measured minutes apart) shows how much the shared machine's noise moves it.
+/// latest.md: the figures of one run as tables for docs/benchmarks.md: every run with ratios against direct-mtls, the bytes
+/// allocated per request, each topology's warm-up, and the goals of issue 17 (and, for comparison with earlier runs, of
+/// issue 9). A goal's figure is the median of the figure computed repeat by repeat (the two topologies of a pair are
+/// measured within one rotation, minutes apart at most), with its range; the figure of the medians is shown beside it.
 /// </summary>
 internal static class Report
 {
+    /// <summary>The like-for-like hand-wired floor of each mesh topology: the same OpenTelemetry setup, or none.</summary>
+    private static readonly Dictionary<string, string> Floors = new()
+    {
+        ["meshkit"] = "direct-mtls-h2-otel",
+        ["meshkit-notrace"] = "direct-mtls-h2",
+    };
+
     public static string Write(string path, LatestResults latest, RawResults raw)
     {
         var md = new StringBuilder();
@@ -19,7 +27,8 @@ internal static class Report
 
         Line($"Machine: {latest.Machine}");
         Line();
-        Line($"Command: `{latest.Command}` ({raw.DurationSeconds} s per measurement after a {raw.WarmupSeconds} s warm-up, {raw.Repeats} repeats, medians; run {raw.StartedAt:yyyy-MM-dd HH:mm} to {raw.FinishedAt:HH:mm} UTC)");
+        var curveText = raw.WarmupCurveSeconds > 0 ? $"; each topology first driven for {raw.WarmupCurveSeconds} s right after its start, for its warm-up curve" : string.Empty;
+        Line($"Command: `{latest.Command}` ({raw.DurationSeconds} s per measurement after a {raw.WarmupSeconds} s warm-up, {raw.Repeats} repeats, medians{curveText}; run {raw.StartedAt:yyyy-MM-dd HH:mm} to {raw.FinishedAt:HH:mm} UTC)");
         Line();
         Line("| topology | concurrency | req/s | × direct-mtls | p50 ms | p90 ms | p99 ms | × direct-mtls (p99) | CPU ms / 1k req | × direct-mtls (CPU) | max RSS MB | machine busy outside the topology |");
         Line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -30,37 +39,81 @@ internal static class Report
             Line(string.Create(inv, $"| {r.Topology} | {r.Concurrency} | {r.Rps:F0} | {Ratio(r.Rps, floor?.Rps)} | {r.P50Ms:F3} | {r.P90Ms:F3} | {r.P99Ms:F3} | {Ratio(r.P99Ms, floor?.P99Ms)} | {r.CpuMsPer1kRequests:F1} | {Ratio(r.CpuMsPer1kRequests, floor?.CpuMsPer1kRequests)} | {r.MaxRssMb:F1} | {outside:F0} % |"));
         }
 
-        Line();
-        Line("| goal (issue 9) | target | this run (ratio of the medians) | the same figure repeat by repeat: median (range) | met? (on the medians) |");
-        Line("|---|---|---:|---|---|");
-        void Goal(string name, string target, Func<Func<string, int, double?>, double?> figure, Func<double, bool> met, string unit = "×")
+        if (latest.Runs.Any(r => r.AllocatedBytesPerRequest is not null))
         {
-            double? OfMedians(string t, int c) => Row(t, c) is { } row ? Pick(row, name) : null;
-            var value = figure(OfMedians);
-            var perRepeat = new List<double>();
-            for (var rep = 0; rep < raw.Repeats; rep++)
+            Line();
+            Line("Bytes allocated per request (`GC.GetTotalAllocatedBytes` of each .NET process before and after the measured run, divided by the requests served; medians; haproxy and the control service are not counted):");
+            Line();
+            Line("| topology | concurrency | caller B / req | upstream B / req | caller + upstream B / req | − its hand-wired floor |");
+            Line("|---|---:|---:|---:|---:|---:|");
+            foreach (var r in latest.Runs.Where(r => r.AllocatedBytesPerRequest is not null))
             {
-                var r = rep;
-                double? One(string t, int c) => raw.Samples.FirstOrDefault(s => s.Topology == t && s.Concurrency == c && s.Repeat == r) is { } s ? PickSample(s, name) : null;
-                if (figure(One) is { } v)
-                {
-                    perRepeat.Add(v);
-                }
+                var a = r.AllocatedBytesPerRequest!;
+                var mesh = Floors.TryGetValue(r.Topology, out var floorName) && Row(floorName, r.Concurrency)?.AllocatedBytesPerRequest is { } f
+                    ? string.Create(inv, $"{a.Total - f.Total:+#,0;-#,0;0} (vs {floorName})")
+                    : "–";
+                Line(string.Create(inv, $"| {r.Topology} | {r.Concurrency} | {a.Caller:#,0} | {a.Upstream:#,0} | {a.Total:#,0} | {mesh} |"));
             }
-
-            var range = perRepeat.Count == 0 ? "–" : string.Create(inv, $"{Median(perRepeat):F2} ({perRepeat.Min():F2} to {perRepeat.Max():F2})");
-            var shown = value is { } x ? string.Create(inv, $"{x:F2}{(unit == "×" ? "×" : " " + unit)}") : "not measured";
-            Line($"| {name} | {target} | {shown} | {range} | {(value is { } y ? (met(y) ? "met" : "**missed**") : "–")} |");
         }
 
-        Goal("meshkit throughput vs direct-mtls-h2 at 64", "≥ 0.90×", f => Div(f("meshkit", 64), f("direct-mtls-h2", 64)), v => v >= 0.90);
-        Goal("meshkit throughput vs direct-http at 64", "≥ 0.85×", f => Div(f("meshkit", 64), f("direct-http", 64)), v => v >= 0.85);
-        Goal("meshkit p99 vs direct-mtls-h2 at 64", "≤ 1.10×", f => Div(f("meshkit", 64), f("direct-mtls-h2", 64)), v => v <= 1.10);
-        Goal("meshkit throughput vs sidecar-haproxy at 64", "≥ 2.5×", f => Div(f("meshkit", 64), f("sidecar-haproxy", 64)), v => v >= 2.5);
-        Goal("meshkit p50 at 1 vs direct-mtls-h2", "≤ 1.15×", f => Div(f("meshkit", 1), f("direct-mtls-h2", 1)), v => v <= 1.15);
-        Goal("meshkit p50 at 1 vs sidecar-haproxy", "≤ 0.60×", f => Div(f("meshkit", 1), f("sidecar-haproxy", 1)), v => v <= 0.60);
-        Goal("mesh CPU: meshkit − direct-mtls-h2, CPU ms per 1k requests at 64", "≤ 20", f => Sub(f("meshkit", 64), f("direct-mtls-h2", 64)), v => v <= 20, "ms");
-        Goal("added working set vs direct-mtls-h2 (largest process) at 64", "≤ 10 MB", f => Sub(f("meshkit", 64), f("direct-mtls-h2", 64)), v => v <= 10, "MB");
+        if (raw.WarmupCurves is { Count: > 0 } curves)
+        {
+            Line();
+            Line(string.Create(inv, $"Warm-up, each topology measured right after its own start (before any other load reached it) at concurrency {curves[0].Concurrency}, in back-to-back 1 s wrk runs; steady = median of the last {Math.Clamp(curves[0].Windows.Count / 2, 1, 10)} runs; warm-up = from launching the caller to the end of the first run at ≥ 90 % of steady whose next run is also there (resolution about 1 s):"));
+            Line();
+            Line("| topology | caller answering after s | steady req/s | warm-up to 90 % s | × direct-mtls-h2-otel | × direct-mtls-h2 | req/s of the first 10 runs |");
+            Line("|---|---:|---:|---:|---:|---:|---|");
+            double? WarmupOf(string t) => curves.FirstOrDefault(c => c.Topology == t)?.SecondsTo90Percent;
+            foreach (var c in curves)
+            {
+                var first = string.Join(", ", c.Windows.Take(10).Select(w => w.Rps.ToString("F0", inv)));
+                Line(string.Create(inv, $"| {c.Topology} | {c.ReadySeconds:F1} | {c.SteadyRps:F0} | {c.SecondsTo90Percent:F1} | {Ratio(c.SecondsTo90Percent, WarmupOf("direct-mtls-h2-otel"))} | {Ratio(c.SecondsTo90Percent, WarmupOf("direct-mtls-h2"))} | {first} |"));
+            }
+        }
+
+        void GoalTable(string title, IEnumerable<Goal> goals)
+        {
+            Line();
+            Line($"| goal ({title}) | target | this run: median of the figure repeat by repeat (range) | the figure of the medians | met? |");
+            Line("|---|---|---:|---:|---|");
+            foreach (var goal in goals)
+            {
+                double? OfMedians(string t, int c) => Row(t, c) is { } row ? goal.Metric.OfRow(row) : null;
+                var ofMedians = goal.Figure(OfMedians);
+                var perRepeat = new List<double>();
+                for (var rep = 0; rep < raw.Repeats; rep++)
+                {
+                    var r = rep;
+                    double? One(string t, int c) => raw.Samples.FirstOrDefault(s => s.Topology == t && s.Concurrency == c && s.Repeat == r) is { } s ? goal.Metric.OfSample(s) : null;
+                    if (goal.Figure(One) is { } v)
+                    {
+                        perRepeat.Add(v);
+                    }
+                }
+
+                double? value = perRepeat.Count > 0 ? Median(perRepeat) : null;
+                var shown = value is { } x
+                    ? perRepeat.Count > 1 ? $"{goal.Format(x)} ({goal.Format(perRepeat.Min())} to {goal.Format(perRepeat.Max())})" : goal.Format(x)
+                    : "not measured";
+                var verdict = value is { } y && goal.Met is { } met ? (met(y) ? "met" : "**missed**") : "–";
+                Line($"| {goal.Name} | {goal.Target} | {shown} | {(ofMedians is { } m ? goal.Format(m) : "–")} | {verdict} |");
+            }
+        }
+
+        GoalTable("issue 17", Issue17Goals());
+        if (raw.WarmupCurves is { Count: > 0 } measured)
+        {
+            // Warm-up is measured once per topology (a fresh start each), so it has no repeats and no range.
+            double? SecondsOf(string t) => measured.FirstOrDefault(c => c.Topology == t)?.SecondsTo90Percent;
+            foreach (var (mesh, floor) in new[] { ("meshkit", "direct-mtls-h2-otel"), ("meshkit-notrace", "direct-mtls-h2"), ("meshkit", "direct-mtls-h2") })
+            {
+                var ratio = Div(SecondsOf(mesh), SecondsOf(floor));
+                var text = ratio is { } v ? string.Create(inv, $"{v:F2}× ({SecondsOf(mesh):F1} s ÷ {SecondsOf(floor):F1} s; one fresh start each)") : "not measured";
+                Line($"| warm-up to 90 % of steady req/s at {HarnessOptions.WarmupCurveConcurrency}, {mesh} ÷ {floor} | ≤ 1.5× | {text} | – | {(ratio is { } r ? (r <= 1.5 ? "met" : "**missed**") : "–")} |");
+            }
+        }
+
+        GoalTable("issue 9, kept for comparison with earlier runs", Issue9Goals());
 
         if (latest.ControlPlane is { } cp && raw.ControlPlane is { } detail)
         {
@@ -85,16 +138,35 @@ internal static class Report
         return mdPath;
     }
 
-    // Which figure a goal reads: throughput goals read rps, p99 and p50 goals their latency, CPU and memory goals theirs.
-    private static double Pick(RunRow r, string goal) =>
-        goal.Contains("throughput", StringComparison.Ordinal) ? r.Rps
-        : goal.Contains("p99", StringComparison.Ordinal) ? r.P99Ms
-        : goal.Contains("p50", StringComparison.Ordinal) ? r.P50Ms
-        : goal.Contains("CPU", StringComparison.Ordinal) ? r.CpuMsPer1kRequests
-        : r.MaxRssMb;
+    // Issue 17's goals table, figure by figure. Rows marked "–" are context (the same comparison with tracing the other
+    // way), not goals.
+    private static IEnumerable<Goal> Issue17Goals() =>
+    [
+        new("meshkit ÷ direct-mtls-h2-otel, req/s at 64", "≥ 0.90×", Metric.Rps, f => Div(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), v => v >= 0.90),
+        new("meshkit-notrace ÷ direct-mtls-h2, req/s at 64", "≥ 0.92×", Metric.Rps, f => Div(f("meshkit-notrace", 64), f("direct-mtls-h2", 64)), v => v >= 0.92),
+        new("meshkit ÷ direct-mtls-h2-otel, p50 at 1", "≤ 1.10×", Metric.P50, f => Div(f("meshkit", 1), f("direct-mtls-h2-otel", 1)), v => v <= 1.10),
+        new("meshkit-notrace ÷ direct-mtls-h2, p50 at 1", "–", Metric.P50, f => Div(f("meshkit-notrace", 1), f("direct-mtls-h2", 1)), null),
+        new("meshkit ÷ direct-mtls-h2-otel, p99 at 64", "≤ 1.15×", Metric.P99, f => Div(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), v => v <= 1.15),
+        new("meshkit-notrace ÷ direct-mtls-h2, p99 at 64", "–", Metric.P99, f => Div(f("meshkit-notrace", 64), f("direct-mtls-h2", 64)), null),
+        new("CPU ms per 1,000 requests at 64, meshkit − direct-mtls-h2-otel", "≤ +10", Metric.Cpu, f => Sub(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), v => v <= 10, "ms"),
+        new("CPU ms per 1,000 requests at 64, meshkit-notrace − direct-mtls-h2", "–", Metric.Cpu, f => Sub(f("meshkit-notrace", 64), f("direct-mtls-h2", 64)), null, "ms"),
+        new("meshkit ÷ sidecar-haproxy, req/s at 64", "≥ 2.5×", Metric.Rps, f => Div(f("meshkit", 64), f("sidecar-haproxy", 64)), v => v >= 2.5),
+        new("bytes allocated per mesh call, client and server together, tracing off (meshkit-notrace − direct-mtls-h2 at 64)", "≤ 512 B", Metric.Allocated, f => Sub(f("meshkit-notrace", 64), f("direct-mtls-h2", 64)), v => v <= 512, "B"),
+        new("the same with tracing on (meshkit − direct-mtls-h2-otel at 64)", "–", Metric.Allocated, f => Sub(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), null, "B"),
+        new("largest process's working set at 64, meshkit − direct-mtls-h2-otel", "≤ +10 MB", Metric.Rss, f => Sub(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), v => v <= 10, "MB"),
+    ];
 
-    private static double PickSample(Sample s, string goal) =>
-        Pick(new RunRow(s.Topology, s.Concurrency, s.Rps, s.P50Ms, s.P90Ms, s.P99Ms, s.CpuMsPer1kRequests, s.MaxRssMb), goal);
+    private static IEnumerable<Goal> Issue9Goals() =>
+    [
+        new("meshkit throughput vs direct-mtls-h2 at 64", "≥ 0.90×", Metric.Rps, f => Div(f("meshkit", 64), f("direct-mtls-h2", 64)), v => v >= 0.90),
+        new("meshkit throughput vs direct-http at 64", "≥ 0.85×", Metric.Rps, f => Div(f("meshkit", 64), f("direct-http", 64)), v => v >= 0.85),
+        new("meshkit p99 vs direct-mtls-h2 at 64", "≤ 1.10×", Metric.P99, f => Div(f("meshkit", 64), f("direct-mtls-h2", 64)), v => v <= 1.10),
+        new("meshkit throughput vs sidecar-haproxy at 64", "≥ 2.5×", Metric.Rps, f => Div(f("meshkit", 64), f("sidecar-haproxy", 64)), v => v >= 2.5),
+        new("meshkit p50 at 1 vs direct-mtls-h2", "≤ 1.15×", Metric.P50, f => Div(f("meshkit", 1), f("direct-mtls-h2", 1)), v => v <= 1.15),
+        new("meshkit p50 at 1 vs sidecar-haproxy", "≤ 0.60×", Metric.P50, f => Div(f("meshkit", 1), f("sidecar-haproxy", 1)), v => v <= 0.60),
+        new("mesh CPU: meshkit − direct-mtls-h2, CPU ms per 1k requests at 64", "≤ 20", Metric.Cpu, f => Sub(f("meshkit", 64), f("direct-mtls-h2", 64)), v => v <= 20, "ms"),
+        new("added working set vs direct-mtls-h2 (largest process) at 64", "≤ 10 MB", Metric.Rss, f => Sub(f("meshkit", 64), f("direct-mtls-h2", 64)), v => v <= 10, "MB"),
+    ];
 
     private static double? Div(double? a, double? b) => a is { } x && b is { } y && y != 0 ? x / y : null;
 
@@ -114,4 +186,29 @@ internal static class Report
         var mid = sorted.Count / 2;
         return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
+}
+
+/// <summary>Which figure a goal reads, from a median row and from one repeat's sample.</summary>
+internal sealed record Metric(Func<RunRow, double?> OfRow, Func<Sample, double?> OfSample)
+{
+    public static readonly Metric Rps = new(r => r.Rps, s => s.Rps);
+    public static readonly Metric P50 = new(r => r.P50Ms, s => s.P50Ms);
+    public static readonly Metric P99 = new(r => r.P99Ms, s => s.P99Ms);
+    public static readonly Metric Cpu = new(r => r.CpuMsPer1kRequests, s => s.CpuMsPer1kRequests);
+    public static readonly Metric Rss = new(r => r.MaxRssMb, s => s.MaxRssMb);
+    public static readonly Metric Allocated = new(r => r.AllocatedBytesPerRequest?.Total, s => s.AllocatedBytesPerRequest);
+}
+
+/// <summary>
+/// One goal: a figure computed from a lookup of (topology, concurrency) → value, either a ratio ("×") or a difference in
+/// <paramref name="Unit"/>; <paramref name="Met"/> is null for a figure shown without a target.
+/// </summary>
+internal sealed record Goal(string Name, string Target, Metric Metric, Func<Func<string, int, double?>, double?> Figure, Func<double, bool>? Met, string Unit = "×")
+{
+    public string Format(double value) => Unit switch
+    {
+        "×" => string.Create(CultureInfo.InvariantCulture, $"{value:F2}×"),
+        "B" => string.Create(CultureInfo.InvariantCulture, $"{value:+#,0;-#,0;0} B"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{value:+0.0;-0.0;0.0} {Unit}"),
+    };
 }

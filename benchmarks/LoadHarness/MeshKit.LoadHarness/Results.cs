@@ -14,18 +14,37 @@ internal sealed record RunRow(
     [property: JsonPropertyName("p90_ms")] double P90Ms,
     [property: JsonPropertyName("p99_ms")] double P99Ms,
     [property: JsonPropertyName("cpu_ms_per_1k_requests")] double CpuMsPer1kRequests,
-    [property: JsonPropertyName("max_rss_mb")] double MaxRssMb);
+    [property: JsonPropertyName("max_rss_mb")] double MaxRssMb,
+    [property: JsonPropertyName("allocated_bytes_per_request"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] AllocationRow? AllocatedBytesPerRequest = null);
+
+/// <summary>
+/// Bytes allocated per request (<c>GC.GetTotalAllocatedBytes</c> read before and after the measured run, divided by the
+/// requests wrk completed): the caller, the upstream, and the two together (the median of the per-repeat sums).
+/// </summary>
+internal sealed record AllocationRow(
+    [property: JsonPropertyName("caller")] double Caller,
+    [property: JsonPropertyName("upstream")] double Upstream,
+    [property: JsonPropertyName("total")] double Total);
+
+/// <summary>One topology's warm-up, measured right after it started (see <see cref="WarmupCurve"/>).</summary>
+internal sealed record WarmupRow(
+    [property: JsonPropertyName("topology")] string Topology,
+    [property: JsonPropertyName("concurrency")] int Concurrency,
+    [property: JsonPropertyName("warmup_seconds_to_90pct")] double WarmupSecondsTo90Percent,
+    [property: JsonPropertyName("ready_seconds")] double ReadySeconds,
+    [property: JsonPropertyName("steady_rps")] double SteadyRps);
 
 internal sealed record ControlPlaneRow(
     [property: JsonPropertyName("csr_signatures_per_s")] double CsrSignaturesPerSecond,
     [property: JsonPropertyName("policy_push_p99_ms_1000_watchers")] double PolicyPushP99Ms1000Watchers);
 
-/// <summary>latest.json, exactly in the shape issue 9 asks for.</summary>
+/// <summary>latest.json, in the shape issue 9 asks for; issue 17 added the allocations of each run and the warm-up list.</summary>
 internal sealed record LatestResults(
     [property: JsonPropertyName("machine")] string Machine,
     [property: JsonPropertyName("command")] string Command,
     [property: JsonPropertyName("runs")] IReadOnlyList<RunRow> Runs,
-    [property: JsonPropertyName("control_plane")] ControlPlaneRow? ControlPlane);
+    [property: JsonPropertyName("control_plane")] ControlPlaneRow? ControlPlane,
+    [property: JsonPropertyName("warmup"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<WarmupRow>? Warmup = null);
 
 /// <summary>Everything measured, repeat by repeat, for whoever wants to check the medians (latest-raw.json).</summary>
 internal sealed record RawResults(
@@ -37,7 +56,9 @@ internal sealed record RawResults(
     int WarmupSeconds,
     int Repeats,
     IReadOnlyList<Sample> Samples,
-    ControlPlaneFigures? ControlPlane);
+    ControlPlaneFigures? ControlPlane,
+    int WarmupCurveSeconds = 0,
+    IReadOnlyList<WarmupCurve>? WarmupCurves = null);
 
 internal static class Results
 {
@@ -65,11 +86,26 @@ internal static class Results
                     Math.Round(Median(set.Select(s => s.P90Ms)), 3),
                     Math.Round(Median(set.Select(s => s.P99Ms)), 3),
                     Math.Round(Median(set.Select(s => s.CpuMsPer1kRequests)), 1),
-                    Math.Round(Median(set.Select(s => s.MaxRssMb)), 1)));
+                    Math.Round(Median(set.Select(s => s.MaxRssMb)), 1),
+                    Allocations(set)));
             }
         }
 
         return rows;
+    }
+
+    public static List<WarmupRow> WarmupRows(IReadOnlyList<WarmupCurve> curves) =>
+        [.. curves.Select(c => new WarmupRow(c.Topology, c.Concurrency, Math.Round(c.SecondsTo90Percent, 1), Math.Round(c.ReadySeconds, 1), c.SteadyRps))];
+
+    private static AllocationRow? Allocations(List<Sample> set)
+    {
+        var measured = set.Where(s => s.AllocatedBytesPerRequest is not null).ToList();
+        return measured.Count == 0
+            ? null
+            : new AllocationRow(
+                Math.Round(Median(measured.Select(s => s.CallerAllocatedBytesPerRequest!.Value)), 0),
+                Math.Round(Median(measured.Select(s => s.UpstreamAllocatedBytesPerRequest!.Value)), 0),
+                Math.Round(Median(measured.Select(s => s.AllocatedBytesPerRequest!.Value)), 0));
     }
 
     public static void Write(string path, LatestResults latest, RawResults raw)

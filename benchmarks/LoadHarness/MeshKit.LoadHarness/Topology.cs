@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -6,7 +7,8 @@ namespace MeshKit.LoadHarness;
 
 /// <summary>
 /// One topology, started: every process it consists of (their CPU is summed, their peak RSS compared) and the caller's
-/// address that wrk drives. Each topology has processes of its own, so nothing is shared between them.
+/// address that wrk drives. Each topology has processes of its own, so nothing is shared between them. Both apps answer
+/// <c>GET /_bench/allocated</c> on plain HTTP (the caller on wrk's port, the upstream on its plain or public port).
 /// </summary>
 internal sealed class Topology : IDisposable
 {
@@ -17,6 +19,18 @@ internal sealed class Topology : IDisposable
     public string Name { get; }
 
     public Uri CallerAddress { get; private set; } = null!;
+
+    /// <summary>Gets the caller's allocated-bytes address.</summary>
+    public Uri CallerAllocatedAddress { get; private set; } = null!;
+
+    /// <summary>Gets the upstream's allocated-bytes address (plain HTTP: its data port, or its admin or public port).</summary>
+    public Uri UpstreamAllocatedAddress { get; private set; } = null!;
+
+    /// <summary>Gets when the caller process was launched (a <see cref="Stopwatch"/> timestamp); the warm-up curve counts from it.</summary>
+    public long CallerLaunchedAt { get; private set; }
+
+    /// <summary>Gets when the caller first answered <c>GET /</c> end to end (a <see cref="Stopwatch"/> timestamp).</summary>
+    public long CallerReadyAt { get; private set; }
 
     public IReadOnlyList<ManagedProcess> Processes => _processes;
 
@@ -49,6 +63,9 @@ internal sealed class Topology : IDisposable
         var logs = Path.Combine(o.Work, "logs");
         var callerPort = FreePort();
         CallerAddress = new Uri($"http://127.0.0.1:{callerPort}/");
+        CallerAllocatedAddress = new Uri(CallerAddress, "/_bench/allocated");
+        var admin = FreePort();
+        void AllocatedAt(int port) => UpstreamAllocatedAddress = new Uri($"http://127.0.0.1:{port}/_bench/allocated");
         string[] tlsFiles(string who) =>
             [$"--Bench:CertPath={(who == "server" ? certs.ServerCertPath : certs.ClientCertPath)}", $"--Bench:KeyPath={(who == "server" ? certs.ServerKeyPath : certs.ClientKeyPath)}", $"--Bench:CaPath={certs.CaPath}"];
 
@@ -57,15 +74,18 @@ internal sealed class Topology : IDisposable
             case "direct-http":
             {
                 var upstream = FreePort();
+                AllocatedAt(upstream);
                 await StartAppAsync("upstream", o, ["--Bench:Mode=plain", $"--Bench:Port={upstream}"], new Uri($"http://127.0.0.1:{upstream}/healthz"), cancellationToken);
                 await StartAppAsync("caller", o, ["--Bench:Topology=direct-http", $"--Bench:Port={callerPort}", $"--Bench:Upstream=http://127.0.0.1:{upstream}"], CallerAddress, cancellationToken);
                 break;
             }
 
-            case "direct-mtls" or "direct-mtls-h2":
+            case "direct-mtls" or "direct-mtls-h2" or "direct-mtls-h2-otel":
             {
                 var upstream = FreePort();
-                await StartAppAsync("upstream", o, ["--Bench:Mode=mtls", $"--Bench:Port={upstream}", .. tlsFiles("server")], null, cancellationToken);
+                AllocatedAt(admin);
+                var otel = Name == "direct-mtls-h2-otel" ? "--Bench:OpenTelemetry=true" : "--Bench:OpenTelemetry=false";
+                await StartAppAsync("upstream", o, ["--Bench:Mode=mtls", $"--Bench:Port={upstream}", $"--Bench:AdminPort={admin}", otel, .. tlsFiles("server")], null, cancellationToken);
                 await WaitForPortAsync(upstream, cancellationToken);
                 await StartAppAsync("caller", o, [$"--Bench:Topology={Name}", $"--Bench:Port={callerPort}", $"--Bench:Upstream=https://127.0.0.1:{upstream}", .. tlsFiles("client")], CallerAddress, cancellationToken);
                 break;
@@ -76,6 +96,7 @@ internal sealed class Topology : IDisposable
                 var upstream = FreePort();
                 var inbound = FreePort();
                 var outbound = FreePort();
+                AllocatedAt(upstream);
                 await StartAppAsync("upstream", o, ["--Bench:Mode=plain", $"--Bench:Port={upstream}"], new Uri($"http://127.0.0.1:{upstream}/healthz"), cancellationToken);
                 var inboundConfig = Haproxy.WriteInbound(o.Work, inbound, upstream, certs);
                 _processes.Add(ManagedProcess.Start($"{Name}.haproxy-inbound", "haproxy", ["-db", "-f", inboundConfig], logs));
@@ -87,7 +108,7 @@ internal sealed class Topology : IDisposable
                 break;
             }
 
-            case "meshkit":
+            case "meshkit" or "meshkit-notrace":
             {
                 var control = await ControlService.StartAsync($"{Name}.control-service", o, services: ["caller", "upstream"], cancellationToken);
                 _processes.Add(control.Process);
@@ -97,12 +118,14 @@ internal sealed class Topology : IDisposable
                     $"--Mesh:ControlPlane:Address={control.Address}",
                     $"--Mesh:ControlPlane:TrustBundlePath={control.TrustBundlePath}",
                     $"--Mesh:ControlPlane:JoinToken={control.JoinToken}",
+                    .. Name == "meshkit-notrace" ? (string[])["--Mesh:Telemetry:ConfigureOpenTelemetry=false"] : [],
                 ];
                 // Each workload's saved trust bundle lives with the run's control-service data, not in the user's profile.
                 string StateOf(string role) => $"--Mesh:ControlPlane:StateDirectory={Path.Combine(control.DataDirectory, "workloads", role)}";
-                await StartAppAsync("upstream", o, ["--Bench:Mode=mesh", "--Mesh:Service:Name=upstream", $"--Mesh:Endpoint:Port={mesh}", "--Mesh:Endpoint:Address=127.0.0.1", StateOf("upstream"), .. meshSettings], null, cancellationToken);
+                AllocatedAt(admin);
+                await StartAppAsync("upstream", o, ["--Bench:Mode=mesh", $"--Bench:AdminPort={admin}", "--Mesh:Service:Name=upstream", $"--Mesh:Endpoint:Port={mesh}", "--Mesh:Endpoint:Address=127.0.0.1", StateOf("upstream"), .. meshSettings], null, cancellationToken);
                 await WaitForPortAsync(mesh, cancellationToken);
-                await StartAppAsync("caller", o, ["--Bench:Topology=meshkit", $"--Bench:Port={callerPort}", "--Mesh:Service:Name=caller", $"--Mesh:Discovery:Static:upstream:0:Address=127.0.0.1:{mesh}", StateOf("caller"), .. meshSettings], CallerAddress, cancellationToken);
+                await StartAppAsync("caller", o, [$"--Bench:Topology={Name}", $"--Bench:Port={callerPort}", "--Mesh:Service:Name=caller", $"--Mesh:Discovery:Static:upstream:0:Address=127.0.0.1:{mesh}", StateOf("caller"), .. meshSettings], CallerAddress, cancellationToken);
                 break;
             }
 
@@ -115,11 +138,18 @@ internal sealed class Topology : IDisposable
     {
         var project = role == "caller" ? "MeshKit.LoadHarness.Caller" : "MeshKit.LoadHarness.Upstream";
         var dll = o.App(project);
+        var launched = Stopwatch.GetTimestamp();
         var process = ManagedProcess.Start($"{Name}.{role}", "dotnet", [dll, .. arguments], Path.Combine(o.Work, "logs"), Path.GetDirectoryName(dll));
         _processes.Add(process);
         if (readiness is not null)
         {
             await Readiness.WaitForHttpAsync(readiness, process, cancellationToken);
+        }
+
+        if (role == "caller")
+        {
+            CallerLaunchedAt = launched;
+            CallerReadyAt = Stopwatch.GetTimestamp();
         }
     }
 

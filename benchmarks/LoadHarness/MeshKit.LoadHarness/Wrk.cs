@@ -4,9 +4,12 @@ using System.Globalization;
 namespace MeshKit.LoadHarness;
 
 /// <summary>What one wrk run measured.</summary>
-internal sealed record WrkResult(long Requests, double DurationSeconds, long Errors, double P50Ms, double P90Ms, double P99Ms)
+internal sealed record WrkResult(long Requests, double DurationSeconds, long Errors, double P50Ms, double P90Ms, double P99Ms, long StatusErrors)
 {
     public double Rps => Requests / DurationSeconds;
+
+    /// <summary>Gets the rate of answers that were not errors (wrk counts a non-2xx/3xx answer as a request and a status error).</summary>
+    public double GoodRps => Math.Max(0, Requests - StatusErrors) / DurationSeconds;
 }
 
 /// <summary>
@@ -18,16 +21,16 @@ internal static class Wrk
     private const string Script = """
         done = function(summary, latency, requests)
           local e = summary.errors
-          io.write(string.format("WRK_RESULT %d %d %d %d %d %d\n",
+          io.write(string.format("WRK_RESULT %d %d %d %d %d %d %d\n",
             summary.requests, summary.duration,
             e.connect + e.read + e.write + e.status + e.timeout,
-            latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+            latency:percentile(50), latency:percentile(90), latency:percentile(99), e.status))
         end
         """;
 
     public static async Task<WrkResult> RunAsync(Uri address, int connections, int seconds, string work, CancellationToken cancellationToken)
     {
-        var script = Path.Combine(work, "report.lua");
+        var script = Path.Combine(work, "report-v2.lua");
         if (!File.Exists(script))
         {
             await File.WriteAllTextAsync(script, Script, cancellationToken);
@@ -67,6 +70,7 @@ internal static class Wrk
             long.Parse(f[3], CultureInfo.InvariantCulture),
             Ms(f[4]),
             Ms(f[5]),
-            Ms(f[6]));
+            Ms(f[6]),
+            long.Parse(f[7], CultureInfo.InvariantCulture));
     }
 }

@@ -107,11 +107,13 @@ internal sealed class CallPath
                 return call.Answered(aborted);
             }
 
-            // 3. Resilience: the concurrency limit, the budget, the call's deadline (carried by one cancellation source).
-            var entering = _resilience.EnterAsync(cancellationToken);
+            // 3. Resilience: the call's deadline (carried by one cancellation source; a wait in the queue counts in it),
+            // the concurrency limit, the budget.
+            var timeout = _resilience.CallTimeout();
+            call.StartDeadline(timeout);
+            var entering = _resilience.EnterAsync(timeout, cancellationToken);
             call.Permit = entering.IsCompletedSuccessfully ? entering.Result : await entering.AsTask().ConfigureAwait(false);
             _resilience.RecordRequest();
-            call.StartDeadline(_resilience.CallTimeout());
 
             // 4–6. The first attempt: no retry machinery unless it failed in a way the policy retries.
             var first = await call.AttemptAsync(default).ConfigureAwait(false);

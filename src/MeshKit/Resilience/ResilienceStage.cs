@@ -49,12 +49,14 @@ internal sealed class ResilienceStage
     private readonly RetryBudget _budget;
     private readonly ResiliencePipeline<HttpResponseMessage>? _retries;
     private readonly MeshMetrics _metrics;
+    private readonly TimeProvider _time;
 
     public ResilienceStage(string destination, ResilienceSettings settings, MeshMetrics metrics, TimeProvider time)
     {
         Destination = destination;
         Settings = settings;
         _metrics = metrics;
+        _time = time;
         _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
         {
             PermitLimit = settings.Concurrency.MaxRequests,
@@ -107,7 +109,9 @@ internal sealed class ResilienceStage
     /// call over the limit is refused at once with an error naming the setting; with a queue the call waits its turn in
     /// System.Threading.RateLimiting's <see cref="ConcurrencyLimiter"/>.
     /// </summary>
-    public ValueTask<ConcurrencyPermit> EnterAsync(CancellationToken cancellationToken)
+    /// <param name="maxWait">How long a queued call may wait for a slot: what is left of its total timeout.</param>
+    /// <param name="cancellationToken">The caller's token.</param>
+    public ValueTask<ConcurrencyPermit> EnterAsync(TimeSpan maxWait, CancellationToken cancellationToken)
     {
         if (Settings.Concurrency.MaxQueue == 0)
         {
@@ -127,7 +131,7 @@ internal sealed class ResilienceStage
         }
 
         lease.Dispose();
-        return QueueAsync(cancellationToken);
+        return QueueAsync(maxWait, cancellationToken);
     }
 
     /// <summary>Gives back a permit taken without a queue.</summary>
@@ -223,9 +227,24 @@ internal sealed class ResilienceStage
         return false;
     }
 
-    private async ValueTask<ConcurrencyPermit> QueueAsync(CancellationToken cancellationToken)
+    private async ValueTask<ConcurrencyPermit> QueueAsync(TimeSpan maxWait, CancellationToken cancellationToken)
     {
-        var lease = await _limiter.AcquireAsync(1, cancellationToken).ConfigureAwait(false);
+        // The wait counts in the call's total timeout (the rare path: two sources are made only for a queued call).
+        using var timeout = new CancellationTokenSource(maxWait, _time);
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        RateLimitLease lease;
+        try
+        {
+            lease = await _limiter.AcquireAsync(1, waiting.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new MeshCallException(
+                "timeout",
+                $"The call to '{Destination}' waited {maxWait} for a slot of its concurrency limit (Mesh:Policy:Destinations:{Destination}:Concurrency) and its total timeout ran out (Mesh:Policy:Destinations:{Destination}:Timeout, or the caller's deadline).",
+                ex);
+        }
+
         if (lease.IsAcquired)
         {
             return new ConcurrencyPermit(this, lease);
