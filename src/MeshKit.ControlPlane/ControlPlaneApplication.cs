@@ -47,6 +47,8 @@ public static class ControlPlaneApplication
         builder.Services.AddSingleton<Coordination.ReplicaLeadership>();
         builder.Services.AddHostedService(static provider => provider.GetRequiredService<Coordination.ReplicaLeadership>());
         builder.Services.AddSingleton<Policy.CentralPolicy>();
+        // With ControlPlane:Consul, each replica registers itself (ControlPlane:Registration), so workloads find them all.
+        builder.Services.AddHostedService<Replicas.ReplicaRegistration>();
         builder.Services.AddProblemDetails();
 
         var urls = ReadUrls(builder.Configuration);

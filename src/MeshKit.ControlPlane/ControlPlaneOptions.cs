@@ -53,6 +53,19 @@ public sealed class ControlPlaneOptions
     /// </summary>
     public SharedStateConsulOptions Consul { get; set; } = new();
 
+    /// <summary>
+    /// Gets or sets how this replica registers in Consul (when <see cref="Consul"/> is set): the service name workloads
+    /// look for (<c>mesh-control</c>), its TTL check.
+    /// </summary>
+    public ReplicaRegistrationOptions Registration { get; set; } = new();
+
+    /// <summary>
+    /// Gets or sets the host name or IP address this replica registers in Consul, for workloads to reach it on. Unset: the
+    /// address of the first <c>--urls</c> entry, or the machine's host name when that entry binds every address
+    /// (<c>0.0.0.0</c>, <c>[::]</c>, <c>*</c>); set it then, to what workloads can reach.
+    /// </summary>
+    public string? AdvertiseAddress { get; set; }
+
     /// <summary>Gets or sets the longest wait a workload's control-channel watch may ask for. Default 5 minutes.</summary>
     public TimeSpan MaxWatchWait { get; set; } = TimeSpan.FromMinutes(5);
 }

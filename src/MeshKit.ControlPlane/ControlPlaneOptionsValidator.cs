@@ -61,6 +61,8 @@ internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPla
             errors.Add($"{Root}:Consul:LockDelay is {options.Consul.LockDelay}; use a value from 00:00:00 to 00:01:00 (Consul cuts longer lock delays to 60 seconds).");
         }
 
+        ValidateRegistration(options, errors);
+
         if (options.AdminToken is { Length: > 0 } admin && admin.Length < MinimumTokenLength)
         {
             errors.Add($"{Root}:AdminToken is too short; use at least {MinimumTokenLength} random characters.");
@@ -110,6 +112,33 @@ internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPla
         CheckPath(errors, $"{Root}:DataDirectory", options.DataDirectory);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>ControlPlane:Registration and ControlPlane:AdvertiseAddress: how a replica registers in Consul.</summary>
+    private static void ValidateRegistration(ControlPlaneOptions options, List<string> errors)
+    {
+        const string Key = ControlPlaneOptions.SectionName + ":Registration";
+        var registration = options.Registration;
+        if (!string.IsNullOrEmpty(registration.ServiceName) && !MeshNames.IsValidServiceName(registration.ServiceName, out var why))
+        {
+            errors.Add($"{Key}:ServiceName '{registration.ServiceName}' {why}; use a name such as mesh-control, or an empty value to register nothing.");
+        }
+
+        if (registration.Ttl < TimeSpan.FromSeconds(1) || registration.Ttl > TimeSpan.FromMinutes(10))
+        {
+            errors.Add($"{Key}:Ttl is {registration.Ttl}; use a value from 00:00:01 to 00:10:00 (default 00:00:10).");
+        }
+
+        if (registration.DeregisterCriticalServiceAfter < TimeSpan.FromMinutes(1) || registration.DeregisterCriticalServiceAfter > TimeSpan.FromDays(1))
+        {
+            errors.Add($"{Key}:DeregisterCriticalServiceAfter is {registration.DeregisterCriticalServiceAfter}; use a value from 00:01:00 (Consul's minimum) to 1.00:00:00.");
+        }
+
+        if (options.AdvertiseAddress is { Length: > 0 } advertise
+            && (Uri.CheckHostName(advertise.Trim('[', ']')) == UriHostNameType.Unknown || advertise is "0.0.0.0" or "::" or "[::]"))
+        {
+            errors.Add($"{ControlPlaneOptions.SectionName}:AdvertiseAddress '{advertise}' is not a host name or IP address workloads can reach (no scheme, no port), for example 10.0.0.5 or control-1.internal.");
+        }
     }
 
     private static void CheckPath(List<string> errors, string key, string? path)

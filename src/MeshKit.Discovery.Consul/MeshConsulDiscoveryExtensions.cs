@@ -1,4 +1,6 @@
+using MeshKit;
 using MeshKit.Consul;
+using MeshKit.ControlChannel;
 using MeshKit.Discovery;
 using MeshKit.Hosting;
 using MeshKit.Server;
@@ -48,6 +50,20 @@ public static class MeshConsulDiscoveryExtensions
         services.TryAddSingleton<ConsulEndpointProviderFactory>();
         services.AddSingleton<IMeshServiceEndpointProviderFactory>(sp => sp.GetRequiredService<ConsulEndpointProviderFactory>());
         services.AddSingleton<IServiceEndpointProviderFactory>(sp => sp.GetRequiredService<ConsulEndpointProviderFactory>());
+
+        // Mesh:ControlPlane:ConsulService: the control service's replicas come from Consul too (AddMesh() registered the
+        // configured addresses as the source; this replaces it, and AddMesh()'s start-up check knows it was replaced).
+        services.Replace(ServiceDescriptor.Singleton<IControlPlaneAddresses>(sp =>
+        {
+            var controlPlane = sp.GetRequiredService<IOptions<MeshOptions>>().Value.ControlPlane;
+            return string.IsNullOrEmpty(controlPlane.ConsulService)
+                ? new ConfiguredControlPlaneAddresses(sp.GetRequiredService<IOptions<MeshOptions>>())
+                : new ConsulControlPlaneAddresses(
+                    sp.GetRequiredService<ConsulServiceWatcher>(),
+                    controlPlane.ConsulService,
+                    controlPlane.ConfiguredAddresses(),
+                    sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ConsulControlPlaneAddresses>>());
+        }));
 
         services.TryAddSingleton<InFlightRequests>();
         AddInFrontOfMeshServer(services, ServiceDescriptor.Singleton<IStartupFilter, InFlightRequestsStartupFilter>());

@@ -45,9 +45,18 @@ internal static class WatchEndpoints
         IOptions<ControlPlaneOptions> options,
         Policy.CentralPolicy central,
         ControlPlaneMetrics metrics,
-        TimeProvider time)
+        TimeProvider time,
+        IHostApplicationLifetime lifetime)
     {
         metrics.RecordWatch();
+
+        // A replica that is stopping sends its watchers elsewhere at once (503: the workload moves to another replica), rather
+        // than hold their polls until the server's shutdown timeout cuts them.
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            return Stopping();
+        }
+
         var certificate = http.Connection.ClientCertificate;
         if (!TryAuthenticate(http, certificate, ca, time, out var id, out var refusal))
         {
@@ -76,13 +85,18 @@ internal static class WatchEndpoints
 
         // Consul adds up to wait/16 of jitter so that many watchers do not return in step.
         var jittered = wait + TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * wait.TotalMilliseconds / 16);
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
         try
         {
-            await feed.WaitAsync(index, jittered, time, http.RequestAborted).ConfigureAwait(false);
+            await feed.WaitAsync(index, jittered, time, waiting.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
             return Results.Empty;
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            return Stopping();
         }
 
         var bundle = ca.Bundle;
@@ -99,6 +113,9 @@ internal static class WatchEndpoints
             current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.ActiveSigner.Certificate.Subject,
             StateName(answer.State), answer.Revision, revocations.RevokedIds));
     }
+
+    private static IResult Stopping() =>
+        Problems.Refuse(StatusCodes.Status503ServiceUnavailable, "replica-stopping", "This control-service replica is stopping; watch another replica.");
 
     /// <summary>
     /// Validates the client certificate with a full chain build against the bundle, once per connection and bundle

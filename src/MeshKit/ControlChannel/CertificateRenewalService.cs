@@ -87,7 +87,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
             {
                 // A wrong token or name will not fix itself by waiting.
                 throw new MeshIdentityException(
-                    $"The control service at {_options.ControlPlane.Address} refused the first certificate for {_id}: {ex.Message} "
+                    $"The control service at {_controlPlane.CurrentReplica?.ToString() ?? _controlPlane.DescribeReplicas()} refused the first certificate for {_id}: {ex.Message} "
                     + "Check Mesh:ControlPlane:JoinToken and Mesh:Service:Name/Namespace against the control service's ControlPlane:JoinTokens.",
                     ex);
             }
@@ -99,7 +99,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
                     break;
                 }
 
-                LogBootstrapRetry(_logger, _options.ControlPlane.Address!, ex.Message);
+                LogBootstrapRetry(_logger, _controlPlane.DescribeReplicas(), ex.Message);
                 try
                 {
                     await Task.Delay(Backoff(attempt++), _time, deadline.Token).ConfigureAwait(false);
@@ -113,8 +113,8 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
 
         cancellationToken.ThrowIfCancellationRequested();
         throw new MeshIdentityException(
-            $"Mesh:ControlPlane:StartupTimeout ({timeout}) elapsed before the control service at {_options.ControlPlane.Address} issued a certificate for {_id}. "
-            + $"Last error: {last?.Message ?? "none"}. Check that the control service runs and that Mesh:ControlPlane:Address points at it.",
+            $"Mesh:ControlPlane:StartupTimeout ({timeout}) elapsed before the control service ({_controlPlane.DescribeReplicas()}) issued a certificate for {_id}. "
+            + $"Last error: {last?.Message ?? "none"}. Check that the control service runs and that Mesh:ControlPlane:Address (or :Addresses, or :ConsulService) points at it.",
             last!);
     }
 
@@ -291,6 +291,6 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     [LoggerMessage(EventId = 2006, Level = LogLevel.Information, Message = "Renewing the workload certificate now: {Reason}")]
     private static partial void LogRenewalRequested(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "The control service at {Address} did not issue the first certificate yet; retrying: {Error}")]
-    private static partial void LogBootstrapRetry(ILogger logger, Uri address, string error);
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "The control service ({Replicas}) did not issue the first certificate yet; retrying: {Error}")]
+    private static partial void LogBootstrapRetry(ILogger logger, string replicas, string error);
 }

@@ -30,8 +30,10 @@ internal sealed partial class ControlChannelWatcher(
     private CancellationTokenSource? _poll;
     private long _lastNudge;
     private ITimer? _pendingNudge;
-    private long _index;
+    private WatchPosition _position;
     private string? _lastCentralState;
+    private Uri? _centralFrom;
+    private Uri? _lastLagging;
 
     /// <summary>
     /// Reports a status change (an ejection) now rather than at the next poll: ends the waiting poll, at most once a second.
@@ -103,9 +105,9 @@ internal sealed partial class ControlChannelWatcher(
         {
             try
             {
-                var (result, next) = await controlPlane.WatchAsync(0, settings.WatchWait, Report(), deadline.Token).ConfigureAwait(false);
-                _index = next;
-                Apply(result);
+                var (result, next) = await controlPlane.WatchAsync(WatchPosition.Start, settings.WatchWait, Report(), deadline.Token).ConfigureAwait(false);
+                _position = next;
+                Apply(result, next.Replica);
                 if (result.CentralPolicyState != "unknown")
                 {
                     return;
@@ -142,7 +144,7 @@ internal sealed partial class ControlChannelWatcher(
         }
 
         throw new TimeoutException(
-            $"Mesh:ControlPlane:StartupTimeout ({settings.StartupTimeout}) elapsed before the control service at {settings.Address} said what the central policy of "
+            $"Mesh:ControlPlane:StartupTimeout ({settings.StartupTimeout}) elapsed before the control service ({controlPlane.DescribeReplicas()}) said what the central policy of "
             + $"{options.Value.Service.Name} is: {last}. A workload does not serve on its local policy alone unless Mesh:ControlPlane:StartWithoutCentralPolicy is true "
             + "(its central authorization rules could be missing).");
     }
@@ -178,7 +180,7 @@ internal sealed partial class ControlChannelWatcher(
 
         // A new certificate: move the waiting poll onto a connection that presents it, and report the new serial now.
         identity.Changed += _ => Nudge();
-        var index = _index;
+        var position = _position;
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -196,10 +198,10 @@ internal sealed partial class ControlChannelWatcher(
                 using var poll = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 Volatile.Write(ref _poll, poll);
                 WatchResult result;
-                long next;
+                WatchPosition next;
                 try
                 {
-                    (result, next) = await controlPlane.WatchAsync(index, wait, report, poll.Token).ConfigureAwait(false);
+                    (result, next) = await controlPlane.WatchAsync(position, wait, report, poll.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
                 {
@@ -212,10 +214,11 @@ internal sealed partial class ControlChannelWatcher(
                 }
 
 
-                // Consul's rules: an index that goes backwards means the server restarted or was replaced; start over.
-                index = next < index ? 0 : next;
+                // Consul's rules: an index that goes backwards means the server restarted or was replaced; start over. Another
+                // replica's index was never compared with this one (the client starts from 0 there).
+                position = next.Replica == position.Replica && next.Index < position.Index ? next with { Index = 0 } : next;
                 failures = 0;
-                Apply(result);
+                Apply(result, next.Replica);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -230,7 +233,7 @@ internal sealed partial class ControlChannelWatcher(
         }
     }
 
-    private void Apply(WatchResult result)
+    private void Apply(WatchResult result, Uri? replica)
     {
         if (result.Revoked)
         {
@@ -265,7 +268,7 @@ internal sealed partial class ControlChannelWatcher(
             identity.RequestRenewal($"the control service now issues from '{issuer}', this certificate is from '{held.Certificate.Issuer}'");
         }
 
-        ApplyCentralPolicy(result);
+        ApplyCentralPolicy(result, replica);
         state.Apply(result);
     }
 
@@ -273,21 +276,40 @@ internal sealed partial class ControlChannelWatcher(
     /// Central policy rides the same answer. A document applies when its version moved. Nothing else removes the one
     /// held except a deletion newer than it: "unknown" (a replica whose store has not loaded) and "absent" (no document,
     /// no deletion) keep it, so an outage of the control service's store can never turn central authorization off.
+    /// Across replicas (the revision is the shared store's, so it orders them): a document older than the one held, from a
+    /// replica other than the one that sent the held one, is a replica that lags behind the store, and is not applied.
     /// </summary>
-    private void ApplyCentralPolicy(WatchResult result)
+    private void ApplyCentralPolicy(WatchResult result, Uri? replica)
     {
         var centralState = result.CentralPolicyState;
         var held = policies.CentralVersion;
         switch (centralState)
         {
             case "present" when result.PolicyVersion != held:
+                if (held is not null && replica != _centralFrom && result.PolicyRevision != 0 && result.PolicyRevision < policies.CentralRevision)
+                {
+                    if (centralState != _lastCentralState || replica != _lastLagging)
+                    {
+                        LogLaggingReplicaIgnored(logger, replica?.ToString() ?? "-", result.PolicyVersion ?? "-", result.PolicyRevision, held, policies.CentralRevision);
+                    }
+
+                    _lastLagging = replica;
+                    break;
+                }
+
                 policies.ApplyCentral(result.Policy?.GetRawText(), result.PolicyVersion, result.PolicyRevision);
+                _centralFrom = replica;
+                break;
+            case "present":
+                // The same document: later answers of this replica count as its own.
+                _centralFrom = replica;
                 break;
             case "deleted" when held is not null:
                 if (result.PolicyRevision > policies.CentralRevision)
                 {
                     LogCentralPolicyDeleted(logger, held, result.PolicyRevision);
                     policies.ApplyCentral(null, null, result.PolicyRevision);
+                    _centralFrom = replica;
                 }
                 else if (centralState != _lastCentralState)
                 {
@@ -331,6 +353,9 @@ internal sealed partial class ControlChannelWatcher(
 
     [LoggerMessage(EventId = 2107, Level = LogLevel.Warning, Message = "The central policy {Version} was deleted through the admin API (revision {Revision}); the local policy alone is in force now.")]
     private static partial void LogCentralPolicyDeleted(ILogger logger, string version, ulong revision);
+
+    [LoggerMessage(EventId = 2124, Level = LogLevel.Warning, Message = "Ignored central policy {Version} (revision {Revision}) from the control-service replica at {Replica}: the policy held ({HeldVersion}, revision {HeldRevision}) is newer. The replica lags behind the shared store; its answer after it catches up applies.")]
+    private static partial void LogLaggingReplicaIgnored(ILogger logger, string replica, string version, ulong revision, string heldVersion, ulong heldRevision);
 
     [LoggerMessage(EventId = 2108, Level = LogLevel.Warning, Message = "Ignored a deletion of the central policy at revision {Revision}: the policy held ({Version}, revision {HeldRevision}) is newer. A replica that lags behind?")]
     private static partial void LogStaleDeletionIgnored(ILogger logger, ulong revision, string version, ulong heldRevision);

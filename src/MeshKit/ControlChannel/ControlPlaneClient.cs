@@ -2,11 +2,14 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Security;
+using System.Net.Sockets;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MeshKit.Hosting;
 using MeshKit.Identity;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace MeshKit.ControlChannel;
@@ -60,30 +63,60 @@ internal sealed class ControlPlaneRefusedException(HttpStatusCode status, string
 }
 
 /// <summary>
+/// Where the watch stands: the replica that gave the last answer and that answer's index. An index means something only to
+/// the replica that gave it, so a poll sent to another replica starts from 0.
+/// </summary>
+/// <param name="Replica">The replica, or <see langword="null"/> before the first answer.</param>
+/// <param name="Index">Its index.</param>
+internal readonly record struct WatchPosition(Uri? Replica, long Index)
+{
+    /// <summary>Gets the position of a first poll.</summary>
+    public static WatchPosition Start => default;
+}
+
+/// <summary>
 /// MeshKit's own client of the control service: HTTPS that trusts only the mesh's roots and only the control
 /// service's identity (<c>spiffe://&lt;td&gt;/ns/mesh-system/svc/control-plane</c>), presenting the workload certificate when
 /// there is a valid one. It is not an <c>IHttpClientFactory</c> client, so no app-wide handler touches it.
+/// <para>
+/// The control service may run as several replicas (<see cref="IControlPlaneAddresses"/>). Every request goes to the
+/// replica in use; one that fails (no connection, a reset, a timeout, a 5xx, or a refusal that another replica may not
+/// give) is left for the next within the same call, so a sign or a poll succeeds as long as one replica answers. Every
+/// replica is trusted the same way.
+/// </para>
 /// </summary>
 internal sealed class ControlPlaneClient : IDisposable
 {
     private const string ControlPlaneService = "control-plane";
+    private static readonly TimeSpan SignTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan WholeConnectTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan WatchMargin = TimeSpan.FromSeconds(10);
     private HttpClient _http;
     private readonly WorkloadIdentitySource _identity;
     private readonly TimeProvider _time;
     private readonly MeshOptions _options;
     private readonly SpiffeId _expectedServer;
     private readonly SavedTrustBundle _saved;
+    private readonly ControlPlaneReplicas _replicas;
     private readonly Lazy<TrustBundle> _configuredBundle;
     private readonly Lock _firstContactGate = new();
     private TrustBundle? _firstContactBundle;
     private string? _rememberedVersion;
 
-    public ControlPlaneClient(IOptions<MeshOptions> options, WorkloadIdentitySource identity, SavedTrustBundle saved, TimeProvider time)
+    public ControlPlaneClient(
+        IOptions<MeshOptions> options,
+        WorkloadIdentitySource identity,
+        SavedTrustBundle saved,
+        IControlPlaneAddresses addresses,
+        TimeProvider time,
+        MeshRandom random,
+        ILogger<ControlPlaneClient> logger)
     {
         _options = options.Value;
         _identity = identity;
         _saved = saved;
         _time = time;
+        _replicas = new ControlPlaneReplicas(addresses, time, random, logger);
         _expectedServer = SpiffeId.Create(_options.TrustDomain, SpiffeId.ReservedNamespace, ControlPlaneService);
         _configuredBundle = new Lazy<TrustBundle>(LoadConfiguredBundle);
 
@@ -100,15 +133,35 @@ internal sealed class ControlPlaneClient : IDisposable
         };
     }
 
+    /// <summary>Gets the replica in use: the one that answered last, or <see langword="null"/> before any did.</summary>
+    public Uri? CurrentReplica => _replicas.Current;
+
+    /// <summary>Describes the replicas, for messages: the configured addresses, or the Consul service and what it lists.</summary>
+    /// <returns>The description.</returns>
+    public string DescribeReplicas() => _replicas.Describe();
+
     private HttpClient CreateClient(WorkloadIdentity? identity)
     {
         var lifetime = identity is null ? TimeSpan.FromMinutes(1) : identity.Lifetime / 4;
+        var failover = _options.ControlPlane.FailoverTimeout;
+
+        // .NET sends keep-alive pings no more often than once a second.
+        var ping = failover < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : failover;
         var handler = new SocketsHttpHandler
         {
             // Pooled, so a long poll that returns is followed at once by the next on the same connection; capped well
             // below the certificate's lifetime, and replaced when the certificate changes.
             PooledConnectionLifetime = lifetime < TimeSpan.FromMinutes(1) ? lifetime : TimeSpan.FromMinutes(1),
-            ConnectTimeout = TimeSpan.FromSeconds(10),
+
+            // The TCP connect is bounded by the failover timeout (ConnectCallback); this bounds it with the TLS handshake.
+            ConnectTimeout = WholeConnectTimeout,
+            ConnectCallback = (context, cancellationToken) => ConnectAsync(context, failover, cancellationToken),
+
+            // A replica that dies (or whose network goes) under a waiting long poll sends nothing more: HTTP/2 pings on the
+            // poll's connection notice it within a few ping periods (about 4 s measured at 1 s), not at the end of the wait.
+            KeepAlivePingDelay = ping,
+            KeepAlivePingTimeout = ping,
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
             SslOptions = new SslClientAuthenticationOptions
             {
                 RemoteCertificateValidationCallback = ValidateServer,
@@ -117,9 +170,34 @@ internal sealed class ControlPlaneClient : IDisposable
         };
         return new HttpClient(handler)
         {
-            BaseAddress = _options.ControlPlane.Address,
             Timeout = Timeout.InfiniteTimeSpan,
         };
+    }
+
+    /// <summary>The TCP connect, bounded by the failover timeout: a replica whose host is gone drops the SYN, and waiting for the OS's retries would take minutes.</summary>
+    private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var connect = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            connect.CancelAfter(timeout);
+            try
+            {
+                await socket.ConnectAsync(context.DnsEndPoint, connect.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"No TCP connection to {context.DnsEndPoint.Host}:{context.DnsEndPoint.Port} within {timeout.TotalMilliseconds:0} ms (Mesh:ControlPlane:FailoverTimeout).");
+            }
+
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Asks for a certificate with a join token (first issuance, or after expiry).</summary>
@@ -130,29 +208,41 @@ internal sealed class ControlPlaneClient : IDisposable
     public Task<SignResult> RenewAsync(string csr, CancellationToken cancellationToken) =>
         SignAsync(csr, bearer: null, cancellationToken);
 
-    /// <summary>One long poll: returns when the control service has news past <paramref name="index"/>, or after about <paramref name="wait"/>.</summary>
-    public async Task<(WatchResult Result, long Index)> WatchAsync(long index, TimeSpan wait, WorkloadReport report, CancellationToken cancellationToken)
+    /// <summary>
+    /// One long poll: returns when the control service has news past <paramref name="position"/>, or after about
+    /// <paramref name="wait"/>. It goes to the replica in use, with the index that replica gave; a poll that another replica
+    /// answers starts from index 0 there.
+    /// </summary>
+    public async Task<(WatchResult Result, WatchPosition Position)> WatchAsync(WatchPosition position, TimeSpan wait, WorkloadReport report, CancellationToken cancellationToken)
     {
         var waitText = ((long)Math.Ceiling(wait.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture) + "ms";
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"v1/workloads/self/watch?index={index.ToString(CultureInfo.InvariantCulture)}&wait={waitText}");
-        request.Headers.Add("X-Mesh-Instance", report.Instance);
-        AddIfSet(request, "X-Mesh-Service-Version", report.ServiceVersion);
-        AddIfSet(request, "X-Mesh-Bundle-Version", report.BundleVersion);
-        AddIfSet(request, "X-Mesh-Policy-Version", report.PolicyVersion);
-        AddIfSet(request, "X-Mesh-Central-Policy-Version", report.CentralPolicyVersion);
-        AddIfSet(request, "X-Mesh-Ejected", report.Ejected);
 
-        // The server may add up to wait/16 of jitter; allow that plus a margin before giving up on the request.
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(wait + (wait / 16) + TimeSpan.FromSeconds(10));
+        // The server may add up to wait/16 of jitter; allow that plus a margin before giving up on the replica. A replica
+        // that died under the poll is noticed sooner, by the connection's keep-alive pings.
+        var limit = wait + (wait / 16) + WatchMargin;
+        var (result, replica) = await SendAsync(
+            "watch",
+            async (http, replica, token) =>
+            {
+                var index = replica == position.Replica ? position.Index : 0;
+                using var request = NewRequest(HttpMethod.Get, new Uri(replica, $"v1/workloads/self/watch?index={index.ToString(CultureInfo.InvariantCulture)}&wait={waitText}"));
+                request.Headers.Add("X-Mesh-Instance", report.Instance);
+                AddIfSet(request, "X-Mesh-Service-Version", report.ServiceVersion);
+                AddIfSet(request, "X-Mesh-Bundle-Version", report.BundleVersion);
+                AddIfSet(request, "X-Mesh-Policy-Version", report.PolicyVersion);
+                AddIfSet(request, "X-Mesh-Central-Policy-Version", report.CentralPolicyVersion);
+                AddIfSet(request, "X-Mesh-Ejected", report.Ejected);
+                using var response = await http.SendAsync(request, token).ConfigureAwait(false);
+                await ThrowIfRefusedAsync(response, token).ConfigureAwait(false);
+                return await response.Content.ReadFromJsonAsync<WatchResult>(token).ConfigureAwait(false)
+                    ?? throw new InvalidDataException("The control service answered the watch with an empty body.");
+            },
+            _ => limit,
+            cancellationToken).ConfigureAwait(false);
 
-        // MeshKit's own traffic stays out of the app's traces: a long poll every few minutes is not the app's story.
-        using var quiet = OpenTelemetry.SuppressInstrumentationScope.Begin();
-        using var response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
-        await ThrowIfRefusedAsync(response, timeout.Token).ConfigureAwait(false);
-        var result = await response.Content.ReadFromJsonAsync<WatchResult>(timeout.Token).ConfigureAwait(false)
-            ?? throw new InvalidDataException("The control service answered the watch with an empty body.");
-        return (result, result.Index);
+        // A replica whose policy store has not loaded answers "unknown" (the workload keeps what it holds): ask another next.
+        _replicas.Answered(replica, result.CentralPolicyState == "unknown" ? "it does not know this service's central policy (its policy store has not loaded)" : null);
+        return (result, new WatchPosition(replica, result.Index));
     }
 
     /// <summary>
@@ -165,27 +255,78 @@ internal sealed class ControlPlaneClient : IDisposable
 
     private async Task<SignResult> SignAsync(string csr, string? bearer, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/identity/sign")
-        {
-            Content = JsonContent.Create(new
+        // A short wait while another replica is left to try: a sign answer takes milliseconds, so a replica that has not
+        // answered within the failover timeout is not the one to wait for. The last one gets the full time.
+        var failover = _options.ControlPlane.FailoverTimeout;
+        var (result, replica) = await SendAsync(
+            "sign",
+            async (http, replica, token) =>
             {
-                csr,
-                instance = _options.Service.InstanceId,
-                serviceVersion = _options.Service.Version,
-            }),
-        };
-        if (bearer is not null)
+                using var request = NewRequest(HttpMethod.Post, new Uri(replica, "v1/identity/sign"));
+                request.Content = JsonContent.Create(new
+                {
+                    csr,
+                    instance = _options.Service.InstanceId,
+                    serviceVersion = _options.Service.Version,
+                });
+                if (bearer is not null)
+                {
+                    request.Headers.Authorization = new("Bearer", bearer);
+                }
+
+                using var response = await http.SendAsync(request, token).ConfigureAwait(false);
+                await ThrowIfRefusedAsync(response, token).ConfigureAwait(false);
+                return await response.Content.ReadFromJsonAsync<SignResult>(token).ConfigureAwait(false)
+                    ?? throw new InvalidDataException("The control service answered the sign request with an empty body.");
+            },
+            othersLeft => othersLeft ? failover : SignTimeout,
+            cancellationToken).ConfigureAwait(false);
+        _replicas.Answered(replica);
+        return result;
+    }
+
+    /// <summary>
+    /// Sends one request to the replicas in turn until one answers: the replica in use first. A refusal that every replica
+    /// would give (400, 401, 403: a token, a name, a certificate) ends the call at once; anything else (no connection, a
+    /// reset, no answer within <paramref name="timeout"/>, a 5xx, a body that does not parse) moves on to the next replica.
+    /// When none answers, the last failure is thrown.
+    /// </summary>
+    private async Task<(T Result, Uri Replica)> SendAsync<T>(
+        string operation,
+        Func<HttpClient, Uri, CancellationToken, Task<T>> attempt,
+        Func<bool, TimeSpan> timeout,
+        CancellationToken cancellationToken)
+    {
+        var candidates = await _replicas.CandidatesAsync(cancellationToken).ConfigureAwait(false);
+        Exception? last = null;
+        for (var i = 0; i < candidates.Count; i++)
         {
-            request.Headers.Authorization = new("Bearer", bearer);
+            var replica = candidates[i];
+            var othersLeft = i < candidates.Count - 1;
+            var limit = timeout(othersLeft);
+            using var attemptTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            attemptTimeout.CancelAfter(limit);
+            try
+            {
+                // MeshKit's own traffic stays out of the app's traces: a long poll every few minutes is not the app's story.
+                using var quiet = OpenTelemetry.SuppressInstrumentationScope.Begin();
+                return (await attempt(Volatile.Read(ref _http), replica, attemptTimeout.Token).ConfigureAwait(false), replica);
+            }
+            catch (ControlPlaneRefusedException ex) when (ex.IsPermanent)
+            {
+                throw;
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                last = ex is OperationCanceledException && attemptTimeout.IsCancellationRequested
+                    ? new TimeoutException($"The control service at {replica} did not answer the {operation} request within {limit.TotalMilliseconds:0} ms.", ex)
+                    : ex;
+                _replicas.Failed(replica, operation, last.Message, othersLeft);
+            }
         }
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        using var quiet = OpenTelemetry.SuppressInstrumentationScope.Begin();
-        using var response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
-        await ThrowIfRefusedAsync(response, timeout.Token).ConfigureAwait(false);
-        return await response.Content.ReadFromJsonAsync<SignResult>(timeout.Token).ConfigureAwait(false)
-            ?? throw new InvalidDataException("The control service answered the sign request with an empty body.");
+        ExceptionDispatchInfo.Throw(last!);
+        return default;
     }
 
     private static async Task ThrowIfRefusedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
@@ -212,6 +353,13 @@ internal sealed class ControlPlaneClient : IDisposable
 
         throw new ControlPlaneRefusedException(response.StatusCode, reason, detail);
     }
+
+    /// <summary>HTTP/2 when the replica offers it (it does): keep-alive pings exist only there. HTTP/1.1 otherwise.</summary>
+    private static HttpRequestMessage NewRequest(HttpMethod method, Uri uri) => new(method, uri)
+    {
+        Version = HttpVersion.Version20,
+        VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+    };
 
     private static void AddIfSet(HttpRequestMessage request, string name, string? value)
     {

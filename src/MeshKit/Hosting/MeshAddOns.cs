@@ -1,6 +1,8 @@
+using MeshKit.ControlChannel;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace MeshKit.Hosting;
 
@@ -77,10 +79,33 @@ internal sealed class MeshAddOn
 /// add-on the app did not add: <c>Mesh:Discovery:Consul:Address</c> without <c>AddMeshConsulDiscovery()</c> would
 /// otherwise mean no discovery in Consul and no registration, without a word.
 /// </summary>
-internal sealed class MeshAddOnStartupCheck(IConfiguration configuration, IEnumerable<MeshAddOn> added) : IHostedLifecycleService
+internal sealed class MeshAddOnStartupCheck(
+    IConfiguration configuration,
+    IEnumerable<MeshAddOn> added,
+    IOptions<MeshOptions> options,
+    IServiceProvider services) : IHostedLifecycleService
 {
+    /// <summary>The add-on that finds the control service's replicas in Consul.</summary>
+    private const string ConsulSection = "Mesh:Discovery:Consul";
+
     public Task StartingAsync(CancellationToken cancellationToken)
     {
+        // Mesh:ControlPlane:ConsulService is MeshKit's own setting, but only the Consul add-on can answer it: without it the
+        // workload would have no control-service address at all. Read from the options, so a value set in code counts too.
+        if (options.Value.ControlPlane.ConsulService is { Length: > 0 } service
+            && services.GetService<IControlPlaneAddresses>() is null or ConfiguredControlPlaneAddresses)
+        {
+            var consulAdded = added.Any(a => a.Section == ConsulSection);
+            throw new InvalidOperationException(consulAdded
+                ? $"Mesh:ControlPlane:ConsulService is '{service}', so the control service's replicas are to be found in Consul, but {ConsulSection}:Address "
+                    + "is not set, so the Consul add-on is off. Set it to the Consul agent's address, or remove Mesh:ControlPlane:ConsulService and list the "
+                    + "replicas in Mesh:ControlPlane:Address (or :Addresses:0, ...)."
+                : $"Mesh:ControlPlane:ConsulService is '{service}', so the control service's replicas are to be found in Consul, but this app did not add "
+                    + "the MeshKit.Discovery.Consul add-on that reads Consul. Add the package (dotnet add package MeshKit.Discovery.Consul) and call "
+                    + $"builder.AddMeshConsulDiscovery() after builder.AddMesh() with {ConsulSection}:Address set, or remove Mesh:ControlPlane:ConsulService "
+                    + "and list the replicas in Mesh:ControlPlane:Address (or :Addresses:0, ...).");
+        }
+
         foreach (var (section, package, call) in MeshAddOn.Known)
         {
             if (!added.Any(a => a.Section == section) && MeshAddOn.FirstSetKey(configuration, section) is { } key)

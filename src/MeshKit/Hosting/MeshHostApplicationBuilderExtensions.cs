@@ -71,6 +71,9 @@ public static class MeshHostApplicationBuilderExtensions
         services.TryAddSingleton<WorkloadIdentitySource>();
         services.TryAddSingleton<MeshMetrics>();
         services.TryAddSingleton<SavedTrustBundle>();
+        // Where the control service's replicas are: the configured addresses, unless an add-on replaces the source
+        // (Mesh:ControlPlane:ConsulService with AddMeshConsulDiscovery()).
+        services.TryAddSingleton<IControlPlaneAddresses, ConfiguredControlPlaneAddresses>();
         services.TryAddSingleton<ControlPlaneClient>();
         services.TryAddSingleton<ControlChannelState>();
         services.AddHostedService<CertificateRenewalService>();

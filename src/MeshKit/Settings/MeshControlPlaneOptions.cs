@@ -3,8 +3,37 @@ namespace MeshKit;
 /// <summary>How this workload reaches and trusts the control service.</summary>
 public sealed class MeshControlPlaneOptions
 {
-    /// <summary>Gets or sets the control service's HTTPS address, for example <c>https://127.0.0.1:7443</c>. Required.</summary>
+    /// <summary>
+    /// Gets or sets the control service's HTTPS address, for example <c>https://127.0.0.1:7443</c>. Required unless
+    /// <see cref="Addresses"/> or <see cref="ConsulService"/> says where the control service is.
+    /// </summary>
     public Uri? Address { get; set; }
+
+    /// <summary>
+    /// Gets the HTTPS addresses of further control-service replicas (<c>Mesh:ControlPlane:Addresses:0</c>, <c>:1</c>, ...;
+    /// as environment variables <c>Mesh__ControlPlane__Addresses__0</c>, ...). Together with <see cref="Address"/> they are
+    /// the replicas the workload signs and watches with: it stays with one while it answers and moves to the next when it
+    /// fails. Every replica is trusted the same way (the mesh's roots, the control service's SPIFFE ID).
+    /// </summary>
+    public IList<Uri> Addresses { get; } = [];
+
+    /// <summary>
+    /// Gets or sets the Consul service the control-service replicas register as (for example <c>mesh-control</c>): the
+    /// workload then takes their addresses from Consul's passing instances, keeping the last known ones while Consul is
+    /// unreachable. Needs the MeshKit.Discovery.Consul add-on (<c>builder.AddMeshConsulDiscovery()</c> with
+    /// <c>Mesh:Discovery:Consul:Address</c>); without it the host does not start. <see cref="Address"/> and
+    /// <see cref="Addresses"/>, when also set, are used until Consul first lists a replica.
+    /// </summary>
+    public string? ConsulService { get; set; }
+
+    /// <summary>
+    /// Gets or sets how quickly a replica that does not answer is left for the next one: the longest TCP connect, the
+    /// longest wait for a sign answer while another replica is left to try, and the HTTP/2 keep-alive ping interval and
+    /// timeout on the watch's connection (at least 1 second), so a replica that died under a waiting long poll is noticed
+    /// within a few seconds (about 4 with the default: a ping period, its timeout, and the handler's once-a-second check of
+    /// both). Default 1 second.
+    /// </summary>
+    public TimeSpan FailoverTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Gets or sets the join token for the first certificate. Never logged.</summary>
     public string? JoinToken { get; set; }
@@ -36,4 +65,35 @@ public sealed class MeshControlPlaneOptions
     /// An empty value turns it off.
     /// </summary>
     public string? StateDirectory { get; set; }
+
+    /// <summary>
+    /// The configured replicas: <see cref="Address"/> first, then <see cref="Addresses"/>, each once, with a path that ends
+    /// in <c>/</c> so that API paths resolve under it. Entries the validator refuses are left out.
+    /// </summary>
+    internal IReadOnlyList<Uri> ConfiguredAddresses()
+    {
+        var list = new List<Uri>(1 + Addresses.Count);
+        Add(Address);
+        foreach (var address in Addresses)
+        {
+            Add(address);
+        }
+
+        return list;
+
+        void Add(Uri? address)
+        {
+            if (IsSet(address) && address!.IsAbsoluteUri && address.Scheme == Uri.UriSchemeHttps)
+            {
+                var normalized = address.AbsolutePath.EndsWith('/') ? address : new Uri(address.GetLeftPart(UriPartial.Path) + "/");
+                if (!list.Contains(normalized))
+                {
+                    list.Add(normalized);
+                }
+            }
+        }
+    }
+
+    /// <summary>An empty value (an empty environment variable) is no value.</summary>
+    internal static bool IsSet(Uri? address) => address is not null && address.OriginalString.Length > 0;
 }

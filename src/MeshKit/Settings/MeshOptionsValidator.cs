@@ -41,14 +41,7 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
         }
 
         var cp = options.ControlPlane;
-        if (cp.Address is null)
-        {
-            errors.Add($"{Root}:ControlPlane:Address is missing; set the control service's HTTPS address, for example https://127.0.0.1:7443.");
-        }
-        else if (!cp.Address.IsAbsoluteUri || cp.Address.Scheme != Uri.UriSchemeHttps)
-        {
-            errors.Add($"{Root}:ControlPlane:Address '{cp.Address}' must be an absolute https:// address.");
-        }
+        ValidateControlPlaneAddresses(cp, errors);
 
         if (string.IsNullOrEmpty(cp.TrustBundlePath))
         {
@@ -72,6 +65,11 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
         if (cp.WatchWait < TimeSpan.FromMilliseconds(100) || cp.WatchWait > TimeSpan.FromMinutes(10))
         {
             errors.Add($"{Root}:ControlPlane:WatchWait is {cp.WatchWait}; use a value from 00:00:00.1 to 00:10:00.");
+        }
+
+        if (cp.FailoverTimeout < TimeSpan.FromMilliseconds(100) || cp.FailoverTimeout > TimeSpan.FromMinutes(1))
+        {
+            errors.Add($"{Root}:ControlPlane:FailoverTimeout is {cp.FailoverTimeout}; use a value from 00:00:00.1 to 00:01:00 (default 00:00:01).");
         }
 
         var id = options.Identity;
@@ -134,6 +132,65 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
         ValidateClient(options.Client, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
+
+    /// <summary>
+    /// Mesh:ControlPlane:Address, :Addresses and :ConsulService: where the control service's replicas are. At least one
+    /// must say; every address is an absolute https:// address, and the Consul service name is one Consul accepts.
+    /// </summary>
+    private static void ValidateControlPlaneAddresses(MeshControlPlaneOptions cp, List<string> errors)
+    {
+        const string Key = MeshOptions.SectionName + ":ControlPlane";
+        var hasConsulService = !string.IsNullOrEmpty(cp.ConsulService);
+        var any = hasConsulService;
+        if (MeshControlPlaneOptions.IsSet(cp.Address))
+        {
+            any = true;
+            if (cp.Address!.IsAbsoluteUri && cp.Address.UserInfo.Length > 0)
+            {
+                errors.Add($"{Key}:Address carries user information; give the control service's https:// address without it.");
+            }
+            else if (!IsHttps(cp.Address))
+            {
+                errors.Add($"{Key}:Address '{cp.Address}' must be an absolute https:// address, for example https://127.0.0.1:7443 (list further replicas as {Key}:Addresses:0, :1, ...).");
+            }
+        }
+
+        for (var i = 0; i < cp.Addresses.Count; i++)
+        {
+            var address = cp.Addresses[i];
+            if (!MeshControlPlaneOptions.IsSet(address))
+            {
+                errors.Add($"{Key}:Addresses:{i} is empty; give a replica's https:// address or remove the entry.");
+                continue;
+            }
+
+            any = true;
+            if (address.IsAbsoluteUri && address.UserInfo.Length > 0)
+            {
+                // Not echoed: the user information may be a credential.
+                errors.Add($"{Key}:Addresses:{i} carries user information; give the replica's https:// address without it.");
+            }
+            else if (!IsHttps(address))
+            {
+                errors.Add($"{Key}:Addresses:{i} '{address}' must be an absolute https:// address, for example https://10.0.0.2:7443.");
+            }
+        }
+
+        if (!any)
+        {
+            errors.Add($"{Key}:Address is missing; set the control service's HTTPS address, for example https://127.0.0.1:7443 (for several replicas, "
+                + $"{Key}:Addresses:0, :1, ...; or {Key}:ConsulService to find them in Consul).");
+        }
+
+        if (hasConsulService && !MeshNames.IsValidServiceName(cp.ConsulService, out var why))
+        {
+            errors.Add($"{Key}:ConsulService '{cp.ConsulService}' {why}; name the Consul service the control service's replicas register as, for example mesh-control.");
+        }
+    }
+
+    private static bool IsHttps(Uri address) =>
+        address.IsAbsoluteUri && address.Scheme == Uri.UriSchemeHttps && address.Host.Length > 0
+        && string.IsNullOrEmpty(address.UserInfo) && string.IsNullOrEmpty(address.Query) && string.IsNullOrEmpty(address.Fragment);
 
     /// <summary>Mesh:Client: the namespaces mesh clients call, and what they do with other hosts.</summary>
     private static void ValidateClient(MeshClientOptions client, List<string> errors)
