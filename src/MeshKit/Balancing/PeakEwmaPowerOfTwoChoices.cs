@@ -13,8 +13,10 @@ namespace MeshKit.Balancing;
 /// (least-request's <c>weight / (active requests + 1)</c>) do: the score already counts requests in flight, so under load
 /// the in-flight counts settle where <c>score / weight</c> is level, which sends each endpoint traffic in proportion to
 /// its weight (3:1 weights, equal latency: three quarters to the first) while a slow or busy endpoint is still avoided
-/// whatever its weight. Skewed draws would instead let a heavy endpoint be drawn twice and chosen however slow it is.
-/// With equal weights this is plain power of two choices.
+/// whatever its weight. Skewed draws would instead let a heavy endpoint be drawn twice and chosen however slow it is, and
+/// under load leave the lighter one more than its share. The cost: with one request at a time (nothing in flight) the
+/// heavier endpoint wins every tie, so the shares follow the weights only as requests overlap. With equal weights this
+/// is plain power of two choices.
 /// </remarks>
 /// <param name="destination">The destination whose endpoint states are read.</param>
 /// <param name="states">What the client has learned about the endpoints.</param>
