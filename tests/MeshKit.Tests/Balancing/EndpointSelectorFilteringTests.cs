@@ -131,6 +131,43 @@ public sealed class EndpointSelectorFilteringTests : IAsyncDisposable
         Assert.All(chosen.Keys, key => Assert.Equal(1, Array.FindIndex(subset, e => e.Key == key) % 2));
     }
 
+    [Theory]
+    [InlineData(LoadBalancerKind.PeakEwma, 3, 0)]
+    [InlineData(LoadBalancerKind.PeakEwma, 5, 1)]
+    [InlineData(LoadBalancerKind.PeakEwma, 40, 2)]
+    [InlineData(LoadBalancerKind.RoundRobin, 3, 0)]
+    [InlineData(LoadBalancerKind.RoundRobin, 5, 1)]
+    [InlineData(LoadBalancerKind.RoundRobin, 40, 2)]
+    public void A_choice_allocates_nothing_whether_or_not_candidates_are_left_out(LoadBalancerKind kind, int size, int ejected)
+    {
+        // Unequal weights (the weighted paths), some endpoints ejected and one avoided (candidates copied: on the stack up
+        // to 16, a pooled array beyond).
+        var subset = BalancingClock.Weighted([.. Enumerable.Range(1, size).Select(i => i * 100)]);
+        for (var i = 0; i < ejected; i++)
+        {
+            Eject(subset[i]);
+            _clock.State(subset[subset.Length - 1 - i]).RecordLatency(TimeSpan.FromMilliseconds(5), _clock.States.Now);
+        }
+
+        foreach (var endpoint in subset)
+        {
+            _clock.State(endpoint); // an endpoint's state is made once, on first use
+        }
+
+        var avoid = ejected > 0 ? subset[^1].Key : null;
+        var balancer = ILoadBalancingPolicy.Create(kind, BalancingClock.Destination, _clock.States, new MeshRandom(new Random(3)));
+        var now = _clock.States.Now;
+        EndpointSelector.Choose(subset, BalancingClock.Destination, _clock.States, avoid, now, balancer);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10_000; i++)
+        {
+            EndpointSelector.Choose(subset, BalancingClock.Destination, _clock.States, avoid, now, balancer);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     public ValueTask DisposeAsync() => _clock.DisposeAsync();
 
     private void Eject(MeshEndpoint endpoint) =>
