@@ -112,6 +112,35 @@ public sealed class RoundRobinTests
         }
     }
 
+    [Fact]
+    public async Task Through_the_call_path_the_weights_discovery_reports_set_each_endpoints_turns()
+    {
+        // Static discovery's Weight reaches the balancer: 300 and 100 give three turns in four to the first endpoint.
+        var served = new List<string>();
+        using var bed = new CallPathBed(
+            (endpoint, _, _) =>
+            {
+                served.Add(endpoint);
+                return CallPathBed.Answer(HttpStatusCode.OK);
+            },
+            new Dictionary<string, string?>
+            {
+                ["Mesh:Policy:Defaults:LoadBalancer"] = "RoundRobin",
+                ["Mesh:Discovery:Static:orders:0:Weight"] = "300",
+                ["Mesh:Discovery:Static:orders:1:Weight"] = "100",
+            },
+            random: new Random(6));
+
+        for (var i = 0; i < 40; i++)
+        {
+            using var response = await bed.Client.GetAsync("/api", TestContext.Current.CancellationToken);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal(30, served.Count(e => e == "10.0.0.1:8443"));
+        Assert.Equal(10, served.Count(e => e == "10.0.0.2:8443"));
+    }
+
     private static EndpointStage Stage(CallPathBed bed, string destination) => new(
         destination,
         new DestinationPolicy { Destination = destination, LoadBalancer = LoadBalancerKind.RoundRobin },
