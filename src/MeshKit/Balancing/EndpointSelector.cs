@@ -27,6 +27,14 @@ internal static class EndpointSelector
     /// <returns>The weight, at least 1.</returns>
     public static int WeightOf(MeshEndpoint endpoint) => Math.Max(endpoint.Metadata.Weight, 1);
 
+    /// <summary>Chooses the endpoint of an attempt among <paramref name="subset"/>.</summary>
+    /// <param name="subset">The endpoints of the chosen subset (at least one).</param>
+    /// <param name="destination">The destination whose endpoint states are read.</param>
+    /// <param name="states">What the client has learned about the endpoints (ejection).</param>
+    /// <param name="avoid">The key of the endpoint the previous attempt failed on, or <see langword="null"/>.</param>
+    /// <param name="now">The time, a timestamp of <see cref="EndpointStateRegistry.Time"/>.</param>
+    /// <param name="balancer">The destination's algorithm.</param>
+    /// <returns>The endpoint.</returns>
     public static MeshEndpoint Choose(
         ReadOnlySpan<MeshEndpoint> subset,
         string destination,
@@ -78,7 +86,9 @@ internal static class EndpointSelector
 
         MeshEndpoint[]? rented = null;
         var onStack = default(CandidateBuffer);
-        var buffer = count <= StackCandidates ? onStack[..count] : (rented = ArrayPool<MeshEndpoint>.Shared.Rent(count)).AsSpan(0, count);
+        var buffer = count <= StackCandidates
+            ? onStack[..count]
+            : (rented = ArrayPool<MeshEndpoint>.Shared.Rent(count)).AsSpan(0, count);
         try
         {
             var filled = 0;
