@@ -24,6 +24,7 @@ public class PolicyStageBenchmarks : TelemetryToggle
     private RoutePolicy _route = null!;
     private MeshEndpoint[] _endpoints = null!;
     private EndpointStateRegistry _states = null!;
+    private ILoadBalancingPolicy _balancer = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -66,6 +67,8 @@ public class PolicyStageBenchmarks : TelemetryToggle
         {
             _states.Get("orders", endpoint.Key);
         }
+
+        _balancer = ILoadBalancingPolicy.Create(_orders.LoadBalancer, "orders", _states, MeshRandom.Shared);
     }
 
     [GlobalCleanup]
@@ -85,7 +88,7 @@ public class PolicyStageBenchmarks : TelemetryToggle
 
     /// <summary>EndpointStage: power of two choices over three endpoints.</summary>
     [Benchmark]
-    public string EndpointChoice() => EndpointSelector.Choose(_endpoints, "orders", _orders, _states, avoid: null, _states.Now, MeshRandom.Shared).Key;
+    public string EndpointChoice() => EndpointSelector.Choose(_endpoints, "orders", _states, avoid: null, _states.Now, _balancer).Key;
 
     /// <summary>The server's authorization decision (matcher policy), on a route template.</summary>
     [Benchmark]

@@ -16,7 +16,8 @@ internal readonly record struct EndpointChoice(MeshEndpoint Endpoint, MeshEndpoi
 /// unknown subset, or one without endpoints, is an error that names the destination, the route and the subset. Feedback,
 /// once per attempt: its latency and outcome go to the balancer and the outlier detector; a failed attempt counts as at
 /// least <see cref="DestinationPolicy.FailurePenalty"/> of latency, so an endpoint that fails fast does not look fast.
-/// Time is the endpoint state's clock; the balancer's draws come from the mesh's random source.
+/// Time is the endpoint state's clock; the balancer's draws come from the mesh's random source. The balancer is this
+/// stage's own instance of the policy's <see cref="DestinationPolicy.LoadBalancer"/> (<see cref="ILoadBalancingPolicy"/>).
 /// </summary>
 internal sealed class EndpointStage(
     string destination,
@@ -26,6 +27,9 @@ internal sealed class EndpointStage(
     MeshRandom random,
     MeshMetrics metrics)
 {
+    // The destination's own algorithm, made with its call path: a policy change rebuilds both.
+    private readonly ILoadBalancingPolicy _balancer = ILoadBalancingPolicy.Create(policy.LoadBalancer, destination, states, random);
+
     /// <summary>Gets the clock of every latency and ejection time.</summary>
     public TimeProvider Time => states.Time;
 
@@ -103,7 +107,7 @@ internal sealed class EndpointStage(
             candidates = System.Runtime.InteropServices.ImmutableCollectionsMarshal.AsArray(set.Endpoints)!;
         }
 
-        var endpoint = EndpointSelector.Choose(candidates, destination, policy, states, avoid, states.Now, random);
+        var endpoint = EndpointSelector.Choose(candidates, destination, states, avoid, states.Now, _balancer);
         return new EndpointChoice(endpoint, candidates);
     }
 }

@@ -26,6 +26,14 @@ internal sealed class BalancingClock : IAsyncDisposable
     public static MeshEndpoint[] Pool(int size) =>
         [.. Enumerable.Range(1, size).Select(i => new MeshEndpoint(new IPEndPoint(IPAddress.Parse($"10.0.0.{i}"), 8443), MeshEndpointMetadata.Empty))];
 
+    /// <summary>Endpoints 10.0.0.1, 10.0.0.2, ... of the given weights (in the order given).</summary>
+    public static MeshEndpoint[] Weighted(params int[] weights) =>
+        [.. weights.Select((weight, i) => new MeshEndpoint(
+            new IPEndPoint(IPAddress.Parse($"10.0.0.{i + 1}"), 8443),
+            MeshEndpointMetadata.Empty with { Weight = weight }))];
+
+    public PeakEwmaPowerOfTwoChoices PowerOfTwo(MeshRandom random) => new(Destination, States, random);
+
     public EndpointState State(MeshEndpoint endpoint) => States.Get(Destination, endpoint.Key);
 
     public ValueTask DisposeAsync() => _endpoints.DisposeAsync();

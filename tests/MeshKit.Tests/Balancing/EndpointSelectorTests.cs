@@ -1,7 +1,6 @@
 using MeshKit.Balancing;
 using MeshKit.Discovery;
 using MeshKit.Hosting;
-using MeshKit.Policy;
 
 namespace MeshKit.Tests.Balancing;
 
@@ -10,7 +9,6 @@ namespace MeshKit.Tests.Balancing;
 public sealed class EndpointSelectorTests : IAsyncDisposable
 {
     private const int Draws = 2000;
-    private static readonly DestinationPolicy Policy = new() { Destination = BalancingClock.Destination };
     private readonly BalancingClock _clock = new();
     private readonly MeshEndpoint[] _subset = BalancingClock.Pool(5);
 
@@ -50,7 +48,7 @@ public sealed class EndpointSelectorTests : IAsyncDisposable
     {
         // First draw 0.0 picks the first eligible; second draw 0.99 the last of the rest: the pair (best, worst), best wins.
         var random = new MeshKit.Tests.Hosting.ScriptedRandom(0.0, 0.99);
-        var chosen = EndpointSelector.Choose(_subset, BalancingClock.Destination, Policy, _clock.States, avoid: null, _clock.States.Now, new MeshRandom(random));
+        var chosen = EndpointSelector.Choose(_subset, BalancingClock.Destination, _clock.States, avoid: null, _clock.States.Now, _clock.PowerOfTwo(new MeshRandom(random)));
 
         Assert.Equal(_subset[0], chosen);
         Assert.Equal(2, random.Taken);
@@ -61,9 +59,10 @@ public sealed class EndpointSelectorTests : IAsyncDisposable
     private List<string> Choices(MeshRandom random)
     {
         var chosen = new List<string>(Draws);
+        var balancer = _clock.PowerOfTwo(random);
         for (var i = 0; i < Draws; i++)
         {
-            chosen.Add(EndpointSelector.Choose(_subset, BalancingClock.Destination, Policy, _clock.States, avoid: null, _clock.States.Now, random).Key);
+            chosen.Add(EndpointSelector.Choose(_subset, BalancingClock.Destination, _clock.States, avoid: null, _clock.States.Now, balancer).Key);
         }
 
         return chosen;

@@ -1,6 +1,5 @@
 using MeshKit.Balancing;
 using MeshKit.Hosting;
-using MeshKit.Policy;
 
 namespace MeshKit.Tests.Balancing;
 
@@ -29,17 +28,16 @@ public sealed class EndpointStateTests : IAsyncDisposable
     [Fact]
     public void A_slow_endpoint_the_balancer_stopped_choosing_is_chosen_again_once_its_latency_has_decayed()
     {
-        var policy = new DestinationPolicy { Destination = BalancingClock.Destination };
         var subset = BalancingClock.Pool(2);
         var fast = _clock.State(subset[0]);
         _clock.State(subset[1]).RecordLatency(TimeSpan.FromMilliseconds(500), _clock.States.Now);
-        var random = new MeshRandom(new Random(3));
+        var balancer = _clock.PowerOfTwo(new MeshRandom(new Random(3)));
 
         // Once a (virtual) second, one request: the fast endpoint answers in 20 ms each time it is chosen.
         var slowChosenAt = -1;
         for (var second = 0; second <= 60 && slowChosenAt < 0; second++)
         {
-            var chosen = EndpointSelector.Choose(subset, BalancingClock.Destination, policy, _clock.States, avoid: null, _clock.States.Now, random);
+            var chosen = EndpointSelector.Choose(subset, BalancingClock.Destination, _clock.States, avoid: null, _clock.States.Now, balancer);
             if (chosen == subset[1])
             {
                 slowChosenAt = second;

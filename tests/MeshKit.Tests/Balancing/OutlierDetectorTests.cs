@@ -172,10 +172,10 @@ public sealed class OutlierDetectorTests : IAsyncDisposable
     private HashSet<string> Choices(MeshEndpoint[] subset, DestinationPolicy policy, long now)
     {
         var chosen = new HashSet<string>();
-        var random = new MeshRandom(new Random(16));
+        var balancer = ILoadBalancingPolicy.Create(policy.LoadBalancer, Destination, _states, new MeshRandom(new Random(16)));
         for (var i = 0; i < 100; i++)
         {
-            chosen.Add(EndpointSelector.Choose(subset, Destination, policy, _states, avoid: null, now, random).Key);
+            chosen.Add(EndpointSelector.Choose(subset, Destination, _states, avoid: null, now, balancer).Key);
         }
 
         return chosen;
