@@ -118,7 +118,7 @@ internal sealed class CallPath
             // 4–6. The first attempt, in this state machine when its endpoint is known at once; no retry machinery unless
             // it failed in a way the policy retries.
             Outcome<HttpResponseMessage> first;
-            if (call.StartAttempt(out var ended, out _) is { } sending)
+            if (call.StartAttempt(out var ended, out var choosing) is { } sending)
             {
                 try
                 {
@@ -131,7 +131,7 @@ internal sealed class CallPath
             }
             else
             {
-                first = ended ?? await call.AttemptAsync(default).ConfigureAwait(false);
+                first = ended ?? await call.AttemptAfterChoiceAsync(choosing).ConfigureAwait(false);
             }
 
             return call.Answered(call.Finish(_resilience.Retries && _resilience.ShouldRetry(first, request.Method)
@@ -379,17 +379,36 @@ internal sealed class CallPath
         {
             _ = retryPhaseToken;
             var sending = StartAttempt(out var ended, out var choosing);
-            if (sending is null && ended is null)
+            if (sending is null)
             {
-                // Discovery has not answered for this destination yet: the choice waits for it.
-                try
-                {
-                    sending = Send(await choosing.ConfigureAwait(false), out ended);
-                }
-                catch (Exception ex)
-                {
-                    return Outcome.FromException<HttpResponseMessage>(ex);
-                }
+                return ended ?? await AttemptAfterChoiceAsync(choosing).ConfigureAwait(false);
+            }
+
+            try
+            {
+                return EndAttempt(await sending.ConfigureAwait(false), null);
+            }
+            catch (Exception ex)
+            {
+                return EndAttempt(null, ex);
+            }
+        }
+
+        /// <summary>
+        /// The rest of an attempt whose endpoint choice waits for discovery (<see cref="StartAttempt"/> returned the pending
+        /// choice): the one choice is awaited, never made again.
+        /// </summary>
+        public async ValueTask<Outcome<HttpResponseMessage>> AttemptAfterChoiceAsync(ValueTask<EndpointChoice> choosing)
+        {
+            Task<HttpResponseMessage>? sending;
+            Outcome<HttpResponseMessage>? ended;
+            try
+            {
+                sending = Send(await choosing.ConfigureAwait(false), out ended);
+            }
+            catch (Exception ex)
+            {
+                return Outcome.FromException<HttpResponseMessage>(ex);
             }
 
             if (sending is null)
