@@ -119,7 +119,7 @@ internal static class LoadMatrix
     }
 }
 
-/// <summary>Reads a load-harness app's <c>GC.GetTotalAllocatedBytes(precise: false)</c> from its <c>/_bench/allocated</c>.</summary>
+/// <summary>Reads a load-harness app's <c>GC.GetTotalAllocatedBytes(precise: true)</c> from its <c>/_bench/allocated</c>.</summary>
 internal static class AllocatedBytes
 {
     private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };

@@ -6,7 +6,7 @@ using OpenTelemetry.Trace;
 /// <summary>What the caller and the upstream of every topology add beside their one route.</summary>
 internal static class BenchApp
 {
-    /// <summary>The path that answers this process's <c>GC.GetTotalAllocatedBytes(precise: false)</c>, as plain text.</summary>
+    /// <summary>The path that answers this process's <c>GC.GetTotalAllocatedBytes(precise: true)</c>, as plain text.</summary>
     public const string AllocatedPath = "/_bench/allocated";
 
     // .NET's http.client.* connection metrics, with the tag keys MeshKit keeps (the same views as AddMesh()).
@@ -49,7 +49,7 @@ internal static class BenchApp
         var listener = string.IsNullOrEmpty(folder) ? null : new AllocationTypes();
         app.MapGet(AllocatedPath, () =>
         {
-            var allocated = GC.GetTotalAllocatedBytes(precise: false);
+            var allocated = GC.GetTotalAllocatedBytes(precise: true);
             if (listener is not null)
             {
                 var name = Path.GetFileNameWithoutExtension(Environment.ProcessPath) ?? "app";
