@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using MeshKit.Consul;
+using MeshKit.ControlPlane.Replicas;
 using MeshKit.ControlPlane.Storage;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -233,34 +234,8 @@ internal sealed partial class ReplicaLeadership : IHostedLifecycleService, IAsyn
         return new LeaderRefusal(StatusCodes.Status503ServiceUnavailable, "leadership-lost", $"'{step}' was stopped: this replica ({Self}) stopped leading while it ran; check the state and repeat it on the leading replica.", null);
     }
 
-    /// <summary>The first HTTPS address the server listens on; "any address" becomes the first configured host name, else the machine name.</summary>
-    private Uri? AdvertisedAddress()
-    {
-        var addresses = _server.Features.Get<IServerAddressesFeature>()?.Addresses;
-        if (addresses is null)
-        {
-            return null;
-        }
-
-        foreach (var address in addresses)
-        {
-            var normalized = address.Replace("://[::]", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal);
-            if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttps)
-            {
-                continue;
-            }
-
-            if (uri.Host is "0.0.0.0")
-            {
-                var host = _options.HostNames.Count > 0 ? _options.HostNames[0] : Environment.MachineName.ToLowerInvariant();
-                uri = new UriBuilder(uri) { Host = host }.Uri;
-            }
-
-            return new Uri(uri.GetLeftPart(UriPartial.Authority) + "/");
-        }
-
-        return null;
-    }
+    /// <summary>Where workloads reach this replica (the same rule as its Consul registration: <see cref="AdvertisedEndpoint"/>).</summary>
+    private Uri? AdvertisedAddress() => AdvertisedEndpoint.TryFrom(_server, out var bound) ? bound.Url(_options) : null;
 
     [LoggerMessage(EventId = 1301, Level = LogLevel.Information, Message = "Replica {Replica} leads the control service's replicas (Consul lock {Key}); leader-only steps run here.")]
     private static partial void LogLeading(ILogger logger, string replica, string key);

@@ -55,13 +55,13 @@ internal sealed partial class ReplicaRegistration(
             return Task.CompletedTask;
         }
 
-        if (!TryBoundEndpoint(out var bound))
+        if (!AdvertisedEndpoint.TryFrom(server, out var bound))
         {
             LogNotRegistering(_logger, "the server reports no https address");
             return Task.CompletedTask;
         }
 
-        var registration = Create(settings, bound.Host, bound.Port, bound.AnyAddress);
+        var registration = Create(settings, bound);
         var registrar = new ConsulServiceRegistrar(client, registration, loggerFactory.CreateLogger<ConsulServiceRegistrar>());
         _registrar = registrar;
 
@@ -99,25 +99,16 @@ internal sealed partial class ReplicaRegistration(
         }
     }
 
-    private ConsulServiceRegistration Create(ControlPlaneOptions settings, string boundHost, int port, bool anyAddress)
+    private ConsulServiceRegistration Create(ControlPlaneOptions settings, AdvertisedEndpoint bound)
     {
-        string host;
-        if (!string.IsNullOrWhiteSpace(settings.AdvertiseAddress))
+        var host = bound.Host(settings);
+        if (bound.AnyAddress && string.IsNullOrWhiteSpace(settings.AdvertiseAddress))
         {
-            host = settings.AdvertiseAddress.Trim('[', ']');
-        }
-        else if (anyAddress)
-        {
-            host = Dns.GetHostName();
             LogAdvertisingHostName(_logger, host);
         }
-        else
-        {
-            host = boundHost;
-        }
 
-        var urlHost = IPAddress.TryParse(host, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "[" + host + "]" : host;
-        var url = $"https://{urlHost}:{port.ToString(CultureInfo.InvariantCulture)}/";
+        var port = bound.Port;
+        var url = bound.Url(settings).ToString();
         var name = settings.Registration.ServiceName!;
         return new ConsulServiceRegistration
         {
@@ -145,25 +136,6 @@ internal sealed partial class ReplicaRegistration(
     }
 
     /// <summary>The first https address the server bound, with its real port.</summary>
-    private bool TryBoundEndpoint(out (string Host, int Port, bool AnyAddress) bound)
-    {
-        foreach (var address in server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
-        {
-            // Kestrel writes "any address" as 0.0.0.0, [::], '*' or '+'.
-            var normalized = address.Replace("://*", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal);
-            if (Uri.TryCreate(normalized, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttps)
-            {
-                var host = uri.Host.Trim('[', ']');
-                var any = host is "0.0.0.0" or "::";
-                bound = (host, uri.Port, any);
-                return true;
-            }
-        }
-
-        bound = default;
-        return false;
-    }
-
     [LoggerMessage(EventId = 1401, Level = LogLevel.Warning, Message = "Not registering this replica in Consul: {Reason}.")]
     private static partial void LogNotRegistering(ILogger logger, string reason);
 

@@ -59,6 +59,17 @@ public sealed class LeaderElectionTests
     }
 
     [Fact]
+    public async Task The_leader_names_itself_by_its_advertised_address_as_its_Consul_registration_does()
+    {
+        await using var consul = await StartConsulAsync();
+        await using var replica = await StartReplicaAsync(consul, settings: new Dictionary<string, string?> { ["ControlPlane:AdvertiseAddress"] = "10.1.2.3" });
+        await SingleLeaderAsync([replica]);
+
+        var status = await LeadershipStatusAsync(replica);
+        Assert.Equal($"https://10.1.2.3:{replica.BaseAddress.Port}/", status.GetProperty("leader").GetProperty("address").GetString());
+    }
+
+    [Fact]
     public async Task A_stopped_leader_releases_the_lock_and_another_replica_leads_at_once()
     {
         await using var consul = await StartConsulAsync();
@@ -220,15 +231,21 @@ public sealed class LeaderElectionTests
     private static Task<ConsulDouble> StartConsulAsync() =>
         ConsulDouble.StartAsync(new ConsulDoubleOptions { MinimumSessionTtl = TimeSpan.FromSeconds(1) });
 
-    private static async Task<ControlPlaneHost> StartReplicaAsync(ConsulDouble consul, LeadershipTimeline? timeline = null)
+    private static async Task<ControlPlaneHost> StartReplicaAsync(ConsulDouble consul, LeadershipTimeline? timeline = null, Dictionary<string, string?>? settings = null)
     {
-        var host = await ControlPlaneHost.StartAsync(new Dictionary<string, string?>
+        var all = new Dictionary<string, string?>
         {
             ["ControlPlane:Consul:Address"] = consul.Address.ToString(),
             ["ControlPlane:Consul:Wait"] = "00:00:05",
             ["ControlPlane:Consul:LockTtl"] = LockTtl.ToString(),
             ["ControlPlane:Consul:LockDelay"] = LockDelay.ToString(),
-        });
+        };
+        foreach (var (key, value) in settings ?? [])
+        {
+            all[key] = value;
+        }
+
+        var host = await ControlPlaneHost.StartAsync(all);
         timeline?.Follow(Leadership(host));
         return host;
     }
