@@ -79,4 +79,82 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
         Assert.True(watch.Elapsed > TimeSpan.FromSeconds(3), $"the stream lasted {watch.Elapsed}");
     }
+
+    [Fact]
+    public async Task A_client_stream_whose_server_sends_its_headers_first_runs_past_the_attempt_timeout_and_the_total_timeout()
+    {
+        var behaviour = new InventoryBehaviour { HeadersFirst = true };
+        await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
+        await using var caller = await StreamingCallerAsync(inventory);
+        var (call, watch) = await StreamEightTicksAsync(caller.Services.GetRequiredService<Inventory.InventoryClient>());
+        using (call)
+        {
+            var reply = await call.ResponseAsync;
+
+            Assert.Equal(8, reply.Count);
+            Assert.True(watch.Elapsed > TimeSpan.FromSeconds(3), $"the stream lasted {watch.Elapsed}");
+        }
+    }
+
+    /// <summary>
+    /// What is not built yet (issue 18 item 6): MeshKit's timeouts last until the response headers, and a gRPC server
+    /// sends none on a client stream until it ends, unless it writes them first. This pins today's behaviour.
+    /// </summary>
+    [Fact]
+    public async Task Today_a_client_stream_is_cut_at_the_attempt_timeout_when_the_server_sends_no_headers_before_its_end()
+    {
+        var behaviour = new InventoryBehaviour { HeadersFirst = false };
+        await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
+        await using var caller = await StreamingCallerAsync(inventory);
+        var (call, watch) = await StreamEightTicksAsync(caller.Services.GetRequiredService<Inventory.InventoryClient>());
+        using (call)
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync);
+
+            // Internal: "Error starting gRPC call. MeshCallException: The attempt ... took longer than its attempt timeout";
+            // Cancelled when the cut reaches the client through a request write first.
+            Assert.True(error.StatusCode is StatusCode.Internal or StatusCode.Cancelled, error.ToString());
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"the stream lasted {watch.Elapsed}");
+        }
+    }
+
+    /// <summary>A caller of <paramref name="inventory"/> with a 1 s attempt timeout and a 2 s total timeout.</summary>
+    private Task<MeshAppHost> StreamingCallerAsync(Upstream inventory) =>
+        Caller.StartAsync(bed, "inventory", [inventory],
+            new Dictionary<string, string?>
+            {
+                ["Mesh:Policy:Destinations:inventory:AttemptTimeout"] = "00:00:01",
+                ["Mesh:Policy:Destinations:inventory:Timeout"] = "00:00:02",
+            },
+            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+
+    /// <summary>Streams 8 ticks 500 ms apart (about 4 s); stops writing once the call has ended.</summary>
+    private static async Task<(AsyncClientStreamingCall<Tick, CountReply> Call, Stopwatch Watch)> StreamEightTicksAsync(Inventory.InventoryClient client)
+    {
+        var watch = Stopwatch.StartNew();
+        var call = client.Count(cancellationToken: Ct);
+        try
+        {
+            for (var i = 0; i < 8 && !call.ResponseAsync.IsCompleted; i++)
+            {
+                await call.RequestStream.WriteAsync(new Tick { Index = i }, Ct);
+                await Task.WhenAny(call.ResponseAsync, Task.Delay(500, Ct));
+            }
+
+            if (!call.ResponseAsync.IsCompleted)
+            {
+                await call.RequestStream.CompleteAsync();
+            }
+        }
+        catch (RpcException)
+        {
+            // Cut while writing: the call's status says why.
+        }
+        catch (InvalidOperationException)
+        {
+            // Written after the call ended.
+        }
+
+        return (call, watch);
+    }
 }

@@ -14,6 +14,9 @@ public sealed class InventoryBehaviour
 
     public int Served => Volatile.Read(ref _served);
 
+    /// <summary>Gets or sets whether a client-streaming call sends its response headers before reading the stream.</summary>
+    public bool HeadersFirst { get; set; }
+
     internal void Count() => Interlocked.Increment(ref _served);
 }
 
@@ -31,6 +34,23 @@ public sealed class TestInventory(InventoryBehaviour behaviour) : Inventory.Inve
 
         var peer = context.GetHttpContext().Features.Get<IMeshPeerFeature>();
         return Task.FromResult(new ReserveReply { Caller = peer?.SpiffeId.Value ?? "nobody", ServedBy = context.GetHttpContext().Connection.LocalPort.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+    }
+
+    public override async Task<CountReply> Count(IAsyncStreamReader<Tick> requestStream, ServerCallContext context)
+    {
+        behaviour.Count();
+        if (behaviour.HeadersFirst)
+        {
+            await context.WriteResponseHeadersAsync([]);
+        }
+
+        var count = 0;
+        await foreach (var _ in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            count++;
+        }
+
+        return new CountReply { Count = count };
     }
 
     public override async Task Watch(WatchRequest request, IServerStreamWriter<Tick> responseStream, ServerCallContext context)
