@@ -4,8 +4,8 @@ using MeshKit.Policy;
 namespace MeshKit.Balancing;
 
 /// <summary>
-/// The per-endpoint breaker: after <see cref="OutlierPolicy.ConsecutiveFailures"/> consecutive failures (5xx or connection
-/// failures), or <see cref="OutlierPolicy.ConsecutiveConnectFailures"/> consecutive connection failures, an endpoint is ejected for <see cref="OutlierPolicy.BaseEjectionTime"/> times its ejection count,
+/// The per-endpoint breaker: after <see cref="OutlierPolicy.ConsecutiveFailures"/> consecutive failures (5xx, gRPC UNAVAILABLE
+/// answered Trailers-Only, or connection failures), or <see cref="OutlierPolicy.ConsecutiveConnectFailures"/> consecutive connection failures, an endpoint is ejected for <see cref="OutlierPolicy.BaseEjectionTime"/> times its ejection count,
 /// capped at <see cref="OutlierPolicy.MaxEjectionTime"/>. The count grows by one at each ejection and falls by one for each
 /// <see cref="OutlierPolicy.BaseEjectionTime"/> the endpoint stays back afterwards (as Envoy's multiplier does per interval). At most <see cref="OutlierPolicy.MaxEjectionPercent"/> of a subset
 /// is ejected at once (always allowing one when the subset has two or more), and the last healthy endpoint never is.

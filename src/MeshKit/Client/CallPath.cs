@@ -164,7 +164,8 @@ internal sealed class CallPath
             var outcome = call.OutcomeName;
             var status = response is null ? 0 : (int)response.StatusCode;
             var statusClass = response is null ? "none" : MeshMetrics.StatusClass(status);
-            _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(call.Started).TotalSeconds);
+            var grpcStatus = response is null ? GrpcStatus.None : call.GrpcStatusCode;
+            _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(call.Started).TotalSeconds, grpcStatus);
             if (activity is not null)
             {
                 activity.SetTag(MeshTelemetry.Attributes.Route, call.Route?.Name);
@@ -180,6 +181,17 @@ internal sealed class CallPath
                     if (status >= 500)
                     {
                         activity.SetStatus(ActivityStatusCode.Error);
+                    }
+
+                    if (grpcStatus != GrpcStatus.None)
+                    {
+                        // OpenTelemetry's RPC conventions: every status but OK is an error of the call (not of the endpoint).
+                        activity.SetTag("rpc.system", "grpc");
+                        activity.SetTag(MeshTelemetry.Attributes.GrpcStatusCode, TagValues.Box(grpcStatus));
+                        if (grpcStatus != 0)
+                        {
+                            activity.SetStatus(ActivityStatusCode.Error);
+                        }
                     }
                 }
             }
@@ -287,6 +299,9 @@ internal sealed class CallPath
 
         public string? Endpoint { get; private set; }
 
+        /// <summary>Gets the gRPC status of the last attempt's Trailers-Only answer, or <see cref="GrpcStatus.None"/>.</summary>
+        public int GrpcStatusCode { get; private set; } = GrpcStatus.None;
+
         public HttpMethod Method => _request.Method;
 
         public HttpRequestMessage Request => _request;
@@ -338,6 +353,7 @@ internal sealed class CallPath
             Attempts = 0;
             RetryReason = null;
             Endpoint = null;
+            GrpcStatusCode = GrpcStatus.None;
             Pool.Add(this);
         }
 
@@ -512,9 +528,13 @@ internal sealed class CallPath
             var failed = true;
             var connectFailure = false;
             Outcome<HttpResponseMessage> outcome;
+            GrpcStatusCode = GrpcStatus.None;
             if (response is not null)
             {
-                failed = (int)response.StatusCode >= 500;
+                // A gRPC call that failed before any message is HTTP 200 with grpc-status in the headers (Trailers-Only):
+                // UNAVAILABLE counts against the endpoint like a 5xx; application statuses (NOT_FOUND...) are its successes.
+                GrpcStatusCode = GrpcStatus.Read(response);
+                failed = (int)response.StatusCode >= 500 || GrpcStatus.IsEndpointFailure(GrpcStatusCode);
                 outcome = Outcome.FromResult(response);
             }
             else if (error is OperationCanceledException && _cancellationToken.IsCancellationRequested)

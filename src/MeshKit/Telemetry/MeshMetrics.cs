@@ -88,7 +88,8 @@ internal sealed class MeshMetrics
     /// <summary>Gets whether anyone listens to the server's golden metrics (when nobody does, a request is not timed at all).</summary>
     internal bool ServerRequestsEnabled => _serverRequests.Enabled || _serverDuration.Enabled;
 
-    internal void RecordClientRequest(string source, string destination, string? subset, string statusClass, string outcome, double seconds)
+    /// <summary>Records a logical call; <paramref name="grpcStatus"/> is its gRPC status, or -1 (no tag) when it has none.</summary>
+    internal void RecordClientRequest(string source, string destination, string? subset, string statusClass, string outcome, double seconds, int grpcStatus = -1)
     {
         var tags = new TagList
         {
@@ -98,6 +99,11 @@ internal sealed class MeshMetrics
             { MeshTelemetry.Attributes.StatusClass, statusClass },
             { MeshTelemetry.Attributes.Outcome, outcome },
         };
+        if (grpcStatus >= 0)
+        {
+            tags.Add(MeshTelemetry.Attributes.GrpcStatusCode, TagValues.Box(grpcStatus));
+        }
+
         _clientRequests.Add(1, tags);
         _clientDuration.Record(seconds, tags);
     }

@@ -62,5 +62,11 @@ public static class MeshTelemetry
 
         /// <summary>The HTTP status class (2xx, 4xx, 5xx), on request metrics.</summary>
         public const string StatusClass = "http.response.status_class";
+
+        /// <summary>
+        /// The gRPC status code (0 OK, 5 NOT_FOUND, 14 UNAVAILABLE...) of a gRPC call answered Trailers-Only, on the logical
+        /// span and the client's request metrics (OpenTelemetry's RPC conventions). Absent on other calls.
+        /// </summary>
+        public const string GrpcStatusCode = "rpc.grpc.status_code";
     }
 }

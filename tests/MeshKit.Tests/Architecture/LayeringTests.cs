@@ -79,6 +79,7 @@ public sealed partial class LayeringTests
     [InlineData("src/MeshKit.Cli/MeshKit.Cli.csproj", "MeshKit.Abstractions,MeshKit.Consul")]
     [InlineData("src/MeshKit.Consul/MeshKit.Consul.csproj", "MeshKit.Abstractions")]
     [InlineData("src/MeshKit.Discovery.Consul/MeshKit.Discovery.Consul.csproj", "MeshKit,MeshKit.Consul")]
+    [InlineData("src/MeshKit.Grpc/MeshKit.Grpc.csproj", "MeshKit")]
     [InlineData("src/MeshKit.Hosting.Aspire/MeshKit.Hosting.Aspire.csproj", "MeshKit.Abstractions")]
     [InlineData("src/MeshKit.Abstractions/MeshKit.Abstractions.csproj", "")]
     public void Each_package_references_only_the_packages_below_it(string project, string allowed)

@@ -54,6 +54,25 @@ public sealed class Upstream : IAsyncDisposable
         return self;
     }
 
+    /// <summary>
+    /// Starts an instance of <paramref name="service"/> serving the gRPC service <typeparamref name="TService"/> (Grpc.AspNetCore)
+    /// on its mesh endpoint; <paramref name="configureServices"/> registers what the service needs. <see cref="Served"/> stays 0:
+    /// the gRPC service counts its own calls.
+    /// </summary>
+    public static async Task<Upstream> StartGrpcAsync<TService>(MeshTestBed bed, string service, string version, Action<IServiceCollection>? configureServices = null)
+        where TService : class
+    {
+        var host = await MeshAppHost.StartAsync(bed.ControlPlane, service, MeshTestBed.Token,
+            settings: new Dictionary<string, string?> { ["Mesh:Service:Version"] = version },
+            configureServices: services =>
+            {
+                services.AddGrpc();
+                configureServices?.Invoke(services);
+            },
+            map: app => app.MapGrpcService<TService>());
+        return new Upstream(host, version);
+    }
+
     public ValueTask DisposeAsync() => Host.DisposeAsync();
 }
 
