@@ -253,7 +253,7 @@ internal sealed class CallPath
 
     /// <summary>
     /// One call's state (pooled: a call allocates none in the steady state): its route decision, its one cancellation
-    /// source (re-armed per attempt, reset and reused by the next call), its attempts. It is also what the retry phase
+    /// source (re-armed per attempt, reset and reused by the next call when the request has no body), its attempts. It is also what the retry phase
     /// retries.
     /// </summary>
     private sealed class Call : IRetriedCall
@@ -329,10 +329,20 @@ internal sealed class CallPath
         {
             _callerRegistration.Dispose();
             _callerRegistration = default;
-            if (_cancellation is { } cancellation && !cancellation.TryReset())
+            if (_cancellation is { } cancellation)
             {
-                cancellation.Dispose();
-                _cancellation = null;
+                if (_request.Content is not null)
+                {
+                    // A request body may still be streaming on this source's token after the response headers (a gRPC
+                    // client or bidirectional stream): the source is left to it, disarmed, and never reset for another call.
+                    cancellation.CancelAfter(Timeout.InfiniteTimeSpan);
+                    _cancellation = null;
+                }
+                else if (!cancellation.TryReset())
+                {
+                    cancellation.Dispose();
+                    _cancellation = null;
+                }
             }
 
             _path = null!;
