@@ -11,7 +11,7 @@ internal sealed class GlobalOptions
 
     public Option<string?> ControlPlane { get; } = new("--control-plane")
     {
-        Description = $"The control service's address. Default: $MESHCTL_CONTROL_PLANE, else {DefaultControlPlane}.",
+        Description = $"The control service's address, or several replicas' addresses separated by commas (tried in order; the next one when a replica cannot be reached). Default: $MESHCTL_CONTROL_PLANE, else {DefaultControlPlane}.",
         HelpName = "url",
         Recursive = true,
     };
@@ -56,7 +56,14 @@ internal sealed class GlobalOptions
 /// <summary>Where and how to reach the control service, resolved from options, environment and the local data folder.</summary>
 internal sealed class ControlPlaneSettings
 {
+    /// <summary>Gets the first address (the one messages name before any other was tried).</summary>
     public required Uri Address { get; init; }
+
+    /// <summary>Gets every replica's address, in the order they are tried; the first is <see cref="Address"/>.</summary>
+    public IReadOnlyList<Uri> Addresses { get; init; } = [];
+
+    /// <summary>Gets the addresses to try: <see cref="Addresses"/>, or <see cref="Address"/> alone.</summary>
+    public IReadOnlyList<Uri> AllAddresses => Addresses.Count > 0 ? Addresses : [Address];
 
     public TrustBundle? Bundle { get; init; }
 
@@ -74,16 +81,27 @@ internal sealed class ControlPlaneSettings
     public static ControlPlaneSettings Resolve(GlobalOptions options, System.CommandLine.ParseResult parse, CliEnvironment environment)
     {
         var addressText = parse.GetValue(options.ControlPlane) ?? environment.GetVariable("MESHCTL_CONTROL_PLANE") ?? DefaultAddress;
-        if (!Uri.TryCreate(addressText, UriKind.Absolute, out var address) || address.Scheme != Uri.UriSchemeHttps)
+        var addresses = new List<Uri>();
+        foreach (var part in addressText.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
-            throw new MeshctlException(ExitCodes.Usage, $"--control-plane '{addressText}' is not an https:// address; the control service speaks HTTPS only (for example {GlobalOptions.DefaultControlPlane}).");
+            if (!Uri.TryCreate(part, UriKind.Absolute, out var parsed) || parsed.Scheme != Uri.UriSchemeHttps)
+            {
+                throw new MeshctlException(ExitCodes.Usage, $"--control-plane '{part}' is not an https:// address; the control service speaks HTTPS only (for example {GlobalOptions.DefaultControlPlane}, or several replicas separated by commas).");
+            }
+
+            addresses.Add(new Uri(parsed.GetLeftPart(UriPartial.Authority) + "/"));
         }
 
-        address = new Uri(address.GetLeftPart(UriPartial.Authority) + "/");
+        if (addresses.Count == 0)
+        {
+            throw new MeshctlException(ExitCodes.Usage, $"--control-plane '{addressText}' names no address (for example {GlobalOptions.DefaultControlPlane}).");
+        }
+
+        var address = addresses[0];
 
         // The local control service's files are only used for a control service on this machine: its admin token must
-        // never be sent anywhere else.
-        var local = IsLoopback(address) ? environment.LocalControlPlaneDirectory : null;
+        // never be sent anywhere else (so only when every address is this machine's).
+        var local = addresses.TrueForAll(IsLoopback) ? environment.LocalControlPlaneDirectory : null;
 
         string? token = null;
         string? tokenSource = null;
@@ -118,6 +136,7 @@ internal sealed class ControlPlaneSettings
         return new ControlPlaneSettings
         {
             Address = address,
+            Addresses = addresses,
             Bundle = bundlePath is null ? null : LoadBundle(bundlePath),
             BundleSource = bundlePath,
             AdminToken = token,

@@ -22,6 +22,7 @@ internal sealed class ControlPlaneApi : IDisposable
     private readonly HttpClient _http;
     private readonly ControlPlaneSettings _settings;
     private string? _refusal;
+    private int _current;
 
     public ControlPlaneApi(ControlPlaneSettings settings, TimeSpan? timeout = null)
     {
@@ -38,11 +39,12 @@ internal sealed class ControlPlaneApi : IDisposable
             ConnectTimeout = TimeSpan.FromSeconds(10),
             SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = ValidateServer },
         };
-        _http = new HttpClient(handler) { BaseAddress = settings.Address, Timeout = timeout ?? TimeSpan.FromSeconds(30) };
+        _http = new HttpClient(handler) { Timeout = timeout ?? TimeSpan.FromSeconds(30) };
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("meshctl", typeof(ControlPlaneApi).Assembly.GetName().Version?.ToString(3) ?? "0"));
     }
 
-    public Uri Address => _settings.Address;
+    /// <summary>Gets the replica in use: the first address, or the one meshctl moved to when an earlier one could not be reached.</summary>
+    public Uri Address => _settings.AllAddresses[_current];
 
     public Task<WorkloadList> GetWorkloadsAsync(CancellationToken cancellationToken) =>
         SendAsync<WorkloadList>(HttpMethod.Get, "v1/workloads", null, null, cancellationToken);
@@ -108,36 +110,51 @@ internal sealed class ControlPlaneApi : IDisposable
                 "No admin token: set $MESHCTL_ADMIN_TOKEN, or give --admin-token-file <file> (the control service writes 'admin-token' in its data folder).");
         }
 
-        using var request = new HttpRequestMessage(method, path);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _settings.AdminToken);
-        if (body is not null)
+        // Replicas in order from the one in use; the next only when this one cannot be reached (nothing was sent, so a
+        // write is never made twice). A replica that is not trusted is never passed over: that is a refusal, not an outage.
+        var addresses = _settings.AllAddresses;
+        var unreachable = new List<string>();
+        for (var tried = 0; ; tried++)
         {
-            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
-        }
+            var index = (_current + tried) % addresses.Count;
+            using var request = new HttpRequestMessage(method, new Uri(addresses[index], path));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _settings.AdminToken);
+            if (body is not null)
+            {
+                request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+            }
 
-        if (ifMatch is not null)
-        {
-            request.Headers.TryAddWithoutValidation("If-Match", $"\"{ifMatch.Trim('"')}\"");
-        }
+            if (ifMatch is not null)
+            {
+                request.Headers.TryAddWithoutValidation("If-Match", $"\"{ifMatch.Trim('"')}\"");
+            }
 
-        try
-        {
-            return await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        }
-        catch (HttpRequestException ex) when (ex.GetBaseException() is AuthenticationException || _refusal is not null)
-        {
-            throw new MeshctlException(
-                ExitCodes.Unreachable,
-                $"The control service at {_settings.Address} was not trusted: {_refusal ?? ex.GetBaseException().Message} (trust bundle: {_settings.BundleSource}).",
-                ex);
-        }
-        catch (HttpRequestException ex)
-        {
-            throw new MeshctlException(ExitCodes.Unreachable, $"The control service at {_settings.Address} could not be reached: {ex.GetBaseException().Message}", ex);
-        }
-        catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new MeshctlException(ExitCodes.Unreachable, $"The control service at {_settings.Address} did not answer within {_http.Timeout.TotalSeconds:0} s.", ex);
+            try
+            {
+                var response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                _current = index;
+                return response;
+            }
+            catch (HttpRequestException ex) when (ex.GetBaseException() is AuthenticationException || _refusal is not null)
+            {
+                throw new MeshctlException(
+                    ExitCodes.Unreachable,
+                    $"The control service at {addresses[index]} was not trusted: {_refusal ?? ex.GetBaseException().Message} (trust bundle: {_settings.BundleSource}).",
+                    ex);
+            }
+            catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ConnectionError && tried + 1 < addresses.Count)
+            {
+                unreachable.Add($"{addresses[index]} ({ex.GetBaseException().Message})");
+            }
+            catch (HttpRequestException ex)
+            {
+                var earlier = unreachable.Count == 0 ? string.Empty : $" Tried before it: {string.Join("; ", unreachable)}.";
+                throw new MeshctlException(ExitCodes.Unreachable, $"The control service at {addresses[index]} could not be reached: {ex.GetBaseException().Message}{earlier}", ex);
+            }
+            catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new MeshctlException(ExitCodes.Unreachable, $"The control service at {addresses[index]} did not answer within {_http.Timeout.TotalSeconds:0} s.", ex);
+            }
         }
     }
 
