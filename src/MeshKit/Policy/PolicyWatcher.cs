@@ -123,14 +123,14 @@ internal sealed partial class PolicyWatcher : IDisposable
 
         if (next is not null)
         {
-            _metrics.RecordPolicyReload(success: true);
             LogCentralApplied(_logger, version ?? "none", next.Version);
+            _metrics.RecordPolicyReload(success: true);
             Changed?.Invoke(next);
         }
         else
         {
-            _metrics.RecordPolicyReload(success: false);
             LogRejected(_logger, _current.Version, reasons.Count, string.Join("; ", reasons));
+            _metrics.RecordPolicyReload(success: false);
         }
     }
 
@@ -199,16 +199,17 @@ internal sealed partial class PolicyWatcher : IDisposable
             }
         }
 
+        // The log line first, then the count: whoever sees the count (an alert, a test) finds the line that explains it.
         if (next is not null)
         {
-            _metrics.RecordPolicyReload(success: true);
             LogReloaded(_logger, next.Version, next.Destinations.Count);
+            _metrics.RecordPolicyReload(success: true);
             Changed?.Invoke(next);
         }
         else
         {
-            _metrics.RecordPolicyReload(success: false);
             LogRejected(_logger, _current.Version, reasons.Count, string.Join("; ", reasons));
+            _metrics.RecordPolicyReload(success: false);
         }
     }
 
