@@ -63,8 +63,8 @@ internal sealed partial class MeshServerTls(
 
                 if (!result.IsValid)
                 {
-                    metrics.RecordServerHandshakeRefusal(result.Rejection);
                     LogRefused(logger, remote, MeshMetrics.ReasonName(result.Rejection), result.Detail ?? string.Empty);
+                    metrics.RecordServerHandshakeRefusal(result.Rejection);
                     return false;
                 }
 
