@@ -46,7 +46,7 @@ internal static class BenchApp
         // written to <folder>/<process name>-<pid>.txt on every read of the counter. For profiling only: the listener
         // costs CPU, so figures of such a run are not results.
         var folder = Environment.GetEnvironmentVariable("MESHKIT_BENCH_ALLOCATION_TYPES");
-        var listener = string.IsNullOrEmpty(folder) ? null : new AllocationTypes();
+        var listener = string.IsNullOrEmpty(folder) ? null : new AllocationTicks();
         app.MapGet(AllocatedPath, () =>
         {
             var allocated = GC.GetTotalAllocatedBytes(precise: true);
@@ -59,45 +59,5 @@ internal static class BenchApp
 
             return Results.Text(allocated.ToString(CultureInfo.InvariantCulture));
         });
-    }
-
-    private sealed class AllocationTypes : System.Diagnostics.Tracing.EventListener
-    {
-        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, double> _bytes = new();
-
-        public Dictionary<string, double> Snapshot() => new(_bytes);
-
-        protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
-        {
-            if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
-            {
-                EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x1);
-            }
-        }
-
-        protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
-        {
-            if (eventData.EventName is not { } name || !name.StartsWith("GCAllocationTick", StringComparison.Ordinal) || eventData.PayloadNames is null)
-            {
-                return;
-            }
-
-            var type = "?";
-            double amount = 0;
-            for (var i = 0; i < eventData.PayloadNames.Count; i++)
-            {
-                switch (eventData.PayloadNames[i])
-                {
-                    case "TypeName":
-                        type = eventData.Payload![i] as string ?? "?";
-                        break;
-                    case "AllocationAmount64":
-                        amount = Convert.ToDouble(eventData.Payload![i], CultureInfo.InvariantCulture);
-                        break;
-                }
-            }
-
-            _bytes.AddOrUpdate(type, amount, (_, v) => v + amount);
-        }
     }
 }

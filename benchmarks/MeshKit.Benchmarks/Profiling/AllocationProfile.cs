@@ -41,7 +41,7 @@ internal static class AllocationProfile
 
     private static async Task<(double BytesPerRequest, Dictionary<string, double> Samples)> MeasureAsync(Func<Task<HttpResponseMessage>> call, int requests, bool sample)
     {
-        using var listener = sample ? new AllocationTickListener() : null;
+        using var listener = sample ? new AllocationTicks() : null;
         var before = GC.GetTotalAllocatedBytes(precise: true);
         for (var i = 0; i < requests; i++)
         {
@@ -57,46 +57,5 @@ internal static class AllocationProfile
         public void Start() => StartTelemetry();
 
         public void Stop() => StopTelemetry();
-    }
-
-    private sealed class AllocationTickListener : EventListener
-    {
-        private const EventKeywords GcKeyword = (EventKeywords)0x1;
-        private readonly ConcurrentDictionary<string, double> _bytes = new();
-
-        public Dictionary<string, double> Snapshot() => new(_bytes);
-
-        protected override void OnEventSourceCreated(EventSource eventSource)
-        {
-            if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
-            {
-                EnableEvents(eventSource, EventLevel.Verbose, GcKeyword);
-            }
-        }
-
-        protected override void OnEventWritten(EventWrittenEventArgs eventData)
-        {
-            if (eventData.EventName is not { } name || !name.StartsWith("GCAllocationTick", StringComparison.Ordinal) || eventData.PayloadNames is null)
-            {
-                return;
-            }
-
-            var type = "?";
-            double amount = 0;
-            for (var i = 0; i < eventData.PayloadNames.Count; i++)
-            {
-                switch (eventData.PayloadNames[i])
-                {
-                    case "TypeName":
-                        type = eventData.Payload![i] as string ?? "?";
-                        break;
-                    case "AllocationAmount64":
-                        amount = Convert.ToDouble(eventData.Payload![i], CultureInfo.InvariantCulture);
-                        break;
-                }
-            }
-
-            _bytes.AddOrUpdate(type, amount, (_, v) => v + amount);
-        }
     }
 }

@@ -410,14 +410,7 @@ internal sealed class CallPath
                 return ended ?? await AttemptAfterChoiceAsync(choosing).ConfigureAwait(false);
             }
 
-            try
-            {
-                return EndAttempt(await sending.ConfigureAwait(false), null);
-            }
-            catch (Exception ex)
-            {
-                return EndAttempt(null, ex);
-            }
+            return await EndAttemptAsync(sending).ConfigureAwait(false);
         }
 
         /// <summary>
@@ -437,11 +430,12 @@ internal sealed class CallPath
                 return Outcome.FromException<HttpResponseMessage>(ex);
             }
 
-            if (sending is null)
-            {
-                return ended!.Value;
-            }
+            return sending is null ? ended!.Value : await EndAttemptAsync(sending).ConfigureAwait(false);
+        }
 
+        /// <summary>Waits for the send under way and ends the attempt with its response or error (the retry phase's path).</summary>
+        private async ValueTask<Outcome<HttpResponseMessage>> EndAttemptAsync(Task<HttpResponseMessage> sending)
+        {
             try
             {
                 return EndAttempt(await sending.ConfigureAwait(false), null);
