@@ -20,6 +20,13 @@ public sealed record OutlierPolicy
     /// </summary>
     public int ConsecutiveConnectFailures { get; init; } = 1;
 
+    /// <summary>
+    /// Gets the gRPC statuses that count as failures of the endpoint (the balancer's failure penalty, outlier detection), as a
+    /// 5xx does. Every other status, application errors such as NOT_FOUND included, is a success of the endpoint. Default
+    /// UNAVAILABLE only.
+    /// </summary>
+    public GrpcStatusSet GrpcStatus { get; init; } = GrpcStatusSet.UnavailableOnly;
+
     /// <summary>Gets the base ejection time; the n-th ejection lasts n times this. Default 30 s (Envoy's default).</summary>
     public TimeSpan BaseEjectionTime { get; init; } = TimeSpan.FromSeconds(30);
 

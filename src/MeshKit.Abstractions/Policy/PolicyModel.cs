@@ -41,6 +41,16 @@ internal static class PolicyModel
     private static PolicyKey Strings(string name, string text, ImmutableArray<string> examples, string property) =>
         new() { Name = name, Kind = PolicyValueKind.List, Properties = [property], Item = new() { Name = "<n>", Kind = PolicyValueKind.String, Text = text, Examples = examples } };
 
+    private static PolicyKey GrpcStatuses(string property) =>
+        new()
+        {
+            Name = "GrpcStatus",
+            Kind = PolicyValueKind.List,
+            Item = new() { Name = "<n>", Kind = PolicyValueKind.Choice, Choices = [.. GrpcStatusSet.Names.Skip(1)] },
+            DefaultList = ["Unavailable"],
+            Properties = [property],
+        };
+
     /// <summary><c>Retry</c>: which requests are retried and how (<see cref="RetryPolicy"/>).</summary>
     internal static class RetryKeys
     {
@@ -64,6 +74,8 @@ internal static class PolicyModel
             Properties = [nameof(RetryPolicy.OnConnectFailure), nameof(RetryPolicy.OnServerError), nameof(RetryPolicy.OnTimeout)],
         };
 
+        public static readonly PolicyKey GrpcStatus = GrpcStatuses(nameof(RetryPolicy.GrpcStatus));
+
         public static readonly PolicyKey BaseDelay = Duration("BaseDelay", TimeSpan.Zero, TimeSpan.FromMinutes(1), "00:00:00.025", nameof(RetryPolicy.BaseDelay));
         public static readonly PolicyKey MaxDelay = Duration("MaxDelay", TimeSpan.Zero, TimeSpan.FromMinutes(5), "00:00:01", nameof(RetryPolicy.MaxDelay));
 
@@ -73,7 +85,7 @@ internal static class PolicyModel
             Kind = PolicyValueKind.Section,
             Record = typeof(RetryPolicy),
             Properties = [nameof(DestinationPolicy.Retry)],
-            Keys = [MaxRetries, Methods, RetryOn, BaseDelay, MaxDelay, BudgetKeys.Section],
+            Keys = [MaxRetries, Methods, RetryOn, GrpcStatus, BaseDelay, MaxDelay, BudgetKeys.Section],
         };
     }
 
@@ -109,6 +121,7 @@ internal static class PolicyModel
         public static readonly PolicyKey Enabled = new() { Name = "Enabled", Kind = PolicyValueKind.Boolean, Default = "true", Properties = [nameof(OutlierPolicy.Enabled)] };
         public static readonly PolicyKey ConsecutiveFailures = Integer("ConsecutiveFailures", 1, 1000, "5", nameof(OutlierPolicy.ConsecutiveFailures));
         public static readonly PolicyKey ConsecutiveConnectFailures = Integer("ConsecutiveConnectFailures", 1, 1000, "1", nameof(OutlierPolicy.ConsecutiveConnectFailures));
+        public static readonly PolicyKey GrpcStatus = GrpcStatuses(nameof(OutlierPolicy.GrpcStatus));
         public static readonly PolicyKey BaseEjectionTime = Duration("BaseEjectionTime", TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), "00:00:30", nameof(OutlierPolicy.BaseEjectionTime));
         public static readonly PolicyKey MaxEjectionTime = Duration("MaxEjectionTime", TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(24), "00:05:00", nameof(OutlierPolicy.MaxEjectionTime));
         public static readonly PolicyKey MaxEjectionPercent = Integer("MaxEjectionPercent", 0, 100, "50", nameof(OutlierPolicy.MaxEjectionPercent));
@@ -119,7 +132,7 @@ internal static class PolicyModel
             Kind = PolicyValueKind.Section,
             Record = typeof(OutlierPolicy),
             Properties = [nameof(DestinationPolicy.OutlierDetection)],
-            Keys = [Enabled, ConsecutiveFailures, ConsecutiveConnectFailures, BaseEjectionTime, MaxEjectionTime, MaxEjectionPercent],
+            Keys = [Enabled, ConsecutiveFailures, ConsecutiveConnectFailures, GrpcStatus, BaseEjectionTime, MaxEjectionTime, MaxEjectionPercent],
         };
     }
 

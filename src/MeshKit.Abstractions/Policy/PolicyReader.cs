@@ -260,6 +260,11 @@ public static partial class PolicyReader
             retry = retry with { OnConnectFailure = connect, OnServerError = server, OnTimeout = timeout };
         }
 
+        if (ReadGrpcStatus(section.Child(PolicyModel.RetryKeys.GrpcStatus)) is { } retriedStatuses)
+        {
+            retry = retry with { GrpcStatus = retriedStatuses };
+        }
+
         var budget = section.Child(PolicyModel.BudgetKeys.Section);
         if (budget.Exists)
         {
@@ -278,6 +283,31 @@ public static partial class PolicyReader
         }
 
         return retry;
+    }
+
+    /// <summary>Reads a list of gRPC status names or numbers; <see langword="null"/> when the list is not given.</summary>
+    private static GrpcStatusSet? ReadGrpcStatus(Section list)
+    {
+        if (!list.Exists)
+        {
+            return null;
+        }
+
+        Span<int> codes = stackalloc int[GrpcStatusSet.Names.Count];
+        var count = 0;
+        foreach (var (key, value) in list.ListValues())
+        {
+            if (!GrpcStatusSet.TryParseCode(value, out var code) || code == 0)
+            {
+                list.Error(key, $"is '{value}'; use a gRPC status name other than OK (Unavailable, ResourceExhausted, DeadlineExceeded, ...) or its number (1-16).");
+            }
+            else if (count < codes.Length)
+            {
+                codes[count++] = code;
+            }
+        }
+
+        return GrpcStatusSet.Of(codes[..count]);
     }
 
     private static ConcurrencyPolicy ReadConcurrency(Section section, ConcurrencyPolicy inherit)
@@ -311,6 +341,7 @@ public static partial class PolicyReader
             BaseEjectionTime = section.Duration(PolicyModel.OutlierKeys.BaseEjectionTime) ?? inherit.BaseEjectionTime,
             MaxEjectionTime = section.Duration(PolicyModel.OutlierKeys.MaxEjectionTime) ?? inherit.MaxEjectionTime,
             MaxEjectionPercent = section.Int(PolicyModel.OutlierKeys.MaxEjectionPercent) ?? inherit.MaxEjectionPercent,
+            GrpcStatus = ReadGrpcStatus(section.Child(PolicyModel.OutlierKeys.GrpcStatus)) ?? inherit.GrpcStatus,
         };
         if (outlier.MaxEjectionTime < outlier.BaseEjectionTime)
         {

@@ -22,6 +22,13 @@ public sealed record RetryPolicy
     /// <summary>Gets whether attempt timeouts are retried. Default true.</summary>
     public bool OnTimeout { get; init; } = true;
 
+    /// <summary>
+    /// Gets the gRPC statuses that are retried when a gRPC call ends with one before any response message (a Trailers-Only
+    /// answer), whatever <see cref="RetryAllMethods"/> says: gRPC calls are POSTs, and these statuses mean the server did not
+    /// do the work. Default UNAVAILABLE only (as Istio's default <c>retryOn</c>).
+    /// </summary>
+    public GrpcStatusSet GrpcStatus { get; init; } = GrpcStatusSet.UnavailableOnly;
+
     /// <summary>Gets the first retry delay; later ones grow exponentially with jitter. Default 25 ms.</summary>
     public TimeSpan BaseDelay { get; init; } = TimeSpan.FromMilliseconds(25);
 

@@ -96,9 +96,15 @@ internal sealed class CallPath
             call.Route = decision.Route;
             call.Subset = decision.Subset;
             call.SubsetReason = decision.SubsetReason;
-            if (decision.Mirror && decision.Route.Mirror is { } mirror)
+            var mirrorSubset = decision.Mirror ? decision.Route.Mirror?.Subset : null;
+            if (request.Content is { } content)
             {
-                _mirror.TrySend(this, request, decision.Route, mirror.Subset);
+                // A body is streamed through and kept up to the buffer limit, so a retry or a mirror copy can send it again.
+                call.WrapBody(content, _resilience.Retries || mirrorSubset is not null ? _settings.RequestBufferLimit : 0);
+            }
+            else if (mirrorSubset is not null)
+            {
+                _mirror.TrySend(this, request, decision.Route, mirrorSubset);
             }
 
             if (decision.Route.Fault is { } fault && _route.DrawFault(fault) is { } drawn && (drawn.Delay > TimeSpan.Zero || drawn.AbortStatus != 0)
@@ -109,8 +115,8 @@ internal sealed class CallPath
 
             // 3. Resilience: the call's deadline (carried by one cancellation source; a wait in the queue counts in it),
             // the concurrency limit, the budget.
-            var timeout = _resilience.CallTimeout();
-            call.StartDeadline(timeout);
+            var timeout = _resilience.CallTimeout(out var propagated);
+            call.StartDeadline(timeout, propagated);
             var entering = _resilience.EnterAsync(timeout, cancellationToken);
             call.Permit = entering.IsCompletedSuccessfully ? entering.Result : await entering.AsTask().ConfigureAwait(false);
             _resilience.RecordRequest();
@@ -134,9 +140,24 @@ internal sealed class CallPath
                 first = ended ?? await call.AttemptAfterChoiceAsync(choosing).ConfigureAwait(false);
             }
 
-            return call.Answered(call.Finish(_resilience.Retries && _resilience.ShouldRetry(first, request.Method)
+            if (mirrorSubset is not null && call.Body is not null)
+            {
+                // A body is mirrored once the first attempt has sent it whole (and kept it).
+                _mirror.TrySend(this, request, decision.Route, mirrorSubset);
+            }
+
+            return call.Answered(call.Finish(_resilience.Retries && _resilience.ShouldRetry(first, call)
                 ? await call.RetryAsync(first).ConfigureAwait(false)
                 : first));
+        }
+        catch (MeshCallException ex) when (call.IsGrpc)
+        {
+            // A gRPC caller gets the refusal in gRPC's terms (a Trailers-Only answer): DEADLINE_EXCEEDED for a timeout,
+            // UNAVAILABLE otherwise, the explanation in grpc-message (the RpcException's Status.Detail).
+            call.OutcomeName = ex.Reason;
+            activity?.SetTag("error.type", ex.Reason);
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            return call.AnsweredInGrpc(GrpcStatus.Answer(request, ex.Reason == "timeout" ? GrpcStatus.DeadlineExceeded : GrpcStatus.Unavailable, ex.Message));
         }
         catch (MeshCallException ex)
         {
@@ -267,6 +288,8 @@ internal sealed class CallPath
         private TimeProvider? _cancellationClock;
         private CancellationTokenRegistration _callerRegistration;
         private long _deadline;
+        private bool _deadlinePropagated;
+        private AttemptTimer? _timer;
         private bool _attemptArmed;
         private string? _lastFailed;
         private Outcome<HttpResponseMessage>? _firstOutcome;
@@ -306,6 +329,34 @@ internal sealed class CallPath
 
         public HttpRequestMessage Request => _request;
 
+        /// <summary>Gets whether the request is a gRPC call (content type <c>application/grpc</c>).</summary>
+        public bool IsGrpc { get; private set; }
+
+        /// <summary>Gets the request body as MeshKit wraps it, when the request has one.</summary>
+        public RequestBody? Body { get; private set; }
+
+        /// <summary>Gets whether the request can be sent again: no body, or a body not started or kept whole.</summary>
+        public bool CanResend => Body is not { } body || body.CanResend;
+
+        /// <summary>Gets whether an attempt began to send the request body.</summary>
+        public bool BodyStarted => Body is { Started: true };
+
+        /// <summary>Wraps the request's body (see <see cref="RequestBody"/>); its timer pauses while the caller produces the body.</summary>
+        public void WrapBody(HttpContent content, int bufferLimit)
+        {
+            _timer = new AttemptTimer(_path._time);
+            Body = new RequestBody(content, bufferLimit, _timer);
+            _request.Content = Body;
+        }
+
+        /// <summary>Records the call's gRPC answer made by MeshKit for a refusal (the outcome names the reason).</summary>
+        public HttpResponseMessage AnsweredInGrpc(HttpResponseMessage response)
+        {
+            Response = response;
+            GrpcStatusCode = GrpcStatus.Read(response);
+            return response;
+        }
+
         /// <summary>Records the call's answer for its metrics and span.</summary>
         public HttpResponseMessage Answered(HttpResponseMessage response)
         {
@@ -321,6 +372,7 @@ internal sealed class CallPath
             call._request = request;
             call._tags = tags;
             call._cancellationToken = cancellationToken;
+            call.IsGrpc = request.Content is { } content && GrpcStatus.IsGrpc(content);
             return call;
         }
 
@@ -329,6 +381,7 @@ internal sealed class CallPath
         {
             _callerRegistration.Dispose();
             _callerRegistration = default;
+            _timer?.Release();
             if (_cancellation is { } cancellation)
             {
                 if (_request.Content is not null)
@@ -350,6 +403,10 @@ internal sealed class CallPath
             _tags = null;
             _cancellationToken = default;
             _deadline = 0;
+            _deadlinePropagated = false;
+            _timer = null;
+            Body = null;
+            IsGrpc = false;
             _attemptArmed = false;
             _lastFailed = null;
             _firstOutcome = null;
@@ -367,11 +424,15 @@ internal sealed class CallPath
             Pool.Add(this);
         }
 
-        /// <summary>Starts the call's deadline: the call timeout from now, on the mesh's clock.</summary>
-        public void StartDeadline(TimeSpan timeout)
+        /// <summary>
+        /// Starts the call's deadline: the call timeout from now, on the mesh's clock; <paramref name="propagated"/> when it is
+        /// the deadline the caller's own caller sent (then a gRPC call sends it on as <c>grpc-timeout</c>).
+        /// </summary>
+        public void StartDeadline(TimeSpan timeout, bool propagated)
         {
             var time = _path._time;
             _deadline = time.GetTimestamp() + (long)(timeout.TotalSeconds * time.TimestampFrequency);
+            _deadlinePropagated = propagated;
         }
 
         /// <summary>The retry phase: Polly's retry strategy, which judges the first outcome before any further attempt.</summary>
@@ -503,7 +564,12 @@ internal sealed class CallPath
             }
 
             request.Headers.Remove(MeshDeadline.HeaderName);
-            request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(_deadline, time));
+            request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(_deadline + (_timer?.PausedTicks ?? 0), time));
+            if (IsGrpc && _deadlinePropagated)
+            {
+                SendGrpcDeadline(request);
+            }
+
             var token = ArmAttempt(path.Policy.AttemptTimeout);
             _choice = choice;
             _pool = path._pools.Get(path._destination, endpoint);
@@ -538,7 +604,7 @@ internal sealed class CallPath
                 // A gRPC call that failed before any message is HTTP 200 with grpc-status in the headers (Trailers-Only):
                 // UNAVAILABLE counts against the endpoint like a 5xx; application statuses (NOT_FOUND...) are its successes.
                 GrpcStatusCode = GrpcStatus.Read(response);
-                failed = (int)response.StatusCode >= 500 || GrpcStatus.IsEndpointFailure(GrpcStatusCode);
+                failed = (int)response.StatusCode >= 500 || path.Policy.OutlierDetection.GrpcStatus.Contains(GrpcStatusCode);
                 outcome = Outcome.FromResult(response);
             }
             else if (error is OperationCanceledException && _cancellationToken.IsCancellationRequested)
@@ -561,6 +627,13 @@ internal sealed class CallPath
                         $"The attempt to '{host}' at {endpoint.Key} took longer than its attempt timeout of {path.Policy.AttemptTimeout} (Mesh:Policy:Destinations:{host}:AttemptTimeout).",
                         error));
                 }
+            }
+            else if (Body is { ContentFailed: true } || IsBodyNotResendable(error))
+            {
+                // The caller's own content failed while producing the body, or a body could not be sent again: not the
+                // endpoint's doing.
+                failed = false;
+                outcome = Outcome.FromException<HttpResponseMessage>(error!);
             }
             else
             {
@@ -607,7 +680,43 @@ internal sealed class CallPath
             return null!;
         }
 
-        private TimeSpan Remaining() => _path._time.GetElapsedTime(_path._time.GetTimestamp(), _deadline);
+        private TimeSpan Remaining() => _path._time.GetElapsedTime(_path._time.GetTimestamp(), _deadline + (_timer?.PausedTicks ?? 0));
+
+        private static bool IsBodyNotResendable(Exception? error)
+        {
+            for (var e = error; e is not null; e = e.InnerException)
+            {
+                if (e is RequestBodyNotResendableException)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        /// <summary>
+        /// Sends the propagated deadline on as <c>grpc-timeout</c>, or keeps the caller's own when that is sooner (Grpc.Net.Client
+        /// sets it from the call's deadline).
+        /// </summary>
+        private void SendGrpcDeadline(HttpRequestMessage request)
+        {
+            var remaining = Remaining();
+            if (request.Headers.NonValidated.TryGetValues(GrpcTimeout.HeaderName, out var values))
+            {
+                foreach (var value in values)
+                {
+                    if (GrpcTimeout.Parse(value) is { } own && own <= remaining)
+                    {
+                        return;
+                    }
+                }
+
+                request.Headers.Remove(GrpcTimeout.HeaderName);
+            }
+
+            request.Headers.TryAddWithoutValidation(GrpcTimeout.HeaderName, GrpcTimeout.Format(remaining));
+        }
 
         /// <summary>
         /// The call's one cancellation source, armed for this attempt with the smaller of the attempt timeout and the time
@@ -634,7 +743,15 @@ internal sealed class CallPath
                 _cancellationClock = _path._time;
             }
 
-            _cancellation.CancelAfter(delay);
+            if (_timer is { } timer)
+            {
+                timer.Arm(_cancellation, delay);
+            }
+            else
+            {
+                _cancellation.CancelAfter(delay);
+            }
+
             if (_callerRegistration == default)
             {
                 _callerRegistration = _cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _cancellation);
@@ -655,9 +772,12 @@ internal sealed class CallPath
 }
 
 /// <summary>Per-client settings of mesh calls, resolved once.</summary>
-internal sealed class MeshClientSettings(Version httpVersion, string sourceService)
+internal sealed class MeshClientSettings(Version httpVersion, string sourceService, int requestBufferLimit = MeshClientOptions.DefaultRequestBufferLimit)
 {
     public Version HttpVersion { get; } = httpVersion;
+
+    /// <summary>Gets the most bytes of a request body kept for a retry or a mirror copy (<c>Mesh:Client:RequestBufferLimit</c>).</summary>
+    public int RequestBufferLimit { get; } = requestBufferLimit;
 
     public string SourceService { get; } = sourceService;
 }

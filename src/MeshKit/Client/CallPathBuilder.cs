@@ -32,7 +32,7 @@ internal sealed class CallPathBuilder(
     IOptions<MeshOptions> options)
 {
     private readonly ConcurrentDictionary<string, Built> _paths = new(StringComparer.Ordinal);
-    private readonly MeshClientSettings _settings = new(options.Value.Transport.HttpVersion, options.Value.Service.Name ?? "unknown");
+    private readonly MeshClientSettings _settings = new(options.Value.Transport.HttpVersion, options.Value.Service.Name ?? "unknown", options.Value.Client.RequestBufferLimit);
 
     /// <summary>Gets the call path of a destination under the policy in force.</summary>
     public CallPath For(MeshDestination destination)

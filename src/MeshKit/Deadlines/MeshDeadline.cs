@@ -35,6 +35,35 @@ public static class MeshDeadline
         }
     }
 
+    /// <summary>
+    /// Sets the deadline of the current flow from MeshKit's header and gRPC's <c>grpc-timeout</c>, whichever is sooner; a
+    /// value that does not parse is ignored.
+    /// </summary>
+    /// <param name="meshValue">The <see cref="HeaderName"/> value, if any.</param>
+    /// <param name="grpcValue">The <c>grpc-timeout</c> value, if any.</param>
+    /// <param name="time">The mesh's clock.</param>
+    internal static void SetFromHeaders(string? meshValue, string? grpcValue, TimeProvider time)
+    {
+        long? milliseconds = null;
+        if (meshValue is not null
+            && long.TryParse(meshValue, NumberStyles.None, CultureInfo.InvariantCulture, out var mesh)
+            && mesh is > 0 and < 86_400_000)
+        {
+            milliseconds = mesh;
+        }
+
+        if (GrpcTimeout.Parse(grpcValue) is { } grpc && grpc > TimeSpan.Zero)
+        {
+            var grpcMilliseconds = Math.Max(1L, (long)grpc.TotalMilliseconds);
+            milliseconds = milliseconds is { } m ? Math.Min(m, grpcMilliseconds) : Math.Min(grpcMilliseconds, 86_400_000 - 1);
+        }
+
+        if (milliseconds is { } left)
+        {
+            Current.Value = new Deadline(time.GetTimestamp() + (left * time.TimestampFrequency / 1000), time);
+        }
+    }
+
     /// <summary>Formats the time left until <paramref name="deadlineTimestamp"/> (a timestamp of <paramref name="time"/>) for the header.</summary>
     internal static string Format(long deadlineTimestamp, TimeProvider time)
     {

@@ -17,6 +17,15 @@ internal interface IRetriedCall
     /// <summary>Gets the request method (only idempotent ones are retried, unless the policy says otherwise).</summary>
     HttpMethod Method { get; }
 
+    /// <summary>Gets whether the call is a gRPC call (retried by status, whatever its method).</summary>
+    bool IsGrpc { get; }
+
+    /// <summary>Gets whether the request can be sent again: no body, or a body not started or kept whole.</summary>
+    bool CanResend { get; }
+
+    /// <summary>Gets whether an attempt began to send the request body.</summary>
+    bool BodyStarted { get; }
+
     /// <summary>Gets the first attempt's outcome once, so the retry strategy decides on it before any new attempt.</summary>
     Outcome<HttpResponseMessage>? TakeFirstOutcome();
 
@@ -78,7 +87,7 @@ internal sealed class ResilienceStage
                     MaxDelay = retry.MaxDelay,
                     ShouldRetryAfterHeader = false,
                     ShouldHandle = args => ValueTask.FromResult(
-                        args.Context.Properties.TryGetValue(CallKey, out var call) && ShouldRetry(args.Outcome, call.Method) && Withdraw()),
+                        args.Context.Properties.TryGetValue(CallKey, out var call) && ShouldRetry(args.Outcome, call) && Withdraw()),
                     OnRetry = args =>
                     {
                         if (args.Context.Properties.TryGetValue(CallKey, out var call))
@@ -138,12 +147,15 @@ internal sealed class ResilienceStage
     internal void Exit() => Interlocked.Decrement(ref _inFlight);
 
     /// <summary>Gets the call's timeout: the total timeout, or the caller's propagated deadline when it is sooner.</summary>
-    public TimeSpan CallTimeout()
+    /// <param name="propagated">Whether the timeout is the propagated deadline.</param>
+    public TimeSpan CallTimeout(out bool propagated)
     {
         var timeout = Settings.Timeout;
+        propagated = false;
         if (MeshDeadline.Remaining is { } remaining && remaining < timeout)
         {
             timeout = remaining > MinimumTimeout ? remaining : MinimumTimeout;
+            propagated = true;
         }
 
         return timeout;
@@ -152,9 +164,15 @@ internal sealed class ResilienceStage
     /// <summary>Counts a call in the retry budget.</summary>
     public void RecordRequest() => _budget.RecordRequest();
 
-    /// <summary>Whether the policy retries this outcome of a call with this method (the budget aside).</summary>
-    public bool ShouldRetry(Outcome<HttpResponseMessage> outcome, HttpMethod method)
+    /// <summary>Whether the policy retries this outcome of the call (the budget aside).</summary>
+    public bool ShouldRetry(Outcome<HttpResponseMessage> outcome, IRetriedCall call)
     {
+        // A body that was sent and not kept (larger than the buffer limit, or failed part-way) cannot be sent again.
+        if (!call.CanResend)
+        {
+            return false;
+        }
+
         // The server said the connection's certificate expired and it did not process the request: always safe to retry.
         if (outcome.Result?.StatusCode == HttpStatusCode.MisdirectedRequest)
         {
@@ -162,7 +180,22 @@ internal sealed class ResilienceStage
         }
 
         var retry = Settings.Retry;
-        if (!retry.RetryAllMethods && !IsIdempotent(method))
+        if (call.IsGrpc)
+        {
+            // A gRPC call (a POST) is retried when it ended before any response message with a status the policy names
+            // (Trailers-Only: the server did not do the work), or when its connection failed before its body started.
+            if (outcome.Result is { } answer && retry.GrpcStatus.Contains(GrpcStatus.Read(answer)))
+            {
+                return true;
+            }
+
+            if (outcome.Exception is HttpRequestException and not MeshCallException && !call.BodyStarted && retry.OnConnectFailure)
+            {
+                return true;
+            }
+        }
+
+        if (!retry.RetryAllMethods && !IsIdempotent(call.Method))
         {
             return false;
         }
@@ -212,6 +245,7 @@ internal sealed class ResilienceStage
         { Exception: AttemptTimeoutException } => "timeout",
         { Exception: HttpRequestException } => "connect_failure",
         { Result.StatusCode: HttpStatusCode.MisdirectedRequest } => "connection_certificate_expired",
+        { Result: { } g } when GrpcStatus.Read(g) is >= 0 and var code => GrpcStatus.RetryReason(code),
         { Result: { } r } => $"{(int)r.StatusCode / 100}xx",
         _ => "other",
     };

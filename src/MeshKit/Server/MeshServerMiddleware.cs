@@ -47,10 +47,12 @@ internal sealed partial class MeshServerMiddleware(
         var now = time.GetUtcNow();
         if (now < connection.NotAfter && now < connection.ServerNotAfter)
         {
-            // The caller's remaining deadline caps the timeouts of mesh calls made while handling this request.
-            if (context.Request.Headers.TryGetValue(Deadlines.MeshDeadline.HeaderName, out var deadline))
+            // The caller's remaining deadline caps the timeouts of mesh calls made while handling this request: MeshKit's
+            // header, or a gRPC caller's grpc-timeout, whichever is sooner (Grpc.AspNetCore itself ends the call at its deadline).
+            var headers = context.Request.Headers;
+            if (headers.TryGetValue(Deadlines.MeshDeadline.HeaderName, out var deadline) | headers.TryGetValue(Deadlines.GrpcTimeout.HeaderName, out var grpcTimeout))
             {
-                Deadlines.MeshDeadline.SetFromHeader(deadline.ToString(), time);
+                Deadlines.MeshDeadline.SetFromHeaders(deadline.Count > 0 ? deadline.ToString() : null, grpcTimeout.Count > 0 ? grpcTimeout.ToString() : null, time);
             }
 
             return ServeAsync(context, connection);

@@ -21,4 +21,14 @@ public sealed class MeshClientOptions
     /// Default <see cref="NonMeshHostMode.PassThrough"/>.
     /// </summary>
     public NonMeshHostMode NonMeshHosts { get; set; } = NonMeshHostMode.PassThrough;
+
+    /// <summary>The default of <see cref="RequestBufferLimit"/>: 64 KiB, as Linkerd.</summary>
+    public const int DefaultRequestBufferLimit = 64 * 1024;
+
+    /// <summary>
+    /// Gets or sets the most bytes of a request body a mesh client keeps while sending it, so that a retry or a mirror copy
+    /// can send it again. A body is streamed through, never held back; a larger body is never retried once it started,
+    /// and is not mirrored. 0 keeps nothing. Default 65,536 (64 KiB); at most 16 MiB.
+    /// </summary>
+    public int RequestBufferLimit { get; set; } = DefaultRequestBufferLimit;
 }

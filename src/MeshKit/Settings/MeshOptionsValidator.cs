@@ -217,6 +217,11 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
         {
             errors.Add($"{Key}:NonMeshHosts is {client.NonMeshHosts}; use PassThrough (default) or Refuse.");
         }
+
+        if (client.RequestBufferLimit is < 0 or > 16 * 1024 * 1024)
+        {
+            errors.Add($"{Key}:RequestBufferLimit is {client.RequestBufferLimit}; use 0 (keep no body) to 16777216 bytes (default 65536).");
+        }
     }
 
     private static bool IsBindable(string? address) =>

@@ -182,8 +182,13 @@ public sealed partial class PolicyDocsTests
 
         if (!key.DefaultList.IsEmpty)
         {
-            // "all three" and the like: the default list is every choice.
-            return key.DefaultList.Length == key.Item!.Choices.Length && cell.StartsWith("all", StringComparison.Ordinal);
+            // "all three" and the like when the default list is every choice; otherwise the list as written (`A`, `B`).
+            if (key.DefaultList.Length == key.Item!.Choices.Length)
+            {
+                return cell.StartsWith("all", StringComparison.Ordinal);
+            }
+
+            return Code().Matches(cell).Select(m => m.Groups[1].Value).SequenceEqual(key.DefaultList, StringComparer.Ordinal);
         }
 
         var written = Code().Matches(cell).Select(m => m.Groups[1].Value).ToList();

@@ -181,7 +181,7 @@ internal static class PolicyModelWalk
                 case null:
                     leaves.Add((name, "null"));
                     break;
-                case string or TimeSpan or Enum or System.Text.RegularExpressions.Regex or bool or int or double:
+                case string or TimeSpan or Enum or System.Text.RegularExpressions.Regex or bool or int or double or GrpcStatusSet:
                     leaves.Add((name, Convert.ToString(value, CultureInfo.InvariantCulture)!));
                     break;
                 case IDictionary dictionary:

@@ -5,6 +5,7 @@ using System.Net.Http.Headers;
 using Grpc.Core;
 using MeshKit.Balancing;
 using MeshKit.Client;
+using MeshKit.Transport;
 using MeshKit.Testing;
 using MeshKit.Tests.Grpc.Proto;
 using MeshKit.Tests.Identity;
@@ -22,8 +23,10 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    // Retries off, so every UNAVAILABLE reaches the caller and the counts below are the endpoint's own.
     private static Dictionary<string, string?> Ejecting(int consecutiveFailures) => new()
     {
+        ["Mesh:Policy:Destinations:inventory:Retry:MaxRetries"] = "0",
         ["Mesh:Policy:Destinations:inventory:LoadBalancer"] = "RoundRobin",
         ["Mesh:Policy:Destinations:inventory:OutlierDetection:ConsecutiveFailures"] = consecutiveFailures.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Mesh:Policy:Destinations:inventory:OutlierDetection:BaseEjectionTime"] = "00:01:00",

@@ -17,15 +17,47 @@ public sealed class InventoryBehaviour
     /// <summary>Gets or sets whether a client-streaming call sends its response headers before reading the stream.</summary>
     public bool HeadersFirst { get; set; }
 
-    internal void Count() => Interlocked.Increment(ref _served);
+    /// <summary>Gets or sets how many first unary calls end with <see cref="FirstStatus"/> before the others are served.</summary>
+    public int FailFirst { get; set; }
+
+    /// <summary>Gets or sets the status the first <see cref="FailFirst"/> calls end with.</summary>
+    public StatusCode FirstStatus { get; set; } = StatusCode.Unavailable;
+
+    /// <summary>Gets or sets how long a unary call waits before it answers.</summary>
+    public TimeSpan Delay { get; set; }
+
+    /// <summary>Gets the <c>grpc-timeout</c> header of the last unary call, if any.</summary>
+    public string? LastGrpcTimeout { get; private set; }
+
+    /// <summary>Gets the deadline MeshKit set for calls made while serving the last unary call (MeshDeadline.Remaining).</summary>
+    public TimeSpan? LastMeshDeadline { get; private set; }
+
+    internal int Count() => Interlocked.Increment(ref _served);
+
+    internal void Saw(ServerCallContext context)
+    {
+        LastGrpcTimeout = context.GetHttpContext().Request.Headers["grpc-timeout"].FirstOrDefault();
+        LastMeshDeadline = MeshKit.Deadlines.MeshDeadline.Remaining;
+    }
 }
 
 /// <summary>The gRPC service of the tests (inventory_test.proto), as Grpc.AspNetCore hosts it on the mesh endpoint.</summary>
 public sealed class TestInventory(InventoryBehaviour behaviour) : Inventory.InventoryBase
 {
-    public override Task<ReserveReply> Reserve(ReserveRequest request, ServerCallContext context)
+    public override async Task<ReserveReply> Reserve(ReserveRequest request, ServerCallContext context)
     {
-        behaviour.Count();
+        var served = behaviour.Count();
+        behaviour.Saw(context);
+        if (served <= behaviour.FailFirst)
+        {
+            throw new RpcException(new Status(behaviour.FirstStatus, $"test status for call {served}"));
+        }
+
+        if (behaviour.Delay > TimeSpan.Zero)
+        {
+            await Task.Delay(behaviour.Delay, context.CancellationToken);
+        }
+
         if (behaviour.Status != StatusCode.OK)
         {
             // Thrown before any response message: Grpc.AspNetCore answers Trailers-Only (grpc-status in the headers).
@@ -33,7 +65,7 @@ public sealed class TestInventory(InventoryBehaviour behaviour) : Inventory.Inve
         }
 
         var peer = context.GetHttpContext().Features.Get<IMeshPeerFeature>();
-        return Task.FromResult(new ReserveReply { Caller = peer?.SpiffeId.Value ?? "nobody", ServedBy = context.GetHttpContext().Connection.LocalPort.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        return new ReserveReply { Caller = peer?.SpiffeId.Value ?? "nobody", ServedBy = context.GetHttpContext().Connection.LocalPort.ToString(System.Globalization.CultureInfo.InvariantCulture) };
     }
 
     public override async Task<CountReply> Count(IAsyncStreamReader<Tick> requestStream, ServerCallContext context)
@@ -53,11 +85,26 @@ public sealed class TestInventory(InventoryBehaviour behaviour) : Inventory.Inve
         return new CountReply { Count = count };
     }
 
+    public override async Task Echo(IAsyncStreamReader<Tick> requestStream, IServerStreamWriter<Tick> responseStream, ServerCallContext context)
+    {
+        behaviour.Count();
+        await foreach (var tick in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            await responseStream.WriteAsync(tick, context.CancellationToken);
+        }
+    }
+
     public override async Task Watch(WatchRequest request, IServerStreamWriter<Tick> responseStream, ServerCallContext context)
     {
         behaviour.Count();
         for (var i = 0; i < request.Count; i++)
         {
+            if (i == request.FailAt && i > 0)
+            {
+                // After a response message: the status goes in the trailers, and the call must not be retried.
+                throw new RpcException(new Status(StatusCode.Unavailable, $"test status after {i} message(s)"));
+            }
+
             await responseStream.WriteAsync(new Tick { Index = i }, context.CancellationToken);
             await Task.Delay(request.IntervalMs, context.CancellationToken);
         }

@@ -1,0 +1,121 @@
+namespace MeshKit.Transport;
+
+/// <summary>
+/// What MeshKit reads of a gRPC response: the <c>grpc-status</c> of a Trailers-Only response (HTTP 200, content type
+/// <c>application/grpc</c>, the status in the headers: a call that failed before any response message). A status sent in
+/// trailers, after messages, comes when the body has been read, after MeshKit has handed the response on: not read.
+/// Reads the raw header values only, so a call that is not gRPC costs one content-type lookup and allocates nothing.
+/// </summary>
+internal static class GrpcStatus
+{
+    /// <summary>No gRPC status: not a gRPC response, or its status comes in trailers.</summary>
+    public const int None = -1;
+
+    /// <summary>UNAVAILABLE: the server cannot take the call now; an endpoint failure, like a 5xx.</summary>
+    public const int Unavailable = 14;
+
+    /// <summary>DEADLINE_EXCEEDED: the call's deadline passed.</summary>
+    public const int DeadlineExceeded = 4;
+
+    // Retry reasons for spans and metrics, by code: grpc_unavailable, grpc_resource_exhausted, ...
+    private static readonly string[] RetryReasons = [.. Policy.GrpcStatusSet.Names.Select(ToSnakeReason)];
+
+    private const string GrpcContentType = "application/grpc";
+
+    /// <summary>
+    /// Gets the status code of a Trailers-Only gRPC response, or <see cref="None"/>.
+    /// </summary>
+    public static int Read(HttpResponseMessage response)
+    {
+        if (response.StatusCode != System.Net.HttpStatusCode.OK || !IsGrpc(response.Content))
+        {
+            return None;
+        }
+
+        if (!response.Headers.NonValidated.TryGetValues("grpc-status", out var values))
+        {
+            return None;
+        }
+
+        foreach (var value in values)
+        {
+            return int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code) ? code : None;
+        }
+
+        return None;
+    }
+
+    /// <summary>Gets the retry reason of a status (<c>grpc_unavailable</c>).</summary>
+    public static string RetryReason(int code) => code >= 0 && code < RetryReasons.Length ? RetryReasons[code] : "grpc_other";
+
+    /// <summary>
+    /// Makes MeshKit's own Trailers-Only answer to a gRPC call it refused (a timeout, no endpoint...): HTTP/2 200,
+    /// <c>application/grpc</c>, <c>grpc-status</c> and a percent-encoded <c>grpc-message</c>, as gRPC over HTTP/2 defines them,
+    /// so Grpc.Net.Client raises an RpcException with that status and the explanation as its detail.
+    /// </summary>
+    public static HttpResponseMessage Answer(HttpRequestMessage request, int code, string message)
+    {
+        var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK)
+        {
+            RequestMessage = request,
+            Version = System.Net.HttpVersion.Version20,
+            Content = new ByteArrayContent([]),
+        };
+        response.Content.Headers.TryAddWithoutValidation("Content-Type", GrpcContentType);
+        response.Headers.TryAddWithoutValidation("grpc-status", code.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        response.Headers.TryAddWithoutValidation("grpc-message", PercentEncode(message));
+        return response;
+    }
+
+    // gRPC's grpc-message: UTF-8, bytes outside printable ASCII and '%' percent-encoded.
+    private static string PercentEncode(string message)
+    {
+        var text = new System.Text.StringBuilder(message.Length);
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes(message))
+        {
+            if (b is >= 0x20 and <= 0x7E and not (byte)'%')
+            {
+                text.Append((char)b);
+            }
+            else
+            {
+                text.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return text.ToString();
+    }
+
+    private static string ToSnakeReason(string name)
+    {
+        var text = new System.Text.StringBuilder("grpc_");
+        for (var i = 0; i < name.Length; i++)
+        {
+            if (char.IsUpper(name[i]) && i > 0)
+            {
+                text.Append('_');
+            }
+
+            text.Append(char.ToLowerInvariant(name[i]));
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Gets whether a request or response body is gRPC: application/grpc, application/grpc+proto, application/grpc; charset=...</summary>
+    public static bool IsGrpc(HttpContent content)
+    {
+        if (!content.Headers.NonValidated.TryGetValues("Content-Type", out var values))
+        {
+            return false;
+        }
+
+        foreach (var value in values)
+        {
+            return value.StartsWith(GrpcContentType, StringComparison.OrdinalIgnoreCase)
+                && (value.Length == GrpcContentType.Length || value[GrpcContentType.Length] is '+' or ';');
+        }
+
+        return false;
+    }
+}
