@@ -5,8 +5,8 @@ namespace MeshKit.LoadHarness;
 
 /// <summary>
 /// latest.md: the figures of one run as tables for docs/benchmarks.md: every run with ratios against direct-mtls, the bytes
-/// allocated per request, each topology's warm-up, and the goals of issue 17 (and, for comparison with earlier runs, of
-/// issue 9). A goal's figure is the median of the figure computed repeat by repeat (the two topologies of a pair are
+/// allocated per request, each topology's warm-up, the goals of issue 17 and of issue 18's gRPC pair (and, for comparison
+/// with earlier runs, of issue 9). A goal's figure is the median of the figure computed repeat by repeat (the two topologies of a pair are
 /// measured within one rotation, minutes apart at most), with its range; the figure of the medians is shown beside it.
 /// </summary>
 internal static class Report
@@ -16,6 +16,7 @@ internal static class Report
     {
         ["meshkit"] = "direct-mtls-h2-otel",
         ["meshkit-notrace"] = "direct-mtls-h2",
+        ["meshkit-grpc"] = "direct-grpc-mtls",
     };
 
     public static string Write(string path, LatestResults latest, RawResults raw)
@@ -100,12 +101,16 @@ internal static class Report
             }
         }
 
-        GoalTable("issue 17", Issue17Goals());
-        if (raw.WarmupCurves is { Count: > 0 } measured)
+        // Warm-up is measured once per topology (a fresh start each), so it has no repeats and no range.
+        void WarmupGoals(params (string Mesh, string Floor)[] pairs)
         {
-            // Warm-up is measured once per topology (a fresh start each), so it has no repeats and no range.
+            if (raw.WarmupCurves is not { Count: > 0 } measured)
+            {
+                return;
+            }
+
             double? SecondsOf(string t) => measured.FirstOrDefault(c => c.Topology == t)?.SecondsTo90Percent;
-            foreach (var (mesh, floor) in new[] { ("meshkit", "direct-mtls-h2-otel"), ("meshkit-notrace", "direct-mtls-h2"), ("meshkit", "direct-mtls-h2") })
+            foreach (var (mesh, floor) in pairs)
             {
                 var ratio = Div(SecondsOf(mesh), SecondsOf(floor));
                 var text = ratio is { } v ? string.Create(inv, $"{v:F2}× ({SecondsOf(mesh):F1} s ÷ {SecondsOf(floor):F1} s; one fresh start each)") : "not measured";
@@ -113,6 +118,10 @@ internal static class Report
             }
         }
 
+        GoalTable("issue 17", Issue17Goals());
+        WarmupGoals(("meshkit", "direct-mtls-h2-otel"), ("meshkit-notrace", "direct-mtls-h2"), ("meshkit", "direct-mtls-h2"));
+        GoalTable("issue 18, the gRPC pair: the throughput and CPU goals of the HTTP pair without tracing", Issue18GrpcGoals());
+        WarmupGoals(("meshkit-grpc", "direct-grpc-mtls"));
         GoalTable("issue 9, kept for comparison with earlier runs", Issue9Goals());
 
         if (latest.ControlPlane is { } cp && raw.ControlPlane is { } detail)
@@ -154,6 +163,20 @@ internal static class Report
         new("bytes allocated per mesh call, client and server together, tracing off (meshkit-notrace − direct-mtls-h2 at 64)", "≤ 512 B", Metric.Allocated, f => Sub(f("meshkit-notrace", 64), f("direct-mtls-h2", 64)), v => v <= 512, "B"),
         new("the same with tracing on (meshkit − direct-mtls-h2-otel at 64)", "–", Metric.Allocated, f => Sub(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), null, "B"),
         new("largest process's working set at 64, meshkit − direct-mtls-h2-otel", "≤ +10 MB", Metric.Rss, f => Sub(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), v => v <= 10, "MB"),
+    ];
+
+    // Issue 18's gRPC pair: a unary call (1 kB reply) instead of GET /data, both sides without tracing (meshkit-grpc runs
+    // with Mesh:Telemetry:ConfigureOpenTelemetry=false, like meshkit-notrace), so it takes the goals of the untraced HTTP
+    // pair (meshkit-notrace ÷ direct-mtls-h2 ≥ 0.92×) and the CPU goal of issue 17 (≤ +10 ms per 1,000 requests).
+    private static IEnumerable<Goal> Issue18GrpcGoals() =>
+    [
+        new("meshkit-grpc ÷ direct-grpc-mtls, req/s at 64", "≥ 0.92×", Metric.Rps, f => Div(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), v => v >= 0.92),
+        new("CPU ms per 1,000 requests at 64, meshkit-grpc − direct-grpc-mtls", "≤ +10", Metric.Cpu, f => Sub(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), v => v <= 10, "ms"),
+        new("meshkit-grpc ÷ direct-grpc-mtls, p50 at 1", "–", Metric.P50, f => Div(f("meshkit-grpc", 1), f("direct-grpc-mtls", 1)), null),
+        new("meshkit-grpc ÷ direct-grpc-mtls, p99 at 64", "–", Metric.P99, f => Div(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), null),
+        new("bytes allocated per gRPC mesh call, client and server together (meshkit-grpc − direct-grpc-mtls at 64)", "–", Metric.Allocated, f => Sub(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), null, "B"),
+        new("largest process's working set at 64, meshkit-grpc − direct-grpc-mtls", "–", Metric.Rss, f => Sub(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), null, "MB"),
+        new("for scale: direct-grpc-mtls ÷ direct-mtls-h2, req/s at 64 (the gRPC floor against the HTTP floor)", "–", Metric.Rps, f => Div(f("direct-grpc-mtls", 64), f("direct-mtls-h2", 64)), null),
     ];
 
     private static IEnumerable<Goal> Issue9Goals() =>
