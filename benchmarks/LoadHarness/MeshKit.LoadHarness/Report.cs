@@ -72,11 +72,12 @@ internal static class Report
             }
         }
 
-        void GoalTable(string title, IEnumerable<Goal> goals)
+        // A table whose topologies were all left out of the run (--topologies) is left out too; a table with some of them
+        // shows the rest as "not measured".
+        void GoalTable(string title, IEnumerable<Goal> goals, params (string Mesh, string Floor)[] warmupPairs)
         {
-            Line();
-            Line($"| goal ({title}) | target | this run: median of the figure repeat by repeat (range) | the figure of the medians | met? |");
-            Line("|---|---|---:|---:|---|");
+            var rows = new List<string>();
+            var measuredAny = false;
             foreach (var goal in goals)
             {
                 double? OfMedians(string t, int c) => Row(t, c) is { } row ? goal.Metric.OfRow(row) : null;
@@ -93,35 +94,43 @@ internal static class Report
                 }
 
                 double? value = perRepeat.Count > 0 ? Median(perRepeat) : null;
+                measuredAny |= value is not null;
                 var shown = value is { } x
                     ? perRepeat.Count > 1 ? $"{goal.Format(x)} ({goal.Format(perRepeat.Min())} to {goal.Format(perRepeat.Max())})" : goal.Format(x)
                     : "not measured";
                 var verdict = value is { } y && goal.Met is { } met ? (met(y) ? "met" : "**missed**") : "–";
-                Line($"| {goal.Name} | {goal.Target} | {shown} | {(ofMedians is { } m ? goal.Format(m) : "–")} | {verdict} |");
+                rows.Add($"| {goal.Name} | {goal.Target} | {shown} | {(ofMedians is { } m ? goal.Format(m) : "–")} | {verdict} |");
             }
-        }
 
-        // Warm-up is measured once per topology (a fresh start each), so it has no repeats and no range.
-        void WarmupGoals(params (string Mesh, string Floor)[] pairs)
-        {
-            if (raw.WarmupCurves is not { Count: > 0 } measured)
+            // Warm-up is measured once per topology (a fresh start each), so it has no repeats and no range.
+            if (raw.WarmupCurves is { Count: > 0 } curves)
+            {
+                double? SecondsOf(string t) => curves.FirstOrDefault(c => c.Topology == t)?.SecondsTo90Percent;
+                foreach (var (mesh, floor) in warmupPairs)
+                {
+                    var ratio = Div(SecondsOf(mesh), SecondsOf(floor));
+                    measuredAny |= ratio is not null;
+                    var text = ratio is { } v ? string.Create(inv, $"{v:F2}× ({SecondsOf(mesh):F1} s ÷ {SecondsOf(floor):F1} s; one fresh start each)") : "not measured";
+                    rows.Add($"| warm-up to 90 % of steady req/s at {HarnessOptions.WarmupCurveConcurrency}, {mesh} ÷ {floor} | ≤ 1.5× | {text} | – | {(ratio is { } r ? (r <= 1.5 ? "met" : "**missed**") : "–")} |");
+                }
+            }
+
+            if (!measuredAny)
             {
                 return;
             }
 
-            double? SecondsOf(string t) => measured.FirstOrDefault(c => c.Topology == t)?.SecondsTo90Percent;
-            foreach (var (mesh, floor) in pairs)
+            Line();
+            Line($"| goal ({title}) | target | this run: median of the figure repeat by repeat (range) | the figure of the medians | met? |");
+            Line("|---|---|---:|---:|---|");
+            foreach (var row in rows)
             {
-                var ratio = Div(SecondsOf(mesh), SecondsOf(floor));
-                var text = ratio is { } v ? string.Create(inv, $"{v:F2}× ({SecondsOf(mesh):F1} s ÷ {SecondsOf(floor):F1} s; one fresh start each)") : "not measured";
-                Line($"| warm-up to 90 % of steady req/s at {HarnessOptions.WarmupCurveConcurrency}, {mesh} ÷ {floor} | ≤ 1.5× | {text} | – | {(ratio is { } r ? (r <= 1.5 ? "met" : "**missed**") : "–")} |");
+                Line(row);
             }
         }
 
-        GoalTable("issue 17", Issue17Goals());
-        WarmupGoals(("meshkit", "direct-mtls-h2-otel"), ("meshkit-notrace", "direct-mtls-h2"), ("meshkit", "direct-mtls-h2"));
-        GoalTable("issue 18, the gRPC pair: the throughput and CPU goals of the HTTP pair without tracing", Issue18GrpcGoals());
-        WarmupGoals(("meshkit-grpc", "direct-grpc-mtls"));
+        GoalTable("issue 17", Issue17Goals(), ("meshkit", "direct-mtls-h2-otel"), ("meshkit-notrace", "direct-mtls-h2"), ("meshkit", "direct-mtls-h2"));
+        GoalTable("issue 18, the gRPC pair: the throughput and CPU goals of the HTTP pair without tracing", Issue18GrpcGoals(), ("meshkit-grpc", "direct-grpc-mtls"));
         GoalTable("issue 9, kept for comparison with earlier runs", Issue9Goals());
 
         if (latest.ControlPlane is { } cp && raw.ControlPlane is { } detail)
