@@ -1,35 +1,40 @@
 #!/usr/bin/env bash
 # MeshKit's side-by-side load harness: one command, a full run.
 #
-#   benchmarks/run.sh        # 7 topologies: first each one alone right after its start, 40 s of 1 s runs at c=64 (its
+#   benchmarks/run.sh        # 9 topologies: first each one alone right after its start, 40 s of 1 s runs at c=64 (its
 #                            # warm-up curve); then all of them interleaved x concurrency 1,16,64 x 5 repeats, 10 s each
-#                            # after a 10 s warm-up; then the control-service figures. About 45 min on 2 cores.
+#                            # after a 10 s warm-up; then the control-service figures. About 56 min on 2 cores.
 #                            # Writes benchmarks/results/latest.json, latest-raw.json and latest.md.
 #   benchmarks/run.sh --duration 2 --warmup 1 --repeats 1 --watchers 100 --concurrency 1,64 --warmup-curve 10 \
 #                     --out /tmp/smoke/latest.json                             # a quick smoke run (about 5 min)
 #
 # Topologies: direct-http, direct-mtls, direct-mtls-h2, direct-mtls-h2-otel (direct-mtls-h2 plus the OpenTelemetry
 # tracing and metrics AddMesh() turns on by default, no exporter), meshkit (AddMesh() defaults), meshkit-notrace
-# (Mesh:Telemetry:ConfigureOpenTelemetry=false), sidecar-haproxy. Besides req/s, latency, CPU and peak RSS, every run
-# records the bytes allocated per request by the caller and the upstream (GET /_bench/allocated before and after).
+# (Mesh:Telemetry:ConfigureOpenTelemetry=false), sidecar-haproxy; and the gRPC pair, where the caller's call to the
+# upstream is a gRPC unary call (1 kB reply): direct-grpc-mtls (Grpc.Net.Client over the hand-wired mTLS handler, HTTP/2)
+# and meshkit-grpc (AddMesh() + AddMeshGrpcClient<T>, tracing off like direct-grpc-mtls). Besides req/s, latency, CPU
+# and peak RSS, every run records the bytes allocated per request by the caller and the upstream (GET /_bench/allocated
+# before and after).
 #
 # Options (passed to the orchestrator, benchmarks/LoadHarness/MeshKit.LoadHarness):
 #   --duration S (10)   --warmup S (10, before every measured run)   --repeats N (5)   --concurrency 1,16,64
 #   --warmup-curve S (40; 0 = no warm-up curves, every topology started before any load)
-#   --topologies direct-http,direct-mtls,direct-mtls-h2,direct-mtls-h2-otel,meshkit,meshkit-notrace,sidecar-haproxy
+#   --topologies direct-http,direct-mtls,direct-mtls-h2,direct-mtls-h2-otel,meshkit,meshkit-notrace,sidecar-haproxy,
+#                direct-grpc-mtls,meshkit-grpc
 #   --watchers N (1000)   --push-rounds N (6)   --csr-concurrency N (16)   --watch-reconnect   --no-control-plane   --no-load
 #   --out PATH     (default benchmarks/results/latest.json; latest-raw.json and latest.md are written beside it)
 #   --profile      attach dotnet-trace and dotnet-counters to every .NET process (figures are then not results)
 #   --report-only  rewrite latest.md from latest.json and latest-raw.json
 #
-# Installs what it needs (haproxy, wrk) with apt, builds in Release, runs, and kills every process it started. The apps
+# Installs what it needs (haproxy, wrk) with apt (wrk drives every caller, the gRPC pair's too; Grpc.Tools, which
+# carries protoc, comes from NuGet with the build), builds in Release, runs, and kills every process it started. The apps
 # get no OTEL_* or Mesh__* variables from this shell, so every topology runs with its defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -53,7 +58,7 @@ if (( ${#missing[@]} > 0 )); then
 fi
 command -v dotnet >/dev/null 2>&1 || { echo "error: the .NET 10 SDK is required (dotnet not found)." >&2; exit 1; }
 
-# 2. Build, Release: the control service, the caller and upstream apps, the orchestrator.
+# 2. Build, Release: the control service, the caller and upstream apps (their .proto compiled by Grpc.Tools), the orchestrator.
 echo "== building (Release)"
 for project in src/MeshKit.ControlPlane \
                benchmarks/LoadHarness/MeshKit.LoadHarness.Upstream \

@@ -9,11 +9,18 @@
 //   sidecar-haproxy   plain HTTP/1.1 to Bench:Upstream, which is the local (outbound) haproxy
 //   meshkit           builder.AddMesh() and AddMeshClient("upstream"): MeshKit's defaults, nothing tuned
 //   meshkit-notrace   the same; the harness passes Mesh:Telemetry:ConfigureOpenTelemetry=false
+// The gRPC pair makes that one call a gRPC unary call instead (BenchData/Get from Shared/bench.proto, the same 1 kB in
+// its reply) through a typed client of Grpc.Net.ClientFactory, and returns the reply's payload:
+//   direct-grpc-mtls  AddGrpcClient<T> with the hand-wired mTLS SocketsHttpHandler of direct-mtls-h2 (HTTP/2), to
+//                     Bench:Upstream, a Grpc.AspNetCore service requiring the client certificate
+//   meshkit-grpc      builder.AddMesh() and AddMeshGrpcClient<T>("upstream"); the harness passes
+//                     Mesh:Telemetry:ConfigureOpenTelemetry=false, like for like with direct-grpc-mtls (no tracing)
 // Every topology also answers GET /_bench/allocated (this process's allocated bytes) on the same port.
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using MeshKit.LoadHarness.Grpc;
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -21,6 +28,7 @@ var topology = builder.Configuration["Bench:Topology"] ?? throw new InvalidOpera
 var port = builder.Configuration.GetValue<int>("Bench:Port");
 builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
 
+var grpc = topology is "direct-grpc-mtls" or "meshkit-grpc";
 Uri Upstream() => new(builder.Configuration["Bench:Upstream"] ?? throw new InvalidOperationException("Bench:Upstream is missing."));
 
 switch (topology)
@@ -58,16 +66,47 @@ switch (topology)
             })
             .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
         break;
+    case "direct-grpc-mtls":
+        // The hand-wired gRPC floor: the same TLS and handler as direct-mtls-h2; gRPC asks for HTTP/2 itself.
+        var grpcTls = HandWiredClientTls.Load(builder.Configuration);
+        builder.Services.AddGrpcClient<BenchData.BenchDataClient>(o => o.Address = Upstream())
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                UseProxy = false,
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                EnableMultipleHttp2Connections = true,
+                SslOptions = grpcTls.CreateClientOptions(),
+            })
+            .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
+        break;
+    case "meshkit-grpc":
+        builder.AddMesh();
+        builder.Services.AddMeshGrpcClient<BenchData.BenchDataClient>("upstream");
+        break;
     default:
         throw new InvalidOperationException($"Bench:Topology '{topology}' is not known.");
 }
 
 var app = builder.Build();
-app.MapGet("/", async (IHttpClientFactory clients, CancellationToken cancellationToken) =>
+if (grpc)
 {
-    var body = await clients.CreateClient("upstream").GetByteArrayAsync("/data", cancellationToken);
-    return Results.Bytes(body, "application/octet-stream");
-});
+    var request = new DataRequest();
+    app.MapGet("/", async (BenchData.BenchDataClient client, CancellationToken cancellationToken) =>
+    {
+        var reply = await client.GetAsync(request, cancellationToken: cancellationToken);
+        return Results.Bytes(reply.Payload.Memory, "application/octet-stream");
+    });
+}
+else
+{
+    app.MapGet("/", async (IHttpClientFactory clients, CancellationToken cancellationToken) =>
+    {
+        var body = await clients.CreateClient("upstream").GetByteArrayAsync("/data", cancellationToken);
+        return Results.Bytes(body, "application/octet-stream");
+    });
+}
+
 app.MapGet("/healthz", () => "ok");
 BenchApp.MapAllocated(app);
 app.Run();

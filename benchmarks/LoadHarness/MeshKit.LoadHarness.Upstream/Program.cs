@@ -5,6 +5,8 @@
 //          HTTP/1.1 and HTTP/2 (direct-mtls, direct-mtls-h2)
 //   mesh   builder.AddMesh() with MeshKit's defaults; the mesh endpoint comes from Mesh:Endpoint:Port (meshkit,
 //          meshkit-notrace)
+// Bench:Grpc=true also serves the gRPC pair's service (BenchData/Get from Shared/bench.proto: the same 1 kB in its
+// reply) with Grpc.AspNetCore, over HTTP/2: on the mtls listener (direct-grpc-mtls) or the mesh endpoint (meshkit-grpc).
 // Bench:OpenTelemetry=true adds the hand-wired OpenTelemetry of direct-mtls-h2-otel (plain and mtls modes).
 // GET /_bench/allocated (this process's allocated bytes) is served on plain HTTP: on Bench:Port in plain mode, on
 // Bench:AdminPort in the others (for mesh, as the app's public address, next to the mesh endpoint).
@@ -14,6 +16,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using MeshKit.LoadHarness.Upstream;
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -59,10 +62,20 @@ if (mode != "mesh" && builder.Configuration.GetValue<bool>("Bench:OpenTelemetry"
     BenchApp.AddHandWiredOpenTelemetry(builder.Services);
 }
 
+var grpc = builder.Configuration.GetValue<bool>("Bench:Grpc");
+if (grpc)
+{
+    builder.Services.AddGrpc();
+}
+
 var app = builder.Build();
-var payload = new byte[1024];
-Array.Fill(payload, (byte)'x');
+var payload = BenchDataService.CreatePayload();
 app.MapGet("/data", () => Results.Bytes(payload, "application/octet-stream"));
+if (grpc)
+{
+    app.MapGrpcService<BenchDataService>();
+}
+
 app.MapGet("/healthz", () => "ok");
 BenchApp.MapAllocated(app);
 app.Run();

@@ -5,7 +5,7 @@ namespace MeshKit.LoadHarness;
 /// <summary>What one harness run does; every value has a default so that <c>benchmarks/run.sh</c> alone is a full run.</summary>
 internal sealed class HarnessOptions
 {
-    public static readonly string[] AllTopologies = ["direct-http", "direct-mtls", "direct-mtls-h2", "direct-mtls-h2-otel", "meshkit", "meshkit-notrace", "sidecar-haproxy"];
+    public static readonly string[] AllTopologies = ["direct-http", "direct-mtls", "direct-mtls-h2", "direct-mtls-h2-otel", "meshkit", "meshkit-notrace", "sidecar-haproxy", "direct-grpc-mtls", "meshkit-grpc"];
 
     /// <summary>The concurrency of the warm-up curve (the goal is about the rate at 64).</summary>
     public const int WarmupCurveConcurrency = 64;

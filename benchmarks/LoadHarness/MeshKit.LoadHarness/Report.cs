@@ -5,8 +5,8 @@ namespace MeshKit.LoadHarness;
 
 /// <summary>
 /// latest.md: the figures of one run as tables for docs/benchmarks.md: every run with ratios against direct-mtls, the bytes
-/// allocated per request, each topology's warm-up, and the goals of issue 17 (and, for comparison with earlier runs, of
-/// issue 9). A goal's figure is the median of the figure computed repeat by repeat (the two topologies of a pair are
+/// allocated per request, each topology's warm-up, the goals of issue 17 and of issue 18's gRPC pair (and, for comparison
+/// with earlier runs, of issue 9). A goal's figure is the median of the figure computed repeat by repeat (the two topologies of a pair are
 /// measured within one rotation, minutes apart at most), with its range; the figure of the medians is shown beside it.
 /// </summary>
 internal static class Report
@@ -16,6 +16,7 @@ internal static class Report
     {
         ["meshkit"] = "direct-mtls-h2-otel",
         ["meshkit-notrace"] = "direct-mtls-h2",
+        ["meshkit-grpc"] = "direct-grpc-mtls",
     };
 
     public static string Write(string path, LatestResults latest, RawResults raw)
@@ -71,11 +72,12 @@ internal static class Report
             }
         }
 
-        void GoalTable(string title, IEnumerable<Goal> goals)
+        // A table whose topologies were all left out of the run (--topologies) is left out too; a table with some of them
+        // shows the rest as "not measured".
+        void GoalTable(string title, IEnumerable<Goal> goals, params (string Mesh, string Floor)[] warmupPairs)
         {
-            Line();
-            Line($"| goal ({title}) | target | this run: median of the figure repeat by repeat (range) | the figure of the medians | met? |");
-            Line("|---|---|---:|---:|---|");
+            var rows = new List<string>();
+            var measuredAny = false;
             foreach (var goal in goals)
             {
                 double? OfMedians(string t, int c) => Row(t, c) is { } row ? goal.Metric.OfRow(row) : null;
@@ -92,27 +94,43 @@ internal static class Report
                 }
 
                 double? value = perRepeat.Count > 0 ? Median(perRepeat) : null;
+                measuredAny |= value is not null;
                 var shown = value is { } x
                     ? perRepeat.Count > 1 ? $"{goal.Format(x)} ({goal.Format(perRepeat.Min())} to {goal.Format(perRepeat.Max())})" : goal.Format(x)
                     : "not measured";
                 var verdict = value is { } y && goal.Met is { } met ? (met(y) ? "met" : "**missed**") : "–";
-                Line($"| {goal.Name} | {goal.Target} | {shown} | {(ofMedians is { } m ? goal.Format(m) : "–")} | {verdict} |");
+                rows.Add($"| {goal.Name} | {goal.Target} | {shown} | {(ofMedians is { } m ? goal.Format(m) : "–")} | {verdict} |");
             }
-        }
 
-        GoalTable("issue 17", Issue17Goals());
-        if (raw.WarmupCurves is { Count: > 0 } measured)
-        {
             // Warm-up is measured once per topology (a fresh start each), so it has no repeats and no range.
-            double? SecondsOf(string t) => measured.FirstOrDefault(c => c.Topology == t)?.SecondsTo90Percent;
-            foreach (var (mesh, floor) in new[] { ("meshkit", "direct-mtls-h2-otel"), ("meshkit-notrace", "direct-mtls-h2"), ("meshkit", "direct-mtls-h2") })
+            if (raw.WarmupCurves is { Count: > 0 } curves)
             {
-                var ratio = Div(SecondsOf(mesh), SecondsOf(floor));
-                var text = ratio is { } v ? string.Create(inv, $"{v:F2}× ({SecondsOf(mesh):F1} s ÷ {SecondsOf(floor):F1} s; one fresh start each)") : "not measured";
-                Line($"| warm-up to 90 % of steady req/s at {HarnessOptions.WarmupCurveConcurrency}, {mesh} ÷ {floor} | ≤ 1.5× | {text} | – | {(ratio is { } r ? (r <= 1.5 ? "met" : "**missed**") : "–")} |");
+                double? SecondsOf(string t) => curves.FirstOrDefault(c => c.Topology == t)?.SecondsTo90Percent;
+                foreach (var (mesh, floor) in warmupPairs)
+                {
+                    var ratio = Div(SecondsOf(mesh), SecondsOf(floor));
+                    measuredAny |= ratio is not null;
+                    var text = ratio is { } v ? string.Create(inv, $"{v:F2}× ({SecondsOf(mesh):F1} s ÷ {SecondsOf(floor):F1} s; one fresh start each)") : "not measured";
+                    rows.Add($"| warm-up to 90 % of steady req/s at {HarnessOptions.WarmupCurveConcurrency}, {mesh} ÷ {floor} | ≤ 1.5× | {text} | – | {(ratio is { } r ? (r <= 1.5 ? "met" : "**missed**") : "–")} |");
+                }
+            }
+
+            if (!measuredAny)
+            {
+                return;
+            }
+
+            Line();
+            Line($"| goal ({title}) | target | this run: median of the figure repeat by repeat (range) | the figure of the medians | met? |");
+            Line("|---|---|---:|---:|---|");
+            foreach (var row in rows)
+            {
+                Line(row);
             }
         }
 
+        GoalTable("issue 17", Issue17Goals(), ("meshkit", "direct-mtls-h2-otel"), ("meshkit-notrace", "direct-mtls-h2"), ("meshkit", "direct-mtls-h2"));
+        GoalTable("issue 18, the gRPC pair: the throughput and CPU goals of the HTTP pair without tracing", Issue18GrpcGoals(), ("meshkit-grpc", "direct-grpc-mtls"));
         GoalTable("issue 9, kept for comparison with earlier runs", Issue9Goals());
 
         if (latest.ControlPlane is { } cp && raw.ControlPlane is { } detail)
@@ -154,6 +172,20 @@ internal static class Report
         new("bytes allocated per mesh call, client and server together, tracing off (meshkit-notrace − direct-mtls-h2 at 64)", "≤ 512 B", Metric.Allocated, f => Sub(f("meshkit-notrace", 64), f("direct-mtls-h2", 64)), v => v <= 512, "B"),
         new("the same with tracing on (meshkit − direct-mtls-h2-otel at 64)", "–", Metric.Allocated, f => Sub(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), null, "B"),
         new("largest process's working set at 64, meshkit − direct-mtls-h2-otel", "≤ +10 MB", Metric.Rss, f => Sub(f("meshkit", 64), f("direct-mtls-h2-otel", 64)), v => v <= 10, "MB"),
+    ];
+
+    // Issue 18's gRPC pair: a unary call (1 kB reply) instead of GET /data, both sides without tracing (meshkit-grpc runs
+    // with Mesh:Telemetry:ConfigureOpenTelemetry=false, like meshkit-notrace), so it takes the goals of the untraced HTTP
+    // pair (meshkit-notrace ÷ direct-mtls-h2 ≥ 0.92×) and the CPU goal of issue 17 (≤ +10 ms per 1,000 requests).
+    private static IEnumerable<Goal> Issue18GrpcGoals() =>
+    [
+        new("meshkit-grpc ÷ direct-grpc-mtls, req/s at 64", "≥ 0.92×", Metric.Rps, f => Div(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), v => v >= 0.92),
+        new("CPU ms per 1,000 requests at 64, meshkit-grpc − direct-grpc-mtls", "≤ +10", Metric.Cpu, f => Sub(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), v => v <= 10, "ms"),
+        new("meshkit-grpc ÷ direct-grpc-mtls, p50 at 1", "–", Metric.P50, f => Div(f("meshkit-grpc", 1), f("direct-grpc-mtls", 1)), null),
+        new("meshkit-grpc ÷ direct-grpc-mtls, p99 at 64", "–", Metric.P99, f => Div(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), null),
+        new("bytes allocated per gRPC mesh call, client and server together (meshkit-grpc − direct-grpc-mtls at 64)", "–", Metric.Allocated, f => Sub(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), null, "B"),
+        new("largest process's working set at 64, meshkit-grpc − direct-grpc-mtls", "–", Metric.Rss, f => Sub(f("meshkit-grpc", 64), f("direct-grpc-mtls", 64)), null, "MB"),
+        new("for scale: direct-grpc-mtls ÷ direct-mtls-h2, req/s at 64 (the gRPC floor against the HTTP floor)", "–", Metric.Rps, f => Div(f("direct-grpc-mtls", 64), f("direct-mtls-h2", 64)), null),
     ];
 
     private static IEnumerable<Goal> Issue9Goals() =>

@@ -80,12 +80,13 @@ internal sealed class Topology : IDisposable
                 break;
             }
 
-            case "direct-mtls" or "direct-mtls-h2" or "direct-mtls-h2-otel":
+            case "direct-mtls" or "direct-mtls-h2" or "direct-mtls-h2-otel" or "direct-grpc-mtls":
             {
                 var upstream = FreePort();
                 AllocatedAt(admin);
                 var otel = Name == "direct-mtls-h2-otel" ? "--Bench:OpenTelemetry=true" : "--Bench:OpenTelemetry=false";
-                await StartAppAsync("upstream", o, ["--Bench:Mode=mtls", $"--Bench:Port={upstream}", $"--Bench:AdminPort={admin}", otel, .. tlsFiles("server")], null, cancellationToken);
+                var grpc = Name == "direct-grpc-mtls" ? "--Bench:Grpc=true" : "--Bench:Grpc=false";
+                await StartAppAsync("upstream", o, ["--Bench:Mode=mtls", $"--Bench:Port={upstream}", $"--Bench:AdminPort={admin}", otel, grpc, .. tlsFiles("server")], null, cancellationToken);
                 await WaitForPortAsync(upstream, cancellationToken);
                 await StartAppAsync("caller", o, [$"--Bench:Topology={Name}", $"--Bench:Port={callerPort}", $"--Bench:Upstream=https://127.0.0.1:{upstream}", .. tlsFiles("client")], CallerAddress, cancellationToken);
                 break;
@@ -108,7 +109,7 @@ internal sealed class Topology : IDisposable
                 break;
             }
 
-            case "meshkit" or "meshkit-notrace":
+            case "meshkit" or "meshkit-notrace" or "meshkit-grpc":
             {
                 var control = await ControlService.StartAsync($"{Name}.control-service", o, services: ["caller", "upstream"], cancellationToken);
                 _processes.Add(control.Process);
@@ -118,12 +119,13 @@ internal sealed class Topology : IDisposable
                     $"--Mesh:ControlPlane:Address={control.Address}",
                     $"--Mesh:ControlPlane:TrustBundlePath={control.TrustBundlePath}",
                     $"--Mesh:ControlPlane:JoinToken={control.JoinToken}",
-                    .. Name == "meshkit-notrace" ? (string[])["--Mesh:Telemetry:ConfigureOpenTelemetry=false"] : [],
+                    // meshkit-grpc is measured against direct-grpc-mtls, which has no tracing: like for like, as meshkit-notrace.
+                    .. Name is "meshkit-notrace" or "meshkit-grpc" ? (string[])["--Mesh:Telemetry:ConfigureOpenTelemetry=false"] : [],
                 ];
                 // Each workload's saved trust bundle lives with the run's control-service data, not in the user's profile.
                 string StateOf(string role) => $"--Mesh:ControlPlane:StateDirectory={Path.Combine(control.DataDirectory, "workloads", role)}";
                 AllocatedAt(admin);
-                await StartAppAsync("upstream", o, ["--Bench:Mode=mesh", $"--Bench:AdminPort={admin}", "--Mesh:Service:Name=upstream", $"--Mesh:Endpoint:Port={mesh}", "--Mesh:Endpoint:Address=127.0.0.1", StateOf("upstream"), .. meshSettings], null, cancellationToken);
+                await StartAppAsync("upstream", o, ["--Bench:Mode=mesh", $"--Bench:AdminPort={admin}", Name == "meshkit-grpc" ? "--Bench:Grpc=true" : "--Bench:Grpc=false", "--Mesh:Service:Name=upstream", $"--Mesh:Endpoint:Port={mesh}", "--Mesh:Endpoint:Address=127.0.0.1", StateOf("upstream"), .. meshSettings], null, cancellationToken);
                 await WaitForPortAsync(mesh, cancellationToken);
                 await StartAppAsync("caller", o, [$"--Bench:Topology={Name}", $"--Bench:Port={callerPort}", "--Mesh:Service:Name=caller", $"--Mesh:Discovery:Static:upstream:0:Address=127.0.0.1:{mesh}", StateOf("caller"), .. meshSettings], CallerAddress, cancellationToken);
                 break;
