@@ -7,7 +7,8 @@ namespace MeshKit.Client;
 /// Sends mirror copies: fire-and-forget, at most <see cref="MaxConcurrent"/> at once (beyond that copies are dropped and
 /// counted), never awaited by the caller and never changing its response. A copy goes to the mirror subset through the
 /// destination's own call path (<see cref="CallPath.SendMirrorAsync"/>: endpoint choice, one attempt, the transport),
-/// marked with <c>x-mesh-mirror: 1</c>. Requests whose body cannot be read twice are not mirrored.
+/// marked with <c>x-mesh-mirror: 1</c>. A request body is copied once the call's first attempt has sent it whole and kept it
+/// (up to <c>Mesh:Client:RequestBufferLimit</c>); a larger body is not mirrored.
 /// </summary>
 internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
 {
@@ -19,7 +20,9 @@ internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
 
     public void TrySend(CallPath path, HttpRequestMessage original, RoutePolicy route, string subset)
     {
-        if (!CanCopy(original))
+        // A body is copied only when the call kept it whole (see RequestBody); a larger body is not mirrored.
+        byte[]? body = null;
+        if (original.Content is not null && (original.Content is not RequestBody kept || (body = kept.CopyRecorded()) is null))
         {
             return;
         }
@@ -38,6 +41,15 @@ internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
         }
 
         copy.Headers.TryAddWithoutValidation("x-mesh-mirror", "1");
+        if (body is not null)
+        {
+            copy.Content = new ByteArrayContent(body);
+            foreach (var header in ((RequestBody)original.Content!).Inner.Headers.NonValidated)
+            {
+                copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+        }
+
         var host = original.RequestUri?.Host ?? "?";
 
         // Off the caller's path entirely: the copy runs on the thread pool and nobody awaits it.
@@ -58,9 +70,6 @@ internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
             }
         });
     }
-
-    private static bool CanCopy(HttpRequestMessage request) =>
-        request.Content is null;
 
     [LoggerMessage(EventId = 7101, Level = LogLevel.Debug, Message = "A mirror copy to {Destination} subset {Subset} failed (the caller is not affected): {Error}")]
     private static partial void LogMirrorFailed(ILogger logger, string destination, string subset, string error);
