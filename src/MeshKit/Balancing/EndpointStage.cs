@@ -77,6 +77,35 @@ internal sealed class EndpointStage(
         }
     }
 
+    /// <summary>
+    /// The first half of <see cref="End"/> for a gRPC call whose status comes in trailers: the attempt's latency (to the
+    /// response headers) goes to the balancer now; its outcome comes with the status (<see cref="EndWithStatus"/>).
+    /// </summary>
+    public void EndAtHeaders(EndpointState state, long started)
+    {
+        var now = Time.GetTimestamp();
+        state.Finished();
+        state.RecordLatency(Time.GetElapsedTime(started, now), now);
+    }
+
+    /// <summary>The second half for a gRPC call: the status read from its trailers, a success or a failure of the endpoint.</summary>
+    public void EndWithStatus(EndpointState state, EndpointChoice choice, bool failed)
+    {
+        if (!failed)
+        {
+            state.RecordSuccess();
+            return;
+        }
+
+        var now = Time.GetTimestamp();
+        state.RecordLatency(policy.FailurePenalty, now);
+        if (OutlierDetector.RecordFailure(state, policy.OutlierDetection, choice.Candidates, states, now))
+        {
+            metrics.RecordEjection(destination, choice.Endpoint.Key);
+            states.NotifyEjected();
+        }
+    }
+
     private async ValueTask<EndpointChoice> ChooseAfterDiscoveryAsync(ValueTask<EndpointSet> pending, string? subset, string subsetKey, string subsetReason, string route, string? avoid) =>
         Choose(await pending.ConfigureAwait(false), subset, subsetKey, subsetReason, route, avoid);
 

@@ -77,7 +77,7 @@ internal sealed class CallPath
         var time = _time;
 
         // 1. The call: MeshKit's logical span (only when someone listens) and, below, the golden metrics.
-        using var activity = MeshTelemetry.Source.StartActivity(_destination.SpanName, ActivityKind.Internal);
+        var activity = MeshTelemetry.Source.StartActivity(_destination.SpanName, ActivityKind.Internal);
         var call = Call.Rent(this, request, activity is null ? null : new MeshAttemptTags(_destination.Service), cancellationToken);
         call.Started = time.GetTimestamp();
         if (activity is not null)
@@ -186,7 +186,21 @@ internal sealed class CallPath
             var status = response is null ? 0 : (int)response.StatusCode;
             var statusClass = response is null ? "none" : MeshMetrics.StatusClass(status);
             var grpcStatus = response is null ? GrpcStatus.None : call.GrpcStatusCode;
-            _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(call.Started).TotalSeconds, grpcStatus);
+            var grpcEnd = call.TakeGrpcEnd();
+            var handedOn = false;
+            if (grpcEnd is not null && response is not null)
+            {
+                // A gRPC call whose status comes in trailers: its metrics, outcome and span end with the status.
+                var (metrics, source, destination, subset, started) = (_metrics, _settings.SourceService, _destination.Service, call.Subset, call.Started);
+                grpcEnd.Attach(response, code => metrics.RecordClientRequest(source, destination, subset, statusClass, outcome, time.GetElapsedTime(started).TotalSeconds, code), activity);
+                handedOn = true;
+            }
+            else
+            {
+                grpcEnd?.Abandon();
+                _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(call.Started).TotalSeconds, grpcStatus);
+            }
+
             if (activity is not null)
             {
                 activity.SetTag(MeshTelemetry.Attributes.Route, call.Route?.Name);
@@ -218,6 +232,10 @@ internal sealed class CallPath
             }
 
             call.Return();
+            if (!handedOn)
+            {
+                activity?.Dispose();
+            }
         }
     }
 
@@ -301,6 +319,7 @@ internal sealed class CallPath
         private EndpointConnectionPool.PooledConnections _connections;
         private EndpointState? _state;
         private long _attemptStarted;
+        private GrpcCallEnd? _grpcEnd;
 
         public long Started { get; set; }
 
@@ -347,6 +366,14 @@ internal sealed class CallPath
             _timer = new AttemptTimer(_path._time);
             Body = new RequestBody(content, bufferLimit, _timer);
             _request.Content = Body;
+        }
+
+        /// <summary>Takes the pending end of a gRPC call whose status comes in trailers (see <see cref="GrpcCallEnd"/>), if any.</summary>
+        public GrpcCallEnd? TakeGrpcEnd()
+        {
+            var end = _grpcEnd;
+            _grpcEnd = null;
+            return end;
         }
 
         /// <summary>Records the call's gRPC answer made by MeshKit for a refusal (the outcome names the reason).</summary>
@@ -404,6 +431,7 @@ internal sealed class CallPath
             _cancellationToken = default;
             _deadline = 0;
             _deadlinePropagated = false;
+            _grpcEnd = null;
             _timer = null;
             Body = null;
             IsGrpc = false;
@@ -643,7 +671,19 @@ internal sealed class CallPath
             }
 
             _pool!.Return(_connections);
-            path._endpoints.End(_state!, _choice, _attemptStarted, failed, connectFailure, ejects: true);
+            _grpcEnd?.Abandon();
+            _grpcEnd = null;
+            if (response is not null && IsGrpc && GrpcStatusCode == GrpcStatus.None && response.StatusCode == System.Net.HttpStatusCode.OK && GrpcStatus.IsGrpc(response.Content))
+            {
+                // The status comes in trailers, after the messages: the latency now, the endpoint's outcome with the status.
+                path._endpoints.EndAtHeaders(_state!, _attemptStarted);
+                _grpcEnd = new GrpcCallEnd(path._endpoints, _state!, _choice, path.Policy.OutlierDetection.GrpcStatus);
+            }
+            else
+            {
+                path._endpoints.End(_state!, _choice, _attemptStarted, failed, connectFailure, ejects: true);
+            }
+
             if (failed)
             {
                 _lastFailed = endpoint.Key;

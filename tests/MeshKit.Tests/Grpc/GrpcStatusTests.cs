@@ -56,6 +56,45 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
     }
 
     [Fact]
+    public async Task An_endpoint_ending_streams_with_UNAVAILABLE_in_the_trailers_is_ejected_and_the_status_is_recorded()
+    {
+        var good = new InventoryBehaviour();
+        var bad = new InventoryBehaviour { StreamFailAt = 1 };
+        await using var one = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(good));
+        await using var two = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(bad));
+        await using var caller = await Caller.StartAsync(bed, "inventory", [one, two], Ejecting(2),
+            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
+
+        // The bad endpoint sends one message, then UNAVAILABLE in the trailers: too late to retry, not too late to count.
+        var failed = 0;
+        for (var i = 0; i < 10; i++)
+        {
+            using var call = client.Watch(new WatchRequest { Count = 3, IntervalMs = 1 }, cancellationToken: Ct);
+            try
+            {
+                await foreach (var _ in call.ResponseStream.ReadAllAsync(Ct))
+                {
+                }
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
+            {
+                failed++;
+            }
+        }
+
+        Assert.Equal(2, failed);
+        Assert.Equal(2, bad.Served);
+        var states = caller.Services.GetRequiredService<EndpointStateRegistry>();
+        var badState = states.Find("inventory", $"127.0.0.1:{two.Host.MeshEndPoint.Port}");
+        Assert.NotNull(badState);
+        Assert.True(badState.IsEjected(caller.Services.GetRequiredService<TimeProvider>().GetTimestamp()));
+        Assert.Equal(1, caller.Metrics.Sum("mesh.client.ejections"));
+        Assert.Equal(2, caller.Metrics.Points.Count(p => p.Instrument == "mesh.client.requests" && Equals(p.Tags.GetValueOrDefault("rpc.grpc.status_code"), 14)));
+        Assert.Equal(8, caller.Metrics.Points.Count(p => p.Instrument == "mesh.client.requests" && Equals(p.Tags.GetValueOrDefault("rpc.grpc.status_code"), 0)));
+    }
+
+    [Fact]
     public async Task An_endpoint_answering_NOT_FOUND_is_not_ejected()
     {
         var good = new InventoryBehaviour();

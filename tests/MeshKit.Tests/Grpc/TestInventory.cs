@@ -23,6 +23,9 @@ public sealed class InventoryBehaviour
     /// <summary>Gets or sets the status the first <see cref="FailFirst"/> calls end with.</summary>
     public StatusCode FirstStatus { get; set; } = StatusCode.Unavailable;
 
+    /// <summary>Gets or sets, when above 0, after how many messages every server stream ends with UNAVAILABLE (in the trailers).</summary>
+    public int StreamFailAt { get; set; }
+
     /// <summary>Gets or sets how long a unary call waits before it answers.</summary>
     public TimeSpan Delay { get; set; }
 
@@ -99,7 +102,7 @@ public sealed class TestInventory(InventoryBehaviour behaviour) : Inventory.Inve
         behaviour.Count();
         for (var i = 0; i < request.Count; i++)
         {
-            if (i == request.FailAt && i > 0)
+            if (i > 0 && (i == request.FailAt || i == behaviour.StreamFailAt))
             {
                 // After a response message: the status goes in the trailers, and the call must not be retried.
                 throw new RpcException(new Status(StatusCode.Unavailable, $"test status after {i} message(s)"));
