@@ -69,7 +69,8 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
     [InlineData("2.0")]
     public async Task A_socket_stays_open_and_working_past_the_attempt_and_total_timeouts(string version)
     {
-        await using var callee = await ChatServer.StartAsync(bed);
+        await using var inventory = await MeshAppHost.StartAsync(bed.ControlPlane, "inventory", MeshTestBed.Token, map: app => app.MapGet("/", () => "in stock"));
+        await using var callee = await ChatServer.StartAsync(bed, downstream: inventory);
         await using var caller = await StartCallerAsync([callee],
             new Dictionary<string, string?>
             {
@@ -80,12 +81,14 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         var watch = Stopwatch.StartNew();
         using var socket = await ConnectAsync(caller, Version.Parse(version), HttpVersionPolicy.RequestVersionExact);
 
-        // About 4 s of traffic, twice the total timeout. Meanwhile other calls of the same client time out at their attempt
-        // timeout: the mesh's pooled call state (and its cancellation sources) must not reach the socket.
+        // Four rounds of about 1 s: twice the total timeout. In each, other calls of the same client time out at their
+        // attempt timeout (the mesh's pooled call state and its cancellation sources must not reach the socket), and the
+        // socket's server calls another mesh service (the caller's deadline bounded the upgrade, not the socket's life).
         var expected = version == "1.1" ? "HTTP/1.1" : "HTTP/2";
-        for (var i = 0; i < 8; i++)
+        for (var i = 0; i < 4; i++)
         {
             Assert.Equal($"{expected} {CallerId} tick {i}", await EchoAsync(socket, $"tick {i}"));
+            Assert.Equal($"{expected} {CallerId} in stock", await EchoAsync(socket, "call inventory"));
             var slow = await Assert.ThrowsAsync<MeshCallException>(() => http.GetAsync("/slow", Ct));
             Assert.Equal("timeout", slow.Reason);
         }
@@ -149,6 +152,33 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         Assert.Equal(0, callee.Accepted);
     }
 
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task An_upgrade_answered_503_is_not_retried_where_a_GET_is(string version)
+    {
+        await using var callee = await ChatServer.StartAsync(bed);
+        await using var caller = await StartCallerAsync([callee], new Dictionary<string, string?>
+        {
+            ["Mesh:Policy:Destinations:callee:Retry:MaxRetries"] = "2",
+            ["Mesh:Policy:Destinations:callee:Retry:BaseDelay"] = "00:00:00.001",
+            ["Mesh:Policy:Destinations:callee:Retry:Methods"] = "All",
+        });
+
+        // The policy retries a 503 ...
+        using (var response = await Client(caller).GetAsync("/unavailable", Ct))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        }
+
+        Assert.Equal(3, callee.Unavailable);
+
+        // ... not an upgrade: the caller (ClientWebSocket) sees the 503 after one attempt.
+        var error = await Assert.ThrowsAsync<WebSocketException>(() => ConnectAsync(caller, Version.Parse(version), HttpVersionPolicy.RequestVersionExact, "/unavailable"));
+        Assert.Contains("503", error.Message, StringComparison.Ordinal);
+        Assert.Equal(4, callee.Unavailable);
+    }
+
     [Fact]
     public async Task An_upgrade_is_never_mirrored()
     {
@@ -181,6 +211,7 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         await Eventually.WaitAsync(() => v2.Served == 2, TimeSpan.FromSeconds(5), "the second GET's mirror copy reaches v2");
         Assert.Equal(1, v1.Accepted);
         Assert.Equal(0, v2.Accepted);
+        Assert.Equal(0, v2.ChatRequests);
         Assert.Equal(0, v2.UpgradeRequests);
     }
 
@@ -205,14 +236,14 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
             configureServices: services => services.AddHttpClient("callee", c => c.BaseAddress = new Uri("https://callee")).AddMesh());
     }
 
-    private static async Task<ClientWebSocket> ConnectAsync(MeshAppHost caller, Version version, HttpVersionPolicy policy)
+    private static async Task<ClientWebSocket> ConnectAsync(MeshAppHost caller, Version version, HttpVersionPolicy policy, string path = "/chat")
     {
         var socket = new ClientWebSocket();
         socket.Options.HttpVersion = version;
         socket.Options.HttpVersionPolicy = policy;
         try
         {
-            await socket.ConnectAsync(new Uri("wss://callee/chat"), Client(caller), Ct);
+            await socket.ConnectAsync(new Uri("wss://callee" + path), Client(caller), Ct);
             return socket;
         }
         catch
@@ -248,6 +279,8 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
     {
         private int _accepted;
         private int _upgradeRequests;
+        private int _chatRequests;
+        private int _unavailable;
         private int _served;
 
         private ChatServer(MeshAppHost host, string version)
@@ -267,20 +300,40 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
 
         public int UpgradeRequests => Volatile.Read(ref _upgradeRequests);
 
-        public static async Task<ChatServer> StartAsync(MeshTestBed bed, IDictionary<string, string?>? settings = null, string version = "v1")
+        /// <summary>Gets how many requests <c>/unavailable</c> answered 503.</summary>
+        public int Unavailable => Volatile.Read(ref _unavailable);
+
+        /// <summary>Gets how many requests reached <c>/chat</c>, WebSocket or not.</summary>
+        public int ChatRequests => Volatile.Read(ref _chatRequests);
+
+        public static async Task<ChatServer> StartAsync(MeshTestBed bed, IDictionary<string, string?>? settings = null, string version = "v1", MeshAppHost? downstream = null)
         {
             ChatServer? self = null;
             var all = new Dictionary<string, string?> { ["Mesh:Service:Version"] = version };
+            if (downstream is not null)
+            {
+                foreach (var (key, value) in downstream.AsStaticEndpoint("inventory"))
+                {
+                    all[key] = value;
+                }
+            }
+
             foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             {
                 all[key] = value;
             }
 
             var host = await MeshAppHost.StartAsync(bed.ControlPlane, "callee", MeshTestBed.Token, settings: all,
+                configureServices: services => services.AddHttpClient("inventory", c => c.BaseAddress = new Uri("https://inventory")).AddMesh(),
                 map: app =>
                 {
                     app.UseWebSockets();
                     app.Map("/chat", (HttpContext http) => self!.ChatAsync(http));
+                    app.Map("/unavailable", (HttpContext http) =>
+                    {
+                        Interlocked.Increment(ref self!._unavailable);
+                        http.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                    });
                     app.Map("/slow", async (HttpContext http) => await Task.Delay(TimeSpan.FromSeconds(30), http.RequestAborted));
                     app.Map("/{**path}", (HttpContext http) => self!.PlainAsync(http));
                 });
@@ -292,6 +345,7 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
 
         private async Task ChatAsync(HttpContext http)
         {
+            Interlocked.Increment(ref _chatRequests);
             if (!http.WebSockets.IsWebSocketRequest)
             {
                 http.Response.StatusCode = StatusCodes.Status400BadRequest;
@@ -312,7 +366,22 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
                     return;
                 }
 
-                var answer = $"{http.Request.Protocol} {caller} {Encoding.UTF8.GetString(buffer, 0, received.Count)}";
+                var text = Encoding.UTF8.GetString(buffer, 0, received.Count);
+                if (text == "call inventory")
+                {
+                    // A mesh call made while serving the socket, long after the upgrade.
+                    var client = http.RequestServices.GetRequiredService<IHttpClientFactory>().CreateClient("inventory");
+                    try
+                    {
+                        text = await client.GetStringAsync("/", http.RequestAborted);
+                    }
+                    catch (HttpRequestException ex)
+                    {
+                        text = ex.Message;
+                    }
+                }
+
+                var answer = $"{http.Request.Protocol} {caller} {text}";
                 await socket.SendAsync(Encoding.UTF8.GetBytes(answer), WebSocketMessageType.Text, endOfMessage: true, http.RequestAborted);
             }
         }
