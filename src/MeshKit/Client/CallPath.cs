@@ -72,8 +72,7 @@ internal sealed class CallPath
     /// <summary>Sends one mesh call: the logical call, with its retries. The one async method of a call.</summary>
     public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        request.Version = _settings.HttpVersion;
-        request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
+        var upgrade = ProtocolUpgrade.SetVersion(request, _settings.HttpVersion, _destination.Host);
         var time = _time;
 
         // 1. The call: MeshKit's logical span (only when someone listens) and, below, the golden metrics.
@@ -134,7 +133,7 @@ internal sealed class CallPath
                 first = ended ?? await call.AttemptAfterChoiceAsync(choosing).ConfigureAwait(false);
             }
 
-            return call.Answered(call.Finish(_resilience.Retries && _resilience.ShouldRetry(first, request.Method)
+            return call.Answered(call.Finish(_resilience.Retries && !upgrade && _resilience.ShouldRetry(first, request.Method)
                 ? await call.RetryAsync(first).ConfigureAwait(false)
                 : first));
         }
@@ -310,7 +309,7 @@ internal sealed class CallPath
         public HttpResponseMessage Answered(HttpResponseMessage response)
         {
             Response = response;
-            OutcomeName = response.IsSuccessStatusCode ? "success" : "http_error";
+            OutcomeName = response.IsSuccessStatusCode || response.StatusCode == System.Net.HttpStatusCode.SwitchingProtocols ? "success" : "http_error";
             return response;
         }
 

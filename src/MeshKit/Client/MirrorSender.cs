@@ -1,4 +1,5 @@
 using MeshKit.Routing;
+using MeshKit.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace MeshKit.Client;
@@ -7,7 +8,7 @@ namespace MeshKit.Client;
 /// Sends mirror copies: fire-and-forget, at most <see cref="MaxConcurrent"/> at once (beyond that copies are dropped and
 /// counted), never awaited by the caller and never changing its response. A copy goes to the mirror subset through the
 /// destination's own call path (<see cref="CallPath.SendMirrorAsync"/>: endpoint choice, one attempt, the transport),
-/// marked with <c>x-mesh-mirror: 1</c>. Requests whose body cannot be read twice are not mirrored.
+/// marked with <c>x-mesh-mirror: 1</c>. Requests whose body cannot be read twice are not mirrored, nor upgrades (a WebSocket).
 /// </summary>
 internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
 {
@@ -60,7 +61,7 @@ internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
     }
 
     private static bool CanCopy(HttpRequestMessage request) =>
-        request.Content is null;
+        request.Content is null && !ProtocolUpgrade.Is(request);
 
     [LoggerMessage(EventId = 7101, Level = LogLevel.Debug, Message = "A mirror copy to {Destination} subset {Subset} failed (the caller is not affected): {Error}")]
     private static partial void LogMirrorFailed(ILogger logger, string destination, string subset, string error);
