@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 
 namespace MeshKit.Server;
@@ -48,7 +49,8 @@ internal sealed partial class MeshServerMiddleware(
         if (now < connection.NotAfter && now < connection.ServerNotAfter)
         {
             // The caller's remaining deadline caps the timeouts of mesh calls made while handling this request.
-            if (context.Request.Headers.TryGetValue(Deadlines.MeshDeadline.HeaderName, out var deadline))
+            // Not for a WebSocket: the caller's deadline bounded the upgrade, not the socket's life.
+            if (context.Request.Headers.TryGetValue(Deadlines.MeshDeadline.HeaderName, out var deadline) && !IsUpgrade(context))
             {
                 Deadlines.MeshDeadline.SetFromHeader(deadline.ToString(), time);
             }
@@ -66,6 +68,9 @@ internal sealed partial class MeshServerMiddleware(
             "connection_certificate_expired",
             $"The connection was authenticated with {whose} certificate, which has expired; retry on a new connection.");
     }
+
+    private static bool IsUpgrade(HttpContext context) =>
+        context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true || context.Features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
 
     private Task ServeAsync(HttpContext context, MeshConnection? connection)
     {
