@@ -215,6 +215,29 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         Assert.Equal(0, v2.UpgradeRequests);
     }
 
+    [Fact]
+    public void Telling_an_upgrade_from_an_ordinary_call_allocates_nothing()
+    {
+        using var ordinary = new HttpRequestMessage(HttpMethod.Get, "https://callee/orders");
+        ordinary.Headers.TryAddWithoutValidation("x-mesh-timeout-ms", "1000");
+        using var upgrade = new HttpRequestMessage(HttpMethod.Get, "wss://callee/chat");
+        upgrade.Headers.TryAddWithoutValidation("Connection", "Upgrade");
+        upgrade.Headers.TryAddWithoutValidation("Upgrade", "websocket");
+        using var connect = new HttpRequestMessage(HttpMethod.Connect, "wss://callee/chat");
+        connect.Headers.Protocol = "websocket";
+        Assert.False(ProtocolUpgrade.Is(ordinary));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var upgrades = 0;
+        for (var i = 0; i < 1000; i++)
+        {
+            upgrades += (ProtocolUpgrade.Is(ordinary) ? 100 : 0) + (ProtocolUpgrade.Is(upgrade) ? 1 : 0) + (ProtocolUpgrade.Is(connect) ? 1 : 0);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(2000, upgrades);
+    }
+
     /// <summary>A mesh app (<c>frontend</c>) whose mesh client <c>callee</c> reaches <paramref name="servers"/> through static discovery.</summary>
     private async Task<MeshAppHost> StartCallerAsync(ChatServer[] servers, IDictionary<string, string?>? settings = null)
     {
