@@ -72,8 +72,7 @@ internal sealed class CallPath
     /// <summary>Sends one mesh call: the logical call, with its retries. The one async method of a call.</summary>
     public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        request.Version = _settings.HttpVersion;
-        request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
+        var upgrade = ProtocolUpgrade.SetVersion(request, _settings.HttpVersion, _destination.Host);
         var time = _time;
 
         // 1. The call: MeshKit's logical span (only when someone listens) and, below, the golden metrics.
@@ -146,7 +145,7 @@ internal sealed class CallPath
                 _mirror.TrySend(this, request, decision.Route, mirrorSubset);
             }
 
-            return call.Answered(call.Finish(_resilience.Retries && _resilience.ShouldRetry(first, call)
+            return call.Answered(call.Finish(_resilience.Retries && !upgrade && _resilience.ShouldRetry(first, call)
                 ? await call.RetryAsync(first).ConfigureAwait(false)
                 : first));
         }
@@ -388,7 +387,7 @@ internal sealed class CallPath
         public HttpResponseMessage Answered(HttpResponseMessage response)
         {
             Response = response;
-            OutcomeName = response.IsSuccessStatusCode ? "success" : "http_error";
+            OutcomeName = response.IsSuccessStatusCode || response.StatusCode == System.Net.HttpStatusCode.SwitchingProtocols ? "success" : "http_error";
             return response;
         }
 

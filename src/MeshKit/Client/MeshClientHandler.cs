@@ -16,7 +16,10 @@ internal sealed class MeshClientHandler(MeshDestination.Cache destinations, Call
     {
         if (destinations.Get(request.RequestUri) is { } destination)
         {
-            return paths.For(destination).SendAsync(request, cancellationToken);
+            var sending = paths.For(destination).SendAsync(request, cancellationToken);
+
+            // A refused WebSocket upgrade would reach the app as a bare status code: say who refused and why.
+            return ProtocolUpgrade.Is(request) ? ProtocolUpgrade.ExplainRefusalAsync(sending, request, destination.Host, cancellationToken) : sending;
         }
 
         return nonMesh.Refuses

@@ -1,4 +1,5 @@
 using MeshKit.Routing;
+using MeshKit.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace MeshKit.Client;
@@ -8,7 +9,7 @@ namespace MeshKit.Client;
 /// counted), never awaited by the caller and never changing its response. A copy goes to the mirror subset through the
 /// destination's own call path (<see cref="CallPath.SendMirrorAsync"/>: endpoint choice, one attempt, the transport),
 /// marked with <c>x-mesh-mirror: 1</c>. A request body is copied once the call's first attempt has sent it whole and kept it
-/// (up to <c>Mesh:Client:RequestBufferLimit</c>); a larger body is not mirrored.
+/// (up to <c>Mesh:Client:RequestBufferLimit</c>); a larger body is not mirrored, nor is an upgrade (a WebSocket).
 /// </summary>
 internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
 {
@@ -22,6 +23,11 @@ internal sealed partial class MirrorSender(ILogger<MirrorSender> logger)
     {
         // A body is copied only when the call kept it whole (see RequestBody); a larger body is not mirrored.
         byte[]? body = null;
+        if (ProtocolUpgrade.Is(original))
+        {
+            return;
+        }
+
         if (original.Content is not null && (original.Content is not RequestBody kept || (body = kept.CopyRecorded()) is null))
         {
             return;

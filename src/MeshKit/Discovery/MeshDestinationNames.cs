@@ -20,7 +20,7 @@ namespace MeshKit.Discovery;
 /// <item>nothing else: three or more labels, a trailing dot, IP literals, names with characters outside a DNS label.</item>
 /// </list>
 /// Consul is not asked: whoever can register a service in Consul could otherwise turn <c>example.com</c> into a mesh name.
-/// The rule on the request URI itself (https, no explicit port other than 443) lives with the client call path.
+/// The rule on the request URI itself (https or wss, no explicit port other than 443) lives with the client call path.
 /// </summary>
 internal sealed class MeshDestinationNames
 {

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 
 namespace MeshKit.Server;
@@ -49,8 +50,9 @@ internal sealed partial class MeshServerMiddleware(
         {
             // The caller's remaining deadline caps the timeouts of mesh calls made while handling this request: MeshKit's
             // header, or a gRPC caller's grpc-timeout, whichever is sooner (Grpc.AspNetCore itself ends the call at its deadline).
+            // Not for a WebSocket: the caller's deadline bounded the upgrade, not the socket's life.
             var headers = context.Request.Headers;
-            if (headers.TryGetValue(Deadlines.MeshDeadline.HeaderName, out var deadline) | headers.TryGetValue(Deadlines.GrpcTimeout.HeaderName, out var grpcTimeout))
+            if ((headers.TryGetValue(Deadlines.MeshDeadline.HeaderName, out var deadline) | headers.TryGetValue(Deadlines.GrpcTimeout.HeaderName, out var grpcTimeout)) && !IsUpgrade(context))
             {
                 Deadlines.MeshDeadline.SetFromHeaders(deadline.Count > 0 ? deadline.ToString() : null, grpcTimeout.Count > 0 ? grpcTimeout.ToString() : null, time);
             }
@@ -68,6 +70,9 @@ internal sealed partial class MeshServerMiddleware(
             "connection_certificate_expired",
             $"The connection was authenticated with {whose} certificate, which has expired; retry on a new connection.");
     }
+
+    private static bool IsUpgrade(HttpContext context) =>
+        context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true || context.Features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
 
     private Task ServeAsync(HttpContext context, MeshConnection? connection)
     {

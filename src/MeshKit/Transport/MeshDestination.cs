@@ -40,7 +40,7 @@ internal sealed class MeshDestination
 
     /// <summary>
     /// Decides which request URIs are mesh calls, and caches the destination (or "not a mesh call") per host, so the request
-    /// path does not allocate after the first call. A mesh call is an absolute <c>https</c> URI without a port other than
+    /// path does not allocate after the first call. A mesh call is an absolute <c>https</c> (or <c>wss</c>) URI without a port other than
     /// 443 whose host is a mesh name (<see cref="MeshDestinationNames"/>); anything else is not, and never enters mesh
     /// discovery.
     /// </summary>
@@ -67,7 +67,7 @@ internal sealed class MeshDestination
         /// <summary>Gets the destination for a request URI, or <see langword="null"/> when the URI is not a mesh call.</summary>
         public MeshDestination? Get(Uri? uri)
         {
-            if (uri is null || !uri.IsAbsoluteUri || uri.Scheme != Uri.UriSchemeHttps || uri.HostNameType != UriHostNameType.Dns || !uri.IsDefaultPort)
+            if (uri is null || !uri.IsAbsoluteUri || !IsMeshScheme(uri.Scheme) || uri.HostNameType != UriHostNameType.Dns || !uri.IsDefaultPort)
             {
                 return null;
             }
@@ -97,9 +97,9 @@ internal sealed class MeshDestination
                 return "the request has no absolute URI";
             }
 
-            if (uri.Scheme != Uri.UriSchemeHttps)
+            if (!IsMeshScheme(uri.Scheme))
             {
-                return $"mesh calls are https, and this is {uri.Scheme}";
+                return $"mesh calls are https (wss:// for a WebSocket), and this is {uri.Scheme}";
             }
 
             if (uri.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6)
@@ -121,6 +121,13 @@ internal sealed class MeshDestination
         }
 
         public void Dispose() => _reloads.Dispose();
+
+        /// <summary>
+        /// https, or wss: ClientWebSocket sends its upgrade with the URI as written (<c>wss://chat/...</c>), and a WebSocket is
+        /// a mesh call like any other. Plain <c>http</c> and <c>ws</c> never are: mesh calls are mTLS.
+        /// </summary>
+        private static bool IsMeshScheme(string scheme) =>
+            scheme == Uri.UriSchemeHttps || scheme == Uri.UriSchemeWss;
 
         private void Clear()
         {
