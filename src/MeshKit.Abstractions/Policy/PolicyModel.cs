@@ -230,8 +230,11 @@ internal static class PolicyModel
             Kind = PolicyValueKind.Section,
             Record = typeof(RouteMatch),
             Properties = [nameof(RoutePolicy.Match)],
-            Keys = [PathKeys.Section, Methods, HeaderKeys.Section],
+            Keys = [PathKeys.Section, GrpcKeys.Method, Methods, HeaderKeys.Section],
         };
+
+        /// <summary>Gets <c>Match:Grpc</c>, a shorthand for the path of a gRPC method or service (<see cref="GrpcKeys.Method"/>).</summary>
+        public static PolicyKey Grpc => GrpcKeys.Method;
     }
 
     /// <summary><c>Match:Path</c>: exactly one way to match the path, or a string for a prefix; kept in <see cref="RouteMatch"/>.</summary>
@@ -441,6 +444,9 @@ internal static class PolicyModel
     /// <summary><c>Rules:&lt;n&gt;:To</c>: which requests a rule applies to (<see cref="RequestMatch"/>).</summary>
     internal static class ToKeys
     {
+        /// <summary>Gets <c>To:Grpc</c>, a shorthand for paths of gRPC methods and services (<see cref="GrpcKeys.Methods"/>).</summary>
+        public static PolicyKey Grpc => GrpcKeys.Methods;
+
         public static readonly PolicyKey Paths = Strings("Paths", "a route template or path starting with '/', a prefix such as `/api/*`, or `*`", ["/api/*", "/health"], nameof(RequestMatch.Paths));
 
         public static readonly PolicyKey Methods = new()
@@ -457,8 +463,27 @@ internal static class PolicyModel
             Kind = PolicyValueKind.Section,
             Record = typeof(RequestMatch),
             Properties = [nameof(AuthorizationRule.To)],
-            Keys = [Paths, Methods],
+            Keys = [Paths, Grpc, Methods],
         };
+    }
+
+    /// <summary>
+    /// gRPC names as shorthands for paths: a method (<c>package.Service/Method</c>) is the path <c>/package.Service/Method</c>,
+    /// a whole service (<c>package.Service</c> or <c>package.Service/*</c>) the prefix <c>/package.Service</c> of its methods'.
+    /// </summary>
+    internal static class GrpcKeys
+    {
+        /// <summary>The forms of a gRPC name, in words.</summary>
+        public const string Forms = "a gRPC method `package.Service/Method`, or a whole service `package.Service` (or `package.Service/*`)";
+
+        /// <summary>Gets <c>Routes:&lt;n&gt;:Match:Grpc</c>: one method (an exact path) or service (a path prefix).</summary>
+        public static readonly PolicyKey Method = Text("Grpc", Forms + ": shorthand for `Path`", ["inventory.v1.Inventory/Reserve", "inventory.v1.Inventory"], nameof(RouteMatch.PathKind)) with
+        {
+            Properties = [nameof(RouteMatch.PathKind), nameof(RouteMatch.Path)],
+        };
+
+        /// <summary>Gets <c>Rules:&lt;n&gt;:To:Grpc</c>: methods and services, added to the rule's paths.</summary>
+        public static readonly PolicyKey Methods = Strings("Grpc", Forms + "; added to `Paths`", ["inventory.v1.Inventory/Reserve", "inventory.v1.Inventory"], nameof(RequestMatch.Paths));
     }
 
     /// <summary><c>Rules:&lt;n&gt;:RateLimit</c>: a per-caller rate limit (<see cref="RateLimitPolicy"/>).</summary>

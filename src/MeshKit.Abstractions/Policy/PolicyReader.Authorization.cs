@@ -133,6 +133,21 @@ public static partial class PolicyReader
                 }
             }
 
+            // Grpc: shorthand for the paths of gRPC methods (exact) and whole services (a segment prefix), added to Paths.
+            var grpc = to.Child(PolicyModel.ToKeys.Grpc);
+            if (IsWrittenEmpty(to, PolicyModel.ToKeys.Grpc.Name))
+            {
+                grpc.Error(null, $"is an empty list, which would leave the rule matching every path; {GrpcNameHelp}, or leave Grpc out.");
+            }
+
+            foreach (var (key, value) in grpc.ListValues())
+            {
+                if (GrpcName(grpc, key.Length == 0 ? null : key, value, out var grpcPath, out var isService))
+                {
+                    paths.Add(isService ? grpcPath + "/*" : grpcPath);
+                }
+            }
+
             var methods = ImmutableArray.CreateBuilder<string>();
             foreach (var (key, value) in to.Child(PolicyModel.ToKeys.Methods).ListValues())
             {

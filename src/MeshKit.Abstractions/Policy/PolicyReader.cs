@@ -460,6 +460,29 @@ public static partial class PolicyReader
             match = match with { PathKind = kind, Path = value, PathPattern = pattern };
         }
 
+        // Grpc: shorthand for the path of a gRPC method (exact) or of a whole service's methods (a segment prefix).
+        var grpc = section.Child(PolicyModel.MatchKeys.Grpc);
+        if (IsWrittenEmpty(section, PolicyModel.MatchKeys.Grpc.Name))
+        {
+            section.Error(PolicyModel.MatchKeys.Grpc.Name, $"is empty, which would leave the route matching every path; {GrpcNameHelp}, or leave Grpc out.");
+        }
+        else if (grpc.Exists)
+        {
+            var name = section.Config[PolicyModel.MatchKeys.Grpc.Name];
+            if (name is null)
+            {
+                section.Error(PolicyModel.MatchKeys.Grpc.Name, "is a list or section; a route matches one gRPC method or service, written as one string such as 'inventory.v1.Inventory/Reserve' or 'inventory.v1.Inventory' (one route per method or service).");
+            }
+            else if (path.Exists)
+            {
+                section.Error(PolicyModel.MatchKeys.Grpc.Name, "is set with Path; both match the request's path, so use one (Grpc for a gRPC method or service).");
+            }
+            else if (GrpcName(section, PolicyModel.MatchKeys.Grpc.Name, name, out var grpcPath, out var isService))
+            {
+                match = match with { PathKind = isService ? PathMatchKind.Prefix : PathMatchKind.Exact, Path = grpcPath };
+            }
+        }
+
         var methods = section.Child(PolicyModel.MatchKeys.Methods);
         if (methods.Exists)
         {

@@ -36,20 +36,20 @@ internal sealed class MeshAuthenticationHandler(MeshAuthorizationGate gate) : IA
     }
 
     public Task ChallengeAsync(AuthenticationProperties? properties) =>
-        MeshProblem.WriteAsync(
-            _context,
+        new MeshRefusal(
             StatusCodes.Status403Forbidden,
             "mesh_caller_required",
-            "This endpoint only serves mesh callers, and this request has no mesh identity (it did not arrive on the mesh endpoint with a mesh client certificate).");
+            "This endpoint only serves mesh callers, and this request has no mesh identity (it did not arrive on the mesh endpoint with a mesh client certificate).",
+            null).WriteAsync(_context);
 
     public Task ForbidAsync(AuthenticationProperties? properties)
     {
         var caller = _context.Features.Get<IMeshPeerFeature>()?.SpiffeId.Value ?? "an unknown caller";
         var allowed = _context.Items.TryGetValue(MeshCallerAuthorizationHandler.AllowedKey, out var list) ? list as string : null;
-        return MeshProblem.WriteAsync(
-            _context,
+        return new MeshRefusal(
             StatusCodes.Status403Forbidden,
             "mesh_caller_not_allowed",
-            $"{caller} may not call this endpoint" + (allowed is null ? "." : $"; allowed callers: {allowed}."));
+            $"{caller} may not call this endpoint" + (allowed is null ? "." : $"; allowed callers: {allowed}."),
+            null).WriteAsync(_context);
     }
 }

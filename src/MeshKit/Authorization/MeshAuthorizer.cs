@@ -13,9 +13,17 @@ namespace MeshKit.Authorization;
 /// <param name="RetryAfter">For 429, when a permit is likely.</param>
 internal sealed record MeshRefusal(int Status, string Reason, string Detail, TimeSpan? RetryAfter)
 {
-    /// <summary>Writes the refusal as problem+json, with <c>Retry-After</c> for 429.</summary>
+    /// <summary>
+    /// Writes the refusal: to a gRPC call, in gRPC's terms (<see cref="GrpcRefusal"/>); otherwise as problem+json, with
+    /// <c>Retry-After</c> for 429.
+    /// </summary>
     public Task WriteAsync(HttpContext context)
     {
+        if (GrpcRefusal.IsGrpc(context.Request))
+        {
+            return GrpcRefusal.WriteAsync(context, Status, Reason, Detail, RetryAfter);
+        }
+
         if (RetryAfter is { } after)
         {
             context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);

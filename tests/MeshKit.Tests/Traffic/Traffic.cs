@@ -57,13 +57,15 @@ public sealed class Upstream : IAsyncDisposable
     /// <summary>
     /// Starts an instance of <paramref name="service"/> serving the gRPC service <typeparamref name="TService"/> (Grpc.AspNetCore)
     /// on its mesh endpoint; <paramref name="configureServices"/> registers what the service needs. <see cref="Served"/> stays 0:
-    /// the gRPC service counts its own calls.
+    /// the gRPC service counts its own calls. <paramref name="settings"/> are further settings of the instance (<c>Mesh:Authorization</c>, say).
     /// </summary>
-    public static async Task<Upstream> StartGrpcAsync<TService>(MeshTestBed bed, string service, string version, Action<IServiceCollection>? configureServices = null)
+    public static async Task<Upstream> StartGrpcAsync<TService>(
+        MeshTestBed bed, string service, string version, Action<IServiceCollection>? configureServices = null, IDictionary<string, string?>? settings = null)
         where TService : class
     {
+        var all = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>()) { ["Mesh:Service:Version"] = version };
         var host = await MeshAppHost.StartAsync(bed.ControlPlane, service, MeshTestBed.Token,
-            settings: new Dictionary<string, string?> { ["Mesh:Service:Version"] = version },
+            settings: all,
             configureServices: services =>
             {
                 services.AddGrpc();
