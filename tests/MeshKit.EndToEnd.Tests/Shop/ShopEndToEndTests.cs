@@ -104,6 +104,13 @@ public sealed class ShopEndToEndTests(ShopAppFixture shop) : IClassFixture<ShopA
             var attempt = Assert.Single(spans, s => s.Resource == orders && s.Kind == ClientKind && s.ParentSpanId == toInventory.SpanId);
             Assert.EndsWith(ReserveMethod, attempt["url.full"], StringComparison.Ordinal);
 
+            // Around it, the gRPC client's own span, with the method and the OK status it read from the trailers.
+            var grpcCall = Assert.Single(spans, s => s.Resource == orders && s.Name == "Grpc.Net.Client.GrpcOut");
+            Assert.Equal(ClientKind, grpcCall.Kind);
+            Assert.Equal(ReserveMethod, grpcCall["grpc.method"]);
+            Assert.Equal("0", grpcCall["grpc.status_code"]);
+            Assert.Equal(grpcCall.SpanId, toInventory.ParentSpanId);
+
             // inventory: the gRPC method's server span, with orders' SPIFFE ID as the validated caller and the run tag that
             // orders passed on as gRPC metadata. (Its mesh.authorization.decision is not checked here: today it records the
             // decision on Grpc.AspNetCore's catch-all "unimplemented" endpoints, which routing offers as candidates too;
@@ -125,6 +132,7 @@ public sealed class ShopEndToEndTests(ShopAppFixture shop) : IClassFixture<ShopA
             Assert.Equal(HttpStatusCode.BadGateway, refused.Status);
             Assert.Contains("NotFound", refused.Body, StringComparison.Ordinal);
             Assert.Contains("unicorn-horns", refused.Body, StringComparison.Ordinal);
+            Assert.All(refusedSpans.Where(s => s.Name == "Grpc.Net.Client.GrpcOut"), call => Assert.Equal("5", call["grpc.status_code"]));
             var refusedCalls = refusedSpans.Where(s => s.Name == "mesh inventory").ToList();
             Assert.NotEmpty(refusedCalls);
             Assert.All(refusedCalls, call =>
@@ -296,7 +304,7 @@ public sealed class ShopEndToEndTests(ShopAppFixture shop) : IClassFixture<ShopA
         var body = await response.Content.ReadAsStringAsync(cancellationToken);
         var spans = await shop.PollSpansAsync(
             $"/api/telemetry/traces/{traceId}",
-            s => s.Any(x => x.Resource == "inventory" && x.IsServer) && s.Any(x => x.Name == "mesh inventory") && s.Count(x => x.Kind == ClientKind) >= 2,
+            s => s.Any(x => x.Resource == "inventory" && x.IsServer) && s.Any(x => x.Name == "mesh inventory") && s.Any(x => x.Name == "Grpc.Net.Client.GrpcOut") && s.Count(x => x.Kind == ClientKind) >= 3,
             TimeSpan.FromSeconds(30),
             $"trace {traceId} ({sku}) to reach the dashboard from frontend, orders and inventory",
             cancellationToken);
