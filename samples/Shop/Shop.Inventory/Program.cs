@@ -13,17 +13,16 @@ builder.AddMeshConsulDiscovery();
 // Only for the refusal demo: inventory may not call orders, and orders says so.
 builder.Services.AddMeshClient("orders");
 builder.Services.AddSingleton<StockLedger>();
+builder.Services.AddGrpc();
 
 builder.Services.AddShopRunTag();
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
 
-// Reserve stock for an order; idempotent per order id, so the mesh may retry it. Mesh:Authorization lets only orders do this.
-app.MapPut("/api/inventory/reservations/{orderId}", (string orderId, ReservationLine line, StockLedger ledger) =>
-    ledger.TryReserve(orderId, line) is { } reserved
-        ? Results.Ok(reserved)
-        : Results.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, title: "Cannot reserve", detail: $"Unknown product '{line.Sku}' or a quantity outside 1 to 20."));
+// Reserve stock for an order: the gRPC service inventory.v1.Inventory (Reserve), served on the mesh endpoint next to the
+// HTTP API. Idempotent per order id. Mesh:Authorization lets only orders call it.
+app.MapGrpcService<InventoryService>();
 
 app.MapGet("/api/inventory/{sku}", (string sku, StockLedger ledger) =>
     ledger.TryGet(sku, out var stock) ? Results.Ok(new { sku, stock }) : Results.NotFound());

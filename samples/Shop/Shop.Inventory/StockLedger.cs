@@ -12,7 +12,8 @@ internal sealed record ReservationLine(string Sku, int Quantity);
 /// <param name="Sku">The product.</param>
 /// <param name="Quantity">How many were set aside.</param>
 /// <param name="Remaining">Stock left afterwards.</param>
-internal sealed record ReservationResult(string OrderId, string Sku, int Quantity, int Remaining);
+/// <param name="ReservedFor">The SPIFFE ID of the caller that made the reservation.</param>
+internal sealed record ReservationResult(string OrderId, string Sku, int Quantity, int Remaining, string ReservedFor);
 
 /// <summary>
 /// The shop's stock, in memory. Reservations are idempotent per order id (a retried call reserves once), and a delivery
@@ -20,6 +21,9 @@ internal sealed record ReservationResult(string OrderId, string Sku, int Quantit
 /// </summary>
 internal sealed class StockLedger
 {
+    /// <summary>The most one reservation may set aside.</summary>
+    public const int MaxQuantity = 20;
+
     private const int Delivery = 500;
     private const int RememberedReservations = 10_000;
     private readonly ConcurrentDictionary<string, ReservationResult> _reservations = new(StringComparer.Ordinal);
@@ -33,9 +37,10 @@ internal sealed class StockLedger
 
     public bool TryGet(string sku, out int stock) => _stock.TryGetValue(sku, out stock);
 
-    public ReservationResult? TryReserve(string orderId, ReservationLine line)
+    /// <summary>Reserves a line for an order, or answers null for an unknown product or a quantity outside 1 to <see cref="MaxQuantity"/>.</summary>
+    public ReservationResult? TryReserve(string orderId, ReservationLine line, string reservedFor)
     {
-        if (line.Quantity is < 1 or > 20 || !_stock.ContainsKey(line.Sku))
+        if (line.Quantity is < 1 or > MaxQuantity || !_stock.ContainsKey(line.Sku))
         {
             return null;
         }
@@ -52,6 +57,6 @@ internal sealed class StockLedger
 
         var remaining = _stock.AddOrUpdate(line.Sku, Delivery, (_, current) =>
             current >= line.Quantity ? current - line.Quantity : current + Delivery - line.Quantity);
-        return _reservations.GetOrAdd(orderId, new ReservationResult(orderId, line.Sku, line.Quantity, remaining));
+        return _reservations.GetOrAdd(orderId, new ReservationResult(orderId, line.Sku, line.Quantity, remaining, reservedFor));
     }
 }

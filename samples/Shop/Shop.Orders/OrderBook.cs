@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
-using System.Net.Http.Json;
+using Grpc.Core;
+using Grpc.Net.ClientFactory;
 using Shop;
+using Shop.Protos;
 
 namespace Shop.Orders;
 
@@ -24,10 +26,13 @@ internal sealed record Order(string Id, string Sku, int Quantity, string Version
 /// <param name="Error">Why it was not placed.</param>
 internal sealed record Placement(Order? Order, int Status, string? Error);
 
-/// <summary>Places orders: reserves stock in inventory through the mesh, then remembers the order.</summary>
-internal sealed class OrderBook(IHttpClientFactory clients, IConfiguration configuration)
+/// <summary>Places orders: reserves stock in inventory through the mesh (gRPC, inventory.v1.Inventory/Reserve), then remembers the order.</summary>
+internal sealed class OrderBook(GrpcClientFactory grpcClients, IConfiguration configuration)
 {
     private const int RememberedOrders = 10_000;
+
+    // AddMeshGrpcClient<Inventory.InventoryClient> registers the client under its type's name.
+    private const string InventoryClientName = nameof(Inventory.InventoryClient);
     private readonly ConcurrentDictionary<string, Order> _orders = new(StringComparer.Ordinal);
     private readonly string _version = configuration["Mesh:Service:Version"] ?? "v1";
 
@@ -40,27 +45,32 @@ internal sealed class OrderBook(IHttpClientFactory clients, IConfiguration confi
             return new Placement(earlier, StatusCodes.Status200OK, null);
         }
 
-        using var request = new HttpRequestMessage(HttpMethod.Put, $"/api/inventory/reservations/{Uri.EscapeDataString(id)}")
+        // The run tag travels as gRPC metadata, an HTTP/2 header like any other: inventory's server span gets it too.
+        var headers = run is null ? null : new Metadata { { ShopRun.Header, run } };
+        ReserveReply reservation;
+        try
         {
-            Content = JsonContent.Create(new { line.Sku, line.Quantity }),
-        };
-        ShopRun.CopyTo(run, request);
-        using var response = await clients.CreateClient("inventory").SendAsync(request, cancellationToken);
-        if (!response.IsSuccessStatusCode)
+            // A client per call from the factory (this book is a singleton); the mesh chooses inventory's endpoint per call.
+            var inventory = grpcClients.CreateClient<Inventory.InventoryClient>(InventoryClientName);
+            reservation = await inventory.ReserveAsync(
+                new ReserveRequest { OrderId = id, Sku = line.Sku ?? string.Empty, Quantity = line.Quantity },
+                headers,
+                cancellationToken: cancellationToken);
+        }
+        catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            return new Placement(null, StatusCodes.Status502BadGateway, $"inventory answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
+            // NOT_FOUND, INVALID_ARGUMENT (inventory said no), or UNAVAILABLE, PERMISSION_DENIED... (the mesh or inventory
+            // could not serve it): orders could not place the order because of its upstream, as with the HTTP call before.
+            return new Placement(null, StatusCodes.Status502BadGateway, $"inventory answered {ex.StatusCode}: {ex.Status.Detail}");
         }
 
-        var reservation = await response.Content.ReadFromJsonAsync<ReservationAnswer>(cancellationToken);
         var note = _version == "v2" ? $"v2 estimates it ready in {2 + (line.Quantity / 2)} minutes" : null;
         if (_orders.Count >= RememberedOrders)
         {
             _orders.Clear();
         }
 
-        var order = _orders.GetOrAdd(id, new Order(id, line.Sku, line.Quantity, _version, reservation?.Remaining ?? 0, note));
+        var order = _orders.GetOrAdd(id, new Order(id, line.Sku ?? string.Empty, line.Quantity, _version, reservation.Remaining, note));
         return new Placement(order, StatusCodes.Status200OK, null);
     }
-
-    private sealed record ReservationAnswer(int Remaining);
 }

@@ -1,5 +1,7 @@
+using OpenTelemetry.Trace;
 using Shop;
 using Shop.Orders;
+using Shop.Protos;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -10,7 +12,16 @@ builder.AddMesh();
 // Consul, when the AppHost runs with --Consul:Address (MeshKit.Discovery.Consul); without the address it adds nothing.
 builder.AddMeshConsulDiscovery();
 
-// Orders reserves stock in inventory through the mesh; the orders client is only for the refusal demo.
+// Orders reserves stock in inventory through the mesh with the gRPC client of inventory.v1.Inventory (MeshKit.Grpc):
+// mTLS, discovery and an endpoint chosen per call, like any mesh client.
+builder.Services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory");
+
+// The gRPC client starts an activity of its own (Grpc.Net.Client.GrpcOut, with grpc.method and grpc.status_code) around
+// each call, whether traced or not; MeshKit's span of the call is its child. Exported, it links the trace; left out, the
+// dashboard shows MeshKit's span under a parent it never received.
+builder.Services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddSource("Grpc.Net.Client"));
+
+// Only for the refusal demo: orders tries inventory's HTTP API (allowed) and orders itself (refused).
 builder.Services.AddMeshClient("inventory");
 builder.Services.AddMeshClient("orders");
 builder.Services.AddSingleton<OrderBook>();
