@@ -39,6 +39,18 @@ internal sealed class MeshAuthorizationMatcherPolicy(
         // Tells MeshAuthorizationGate that routing has run for this request, even if no candidate turns out valid.
         httpContext.Features.Set(MeshAuthorizationGate.RoutingRanFeature.Instance);
         var caller = httpContext.Features.Get<IMeshPeerFeature>()?.SpiffeId;
+
+        // Routing runs the valid candidate with the best (lowest) score: only its decision is recorded. Every other valid
+        // candidate is decided too, quietly, so a denied one cannot run unchecked if a later policy drops the best.
+        var best = -1;
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            if (candidates.IsValidCandidate(i) && (best < 0 || candidates[i].Score < candidates[best].Score))
+            {
+                best = i;
+            }
+        }
+
         for (var i = 0; i < candidates.Count; i++)
         {
             if (!candidates.IsValidCandidate(i))
@@ -52,7 +64,10 @@ internal sealed class MeshAuthorizationMatcherPolicy(
             var target = byPath
                 ? MeshAuthorizationEvaluator.Normalize(httpContext.Request.Path.Value ?? "/")
                 : NormalizedTemplates.GetOrAdd(((RouteEndpoint)candidate.Endpoint).RoutePattern.RawText!, MeshAuthorizationEvaluator.Normalize);
-            if (authorizer.Decide(httpContext, authorization, caller, target, byPath) is { } refusal)
+            var refusal = i == best
+                ? authorizer.Decide(httpContext, authorization, caller, target, byPath)
+                : authorizer.DecideQuietly(httpContext, authorization, caller, target, byPath);
+            if (refusal is not null)
             {
                 candidates.ReplaceEndpoint(i, Refusal(refusal), candidate.Values);
             }

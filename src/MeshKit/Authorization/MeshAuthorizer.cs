@@ -52,6 +52,23 @@ internal sealed partial class MeshAuthorizer(MeshRateLimits rateLimits, MeshMetr
         var method = context.Request.Method;
         var feature = Decided(authorization, caller, method, target, byPath);
         var decision = feature.Decision;
+        return Record(context, feature, decision, caller, method, target);
+    }
+
+    /// <summary>
+    /// Decides a candidate endpoint that routing will not run while a better one stays valid (Grpc.AspNetCore's catch-all
+    /// "unimplemented" endpoints beside every method): a denial still replaces it, so it cannot run unchecked, but nothing
+    /// is recorded (no span tags, feature, log or count) and no rate-limit permit is taken. Only the endpoint that runs
+    /// records its decision.
+    /// </summary>
+    public MeshRefusal? DecideQuietly(HttpContext context, MeshAuthorizationPolicy authorization, SpiffeId? caller, string target, bool byPath)
+    {
+        var decision = Decided(authorization, caller, context.Request.Method, target, byPath).Decision;
+        return decision.Allowed ? null : new MeshRefusal(StatusCodes.Status403Forbidden, "mesh_authorization_denied", decision.Reason, null);
+    }
+
+    private MeshRefusal? Record(HttpContext context, DecisionFeature feature, AuthorizationDecision decision, SpiffeId? caller, string method, string target)
+    {
         context.Features.Set<IMeshAuthorizationFeature>(feature);
         if (ServerSpan.Recorded(context) is { } activity)
         {

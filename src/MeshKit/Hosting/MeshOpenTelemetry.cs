@@ -45,7 +45,9 @@ internal static class MeshOpenTelemetry
         }
 
         var otel = services.AddOpenTelemetry();
-        otel.WithTracing(tracing => tracing.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation());
+        // Grpc.Net.Client starts an activity around every call, recorded or not, and MeshKit's logical span is its child:
+        // recording it keeps a gRPC call's trace in one piece.
+        otel.WithTracing(tracing => tracing.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddSource("Grpc.Net.Client"));
         otel.WithMetrics(metrics =>
         {
             metrics.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation();

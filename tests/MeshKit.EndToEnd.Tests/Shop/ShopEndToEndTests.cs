@@ -64,13 +64,12 @@ public sealed class ShopEndToEndTests(ShopAppFixture shop) : IClassFixture<ShopA
             Assert.Equal("allow", ordersServer["mesh.authorization.decision"]);
             Assert.True(Descends(ordersServer, toOrders, byId), $"{ordersServer} is not below {toOrders}");
 
-            // orders -> inventory (gRPC): inventory's server span names orders' SPIFFE ID. Its mesh.authorization.decision is
-            // not checked: on a gRPC method it records the decision on Grpc.AspNetCore's catch-all endpoints today
-            // (docs/grpc.md); the gRPC test checks that the call itself was served.
+            // orders -> inventory (gRPC): inventory's server span names orders' SPIFFE ID and the rule that allowed it.
             var toInventory = Assert.Single(spans, s => s.Resource == orders && s.Name == "mesh inventory");
             var inventoryServer = Assert.Single(spans, s => s.Resource == "inventory" && s.IsServer);
             Assert.Equal(OrdersId, inventoryServer["mesh.caller.spiffe_id"]);
             Assert.Equal("orders", inventoryServer["mesh.caller.service"]);
+            Assert.Equal("allow", inventoryServer["mesh.authorization.decision"]);
             Assert.True(Descends(toInventory, ordersServer, byId), $"{toInventory} is not below {ordersServer}");
             Assert.True(Descends(inventoryServer, toInventory, byId), $"{inventoryServer} is not below {toInventory}");
             Assert.True(Descends(inventoryServer, frontendServer, byId), "inventory's server span does not descend from frontend's");

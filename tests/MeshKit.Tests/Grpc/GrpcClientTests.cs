@@ -52,8 +52,12 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         Assert.Equal(5, second.Served);
     }
 
+    /// <summary>
+    /// A 7 s server stream with a 1 s attempt and a 2 s total timeout, on 5 s certificates: it runs past both timeouts, and
+    /// past the renewal of both workloads' certificates and the expiry of the certificates its connection was made with.
+    /// </summary>
     [Fact]
-    public async Task A_server_stream_runs_past_the_attempt_timeout_and_the_total_timeout()
+    public async Task A_server_stream_runs_past_the_timeouts_and_past_the_expiry_of_its_connections_certificates()
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
@@ -65,19 +69,23 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
             },
             services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
+        var identity = caller.Services.GetRequiredService<MeshKit.Identity.WorkloadIdentitySource>();
+        var first = identity.GetValid();
 
-        // 8 ticks 500 ms apart: about 4 s of stream, twice the total timeout; the timeouts apply until response headers.
+        // 14 ticks 500 ms apart: about 7 s, past the 5 s lifetime of the certificate the connection was made with.
         var watch = Stopwatch.StartNew();
-        using var call = client.Watch(new WatchRequest { Count = 8, IntervalMs = 500 }, cancellationToken: Ct);
+        using var call = client.Watch(new WatchRequest { Count = 14, IntervalMs = 500 }, cancellationToken: Ct);
         var ticks = new List<int>();
         await foreach (var tick in call.ResponseStream.ReadAllAsync(Ct))
         {
             ticks.Add(tick.Index);
         }
 
-        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7], ticks);
+        Assert.Equal(Enumerable.Range(0, 14), ticks);
         Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
-        Assert.True(watch.Elapsed > TimeSpan.FromSeconds(3), $"the stream lasted {watch.Elapsed}");
+        Assert.True(watch.Elapsed > TimeSpan.FromSeconds(6), $"the stream lasted {watch.Elapsed}");
+        Assert.True(DateTimeOffset.UtcNow > first.NotAfter, $"the first certificate expires at {first.NotAfter:O}");
+        Assert.NotEqual(first.Certificate.Thumbprint, identity.GetValid().Certificate.Thumbprint);
     }
 
     [Fact]

@@ -58,6 +58,38 @@ public sealed class GrpcMethodTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         Assert.Equal(5, v1.Served);
     }
 
+    /// <summary>
+    /// Grpc.AspNetCore maps catch-all "unimplemented" endpoints beside every method, valid candidates for every gRPC
+    /// request; only the endpoint that runs records its decision (the catch-alls used to record a default deny each).
+    /// </summary>
+    [Fact]
+    public async Task Under_a_default_deny_an_allowed_gRPC_call_records_its_allow_and_no_denial()
+    {
+        var behaviour = new InventoryBehaviour();
+        var decisions = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour),
+            new Dictionary<string, string?>
+            {
+                ["Mesh:Authorization:DefaultAction"] = "Deny",
+                ["Mesh:Authorization:Rules:0:Name"] = "frontend-uses-inventory",
+                ["Mesh:Authorization:Rules:0:From:Services:0"] = "frontend",
+                ["Mesh:Authorization:Rules:0:To:Grpc:0"] = $"{Service}/Reserve",
+            });
+        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
+            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
+
+        for (var i = 0; i < 3; i++)
+        {
+            await client.ReserveAsync(new ReserveRequest { Sku = "apple", Quantity = 1 }, cancellationToken: Ct);
+            decisions.Enqueue(behaviour.LastDecision ?? "none");
+        }
+
+        Assert.Equal(3, behaviour.Served);
+        Assert.Equal(["allow:frontend-uses-inventory", "allow:frontend-uses-inventory", "allow:frontend-uses-inventory"], decisions);
+        Assert.Equal(0, inventory.Host.Metrics.Sum("mesh.server.authorization.denials"));
+    }
+
     [Fact]
     public async Task An_authorization_rule_denies_one_gRPC_method_and_allows_another_to_the_same_caller_and_the_RpcException_names_the_rule()
     {

@@ -37,8 +37,13 @@ public sealed class InventoryBehaviour
 
     internal int Count() => Interlocked.Increment(ref _served);
 
+    /// <summary>Gets the mesh authorization decision the last unary call was served under (<c>allow:rule</c>).</summary>
+    public string? LastDecision { get; private set; }
+
     internal void Saw(ServerCallContext context)
     {
+        var decision = context.GetHttpContext().Features.Get<MeshKit.Authorization.IMeshAuthorizationFeature>()?.Decision;
+        LastDecision = decision is { } d ? $"{(d.Allowed ? "allow" : "deny")}:{d.RuleName}" : null;
         LastGrpcTimeout = context.GetHttpContext().Request.Headers["grpc-timeout"].FirstOrDefault();
         LastMeshDeadline = MeshKit.Deadlines.MeshDeadline.Remaining;
     }
