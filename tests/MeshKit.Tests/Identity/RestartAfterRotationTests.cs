@@ -253,7 +253,7 @@ public sealed class RestartAfterRotationTests(MeshTestBed bed) : IClassFixture<M
 
     /// <summary>Adds a root, switches issuance to it once every workload trusts it, and removes the old root once every workload holds a certificate from the new one.</summary>
     /// <returns>The final bundle's version.</returns>
-    private static async Task<string> RotateInThreeStepsAsync(ControlPlaneHost controlPlane, MeshAppHost[] workloads, CancellationToken ct)
+    internal static async Task<string> RotateInThreeStepsAsync(ControlPlaneHost controlPlane, MeshAppHost[] workloads, CancellationToken ct)
     {
         using var admin = controlPlane.CreateAdminClient();
         WorkloadIdentity Current(MeshAppHost host) => host.Services.GetRequiredService<WorkloadIdentitySource>().Current!;
