@@ -16,6 +16,13 @@ public sealed record DestinationPolicy
     /// <summary>Gets the timeout of each attempt. Default 10 s.</summary>
     public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Gets the idle timeout of a response body: once the response headers have arrived, a body (a stream) that delivers
+    /// no data for this long is ended, and reading it fails naming this setting. <see cref="TimeSpan.Zero"/> (the default)
+    /// turns it off: a stream then lives until the caller, the server or the connection ends it.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; init; }
+
     /// <summary>Gets the retry policy.</summary>
     public RetryPolicy Retry { get; init; } = new();
 

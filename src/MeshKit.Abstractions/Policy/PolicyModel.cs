@@ -141,6 +141,7 @@ internal static class PolicyModel
     {
         public static readonly PolicyKey Timeout = Duration("Timeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1), "00:00:30", nameof(DestinationPolicy.Timeout));
         public static readonly PolicyKey AttemptTimeout = Duration("AttemptTimeout", TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1), "00:00:10", nameof(DestinationPolicy.AttemptTimeout));
+        public static readonly PolicyKey IdleTimeout = Duration("IdleTimeout", TimeSpan.Zero, TimeSpan.FromHours(24), "00:00:00", nameof(DestinationPolicy.IdleTimeout));
         public static readonly PolicyKey LoadBalancer = Choice("LoadBalancer", LoadBalancerKind.PeakEwma, nameof(DestinationPolicy.LoadBalancer));
         public static readonly PolicyKey FailurePenalty = Duration("FailurePenalty", TimeSpan.Zero, TimeSpan.FromMinutes(1), "00:00:01", nameof(DestinationPolicy.FailurePenalty));
 
@@ -161,7 +162,7 @@ internal static class PolicyModel
             Kind = PolicyValueKind.Section,
             Record = typeof(DestinationPolicy),
             Properties = [nameof(PolicySnapshot.Defaults)],
-            Keys = [Timeout, AttemptTimeout, RetryKeys.Section, ConcurrencyKeys.Section, OutlierKeys.Section, LoadBalancer, FailurePenalty, SubsetKey],
+            Keys = [Timeout, AttemptTimeout, IdleTimeout, RetryKeys.Section, ConcurrencyKeys.Section, OutlierKeys.Section, LoadBalancer, FailurePenalty, SubsetKey],
         };
 
         /// <summary>Gets one destination's section (the item of <c>Destinations</c>), named by the host mesh clients call.</summary>

@@ -165,6 +165,7 @@ public static partial class PolicyReader
             Destination = destination,
             Timeout = timeout,
             AttemptTimeout = attemptTimeout,
+            IdleTimeout = section.Duration(PolicyModel.DestinationKeys.IdleTimeout) ?? inherit.IdleTimeout,
             Retry = ReadRetry(section.Child(PolicyModel.RetryKeys.Section), inherit.Retry),
             Concurrency = ReadConcurrency(section.Child(PolicyModel.ConcurrencyKeys.Section), inherit.Concurrency),
             OutlierDetection = ReadOutlier(section.Child(PolicyModel.OutlierKeys.Section), inherit.OutlierDetection),

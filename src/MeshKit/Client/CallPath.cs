@@ -185,6 +185,12 @@ internal sealed class CallPath
             var status = response is null ? 0 : (int)response.StatusCode;
             var statusClass = response is null ? "none" : MeshMetrics.StatusClass(status);
             var grpcStatus = response is null ? GrpcStatus.None : call.GrpcStatusCode;
+            if (response is not null && Policy.IdleTimeout > TimeSpan.Zero && call.OutcomeName == "success")
+            {
+                // Opt-in: a response body that stops delivering data is ended after the destination's idle timeout.
+                response.Content = new IdleResponseBody(response.Content, Policy.IdleTimeout, time, _destination.Host);
+            }
+
             var grpcEnd = call.TakeGrpcEnd();
             var handedOn = false;
             if (grpcEnd is not null && response is not null)

@@ -16,6 +16,7 @@ internal readonly record struct ResilienceSettings(TimeSpan Timeout, RetryPolicy
     {
         [nameof(DestinationPolicy.Destination)] = "the pipeline's name and the key's destination",
         [nameof(DestinationPolicy.AttemptTimeout)] = "the attempt, per attempt",
+        [nameof(DestinationPolicy.IdleTimeout)] = "the response body, per call",
         [nameof(DestinationPolicy.OutlierDetection)] = "the outlier detector, per outcome",
         [nameof(DestinationPolicy.LoadBalancer)] = "endpoint choice, per attempt",
         [nameof(DestinationPolicy.FailurePenalty)] = "the attempt's feedback, per failed attempt",

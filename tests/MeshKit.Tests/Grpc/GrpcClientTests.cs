@@ -202,6 +202,44 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         }
     }
 
+    [Fact]
+    public async Task With_an_idle_timeout_a_stream_that_keeps_moving_lives_on_and_one_that_stalls_is_ended_naming_the_setting()
+    {
+        var behaviour = new InventoryBehaviour();
+        await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
+        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
+            new Dictionary<string, string?>
+            {
+                ["Mesh:Policy:Destinations:inventory:AttemptTimeout"] = "00:00:01",
+                ["Mesh:Policy:Destinations:inventory:Timeout"] = "00:00:02",
+                ["Mesh:Policy:Destinations:inventory:IdleTimeout"] = "00:00:01",
+            },
+            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
+
+        // A tick every 300 ms for about 3 s: never idle for 1 s, and past both timeouts.
+        using (var moving = client.Watch(new WatchRequest { Count = 10, IntervalMs = 300 }, cancellationToken: Ct))
+        {
+            Assert.Equal(10, (await moving.ResponseStream.ReadAllAsync(Ct).ToListAsync(Ct)).Count);
+        }
+
+        // A tick, then 3 s of silence: ended after about 1 s of it.
+        var watch = Stopwatch.StartNew();
+        using var stalled = client.Watch(new WatchRequest { Count = 2, IntervalMs = 3000 }, cancellationToken: Ct);
+        var ticks = 0;
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await foreach (var _ in stalled.ResponseStream.ReadAllAsync(Ct))
+            {
+                ticks++;
+            }
+        });
+
+        Assert.Equal(1, ticks);
+        Assert.Contains("Mesh:Policy:Destinations:inventory:IdleTimeout", error.ToString(), StringComparison.Ordinal);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2.5), $"the stalled stream lasted {watch.Elapsed}");
+    }
+
     /// <summary>A caller of <paramref name="inventory"/> with a 1 s attempt timeout and a 2 s total timeout.</summary>
     private Task<MeshAppHost> StreamingCallerAsync(Upstream inventory) =>
         Caller.StartAsync(bed, "inventory", [inventory],
