@@ -414,6 +414,7 @@ internal sealed class CallPath
             _callerRegistration.Dispose();
             _callerRegistration = default;
             _timer?.Release();
+            Body?.ReleaseRecording();
             if (_cancellation is { } cancellation)
             {
                 if (_request.Content is not null)

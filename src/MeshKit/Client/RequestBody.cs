@@ -21,6 +21,7 @@ internal sealed class RequestBody : HttpContent
     private int _length;
     private int _state;
     private bool _disposed;
+    private bool _released;
 
     public RequestBody(HttpContent inner, int limit, AttemptTimer timer)
     {
@@ -46,7 +47,30 @@ internal sealed class RequestBody : HttpContent
     public bool ContentFailed { get; private set; }
 
     /// <summary>Gets a copy of the whole body when it was sent and kept, for a mirror copy; otherwise <see langword="null"/>.</summary>
-    public byte[]? CopyRecorded() => Volatile.Read(ref _state) == Complete && !_disposed ? _recorded.AsSpan(0, _length).ToArray() : null;
+    public byte[]? CopyRecorded()
+    {
+        lock (this)
+        {
+            return Volatile.Read(ref _state) == Complete && _recorded is not null ? _recorded.AsSpan(0, _length).ToArray() : null;
+        }
+    }
+
+    /// <summary>
+    /// The call is over (no retry or mirror copy will ask for the body again): the kept bytes go back to the pool now, not
+    /// when (or if) the caller disposes its request; a body still streaming (a client stream) keeps nothing more.
+    /// </summary>
+    public void ReleaseRecording()
+    {
+        lock (this)
+        {
+            _released = true;
+            DropRecording();
+            if (Volatile.Read(ref _state) == Complete)
+            {
+                Volatile.Write(ref _state, Spent);
+            }
+        }
+    }
 
     /// <summary>Gets the caller's content headers, for a copy of the request.</summary>
     public HttpContent Inner => _inner;
@@ -89,7 +113,10 @@ internal sealed class RequestBody : HttpContent
             Timer.Resume();
         }
 
-        Volatile.Write(ref _state, recording.Overflowed || _limit == 0 ? Spent : Complete);
+        lock (this)
+        {
+            Volatile.Write(ref _state, recording.Overflowed || _limit == 0 || _released ? Spent : Complete);
+        }
     }
 
     protected override bool TryComputeLength(out long length)
@@ -105,20 +132,24 @@ internal sealed class RequestBody : HttpContent
         {
             _disposed = true;
             _inner.Dispose();
-            if (_recorded is { } recorded)
-            {
-                _recorded = null;
-                ArrayPool<byte>.Shared.Return(recorded);
-            }
+            ReleaseRecording();
         }
 
         base.Dispose(disposing);
     }
 
-    /// <summary>Keeps the bytes written, up to the limit.</summary>
+    /// <summary>Keeps the bytes written, up to the limit (under the body's lock: the call may release the buffer meanwhile).</summary>
     private bool Record(ReadOnlySpan<byte> bytes)
     {
-        if (_length + bytes.Length > _limit)
+        lock (this)
+        {
+            return RecordLocked(bytes);
+        }
+    }
+
+    private bool RecordLocked(ReadOnlySpan<byte> bytes)
+    {
+        if (_released || _length + bytes.Length > _limit)
         {
             return false;
         }
@@ -180,7 +211,10 @@ internal sealed class RequestBody : HttpContent
             if (!Overflowed && !body.Record(buffer.Span))
             {
                 Overflowed = true;
-                body.DropRecording();
+                lock (body)
+                {
+                    body.DropRecording();
+                }
             }
 
             try

@@ -95,6 +95,27 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
     }
 
     [Fact]
+    public async Task A_successful_unary_call_records_status_OK_read_from_its_trailers()
+    {
+        var behaviour = new InventoryBehaviour();
+        await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
+        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
+            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
+
+        for (var i = 0; i < 3; i++)
+        {
+            await client.ReserveAsync(new ReserveRequest { Sku = "apple", Quantity = 1 }, cancellationToken: Ct);
+        }
+
+        // The status comes in the trailers, after the reply: recorded when the gRPC client has read (or released) the body.
+        await Eventually.WaitAsync(
+            () => caller.Metrics.Points.Count(p => p.Instrument == "mesh.client.requests" && Equals(p.Tags.GetValueOrDefault("rpc.grpc.status_code"), 0)) == 3,
+            TimeSpan.FromSeconds(5),
+            "three requests recorded with rpc.grpc.status_code 0");
+    }
+
+    [Fact]
     public async Task An_endpoint_answering_NOT_FOUND_is_not_ejected()
     {
         var good = new InventoryBehaviour();
