@@ -417,10 +417,11 @@ internal sealed class CallPath
             Body?.ReleaseRecording();
             if (_cancellation is { } cancellation)
             {
-                if (_request.Content is not null)
+                if (_request.Content is not null && Body is not { SendingEnded: true })
                 {
                     // A request body may still be streaming on this source's token after the response headers (a gRPC
                     // client or bidirectional stream): the source is left to it, disarmed, and never reset for another call.
+                    // A body that was sent whole (a unary call) is done with it: the source is reset and reused.
                     cancellation.CancelAfter(Timeout.InfiniteTimeSpan);
                     _cancellation = null;
                 }

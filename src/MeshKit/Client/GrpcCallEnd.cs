@@ -151,8 +151,13 @@ internal sealed class GrpcCallEnd
 
         public override int Read(byte[] buffer, int offset, int count) => Ended(inner.Read(buffer, offset, count), count);
 
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            Ended(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false), buffer.Length);
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var reading = inner.ReadAsync(buffer, cancellationToken);
+            return reading.IsCompletedSuccessfully ? new ValueTask<int>(Ended(reading.Result, buffer.Length)) : AwaitReadAsync(reading, buffer.Length);
+        }
+
+        private async ValueTask<int> AwaitReadAsync(ValueTask<int> reading, int asked) => Ended(await reading.ConfigureAwait(false), asked);
 
         public override async Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             Ended(await inner.ReadAsync(buffer.AsMemory(offset, count), cancellationToken).ConfigureAwait(false), count);

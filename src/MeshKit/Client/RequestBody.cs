@@ -22,6 +22,7 @@ internal sealed class RequestBody : HttpContent
     private int _state;
     private bool _disposed;
     private bool _released;
+    private bool _sendingEnded;
 
     public RequestBody(HttpContent inner, int limit, AttemptTimer timer)
     {
@@ -42,6 +43,9 @@ internal sealed class RequestBody : HttpContent
 
     /// <summary>Gets whether any attempt began to send the body.</summary>
     public bool Started => Volatile.Read(ref _state) != Fresh;
+
+    /// <summary>Gets whether an attempt's sending of the body has ended (whole or failed) and no sending is under way.</summary>
+    public bool SendingEnded => Volatile.Read(ref _sendingEnded);
 
     /// <summary>Gets whether the caller's own content failed while producing the body (not the endpoint's doing).</summary>
     public bool ContentFailed { get; private set; }
@@ -85,7 +89,9 @@ internal sealed class RequestBody : HttpContent
             case Fresh:
                 break;
             case Complete:
+                Volatile.Write(ref _sendingEnded, false);
                 await stream.WriteAsync(_recorded.AsMemory(0, _length), cancellationToken).ConfigureAwait(false);
+                Volatile.Write(ref _sendingEnded, true);
                 return;
             default:
                 throw new RequestBodyNotResendableException(_limit);
@@ -111,6 +117,7 @@ internal sealed class RequestBody : HttpContent
         finally
         {
             Timer.Resume();
+            Volatile.Write(ref _sendingEnded, true);
         }
 
         lock (this)
@@ -206,7 +213,7 @@ internal sealed class RequestBody : HttpContent
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (!Overflowed && !body.Record(buffer.Span))
             {
@@ -217,9 +224,26 @@ internal sealed class RequestBody : HttpContent
                 }
             }
 
+            ValueTask writing;
             try
             {
-                await network.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+                writing = network.WriteAsync(buffer, cancellationToken);
+            }
+            catch
+            {
+                NetworkFailed = true;
+                throw;
+            }
+
+            // Most writes complete at once (HTTP/2 buffers them): no state machine for those.
+            return writing.IsCompletedSuccessfully ? default : AwaitWriteAsync(writing);
+        }
+
+        private async ValueTask AwaitWriteAsync(ValueTask writing)
+        {
+            try
+            {
+                await writing.ConfigureAwait(false);
             }
             catch
             {

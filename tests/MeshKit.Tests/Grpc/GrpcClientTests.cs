@@ -114,6 +114,8 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         var behaviour = new InventoryBehaviour { HeadersFirst = false };
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
         await using var caller = await StreamingCallerAsync(inventory);
+        var identity = caller.Services.GetRequiredService<MeshKit.Identity.WorkloadIdentitySource>();
+        var first = identity.GetValid().Certificate.Thumbprint;
         var (call, watch) = await StreamEightTicksAsync(caller.Services.GetRequiredService<Inventory.InventoryClient>());
         using (call)
         {
@@ -121,6 +123,9 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
 
             Assert.Equal(8, reply.Count);
             Assert.True(watch.Elapsed > TimeSpan.FromSeconds(3), $"the stream lasted {watch.Elapsed}");
+
+            // 5 s certificates renewed at 35 % of their life: the caller renewed while it was streaming.
+            Assert.NotEqual(first, identity.GetValid().Certificate.Thumbprint);
         }
     }
 
