@@ -196,8 +196,7 @@ internal sealed class CallPath
             if (grpcEnd is not null && response is not null)
             {
                 // A gRPC call whose status comes in trailers: its metrics, outcome and span end with the status.
-                var (metrics, source, destination, subset, started) = (_metrics, _settings.SourceService, _destination.Service, call.Subset, call.Started);
-                grpcEnd.Attach(response, code => metrics.RecordClientRequest(source, destination, subset, statusClass, outcome, time.GetElapsedTime(started).TotalSeconds, code), activity);
+                grpcEnd.Attach(response, new GrpcCallEnd.GoldenMetrics(_metrics, time, _settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, call.Started), activity);
                 handedOn = true;
             }
             else

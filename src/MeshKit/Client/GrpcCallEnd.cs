@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using MeshKit.Balancing;
 using MeshKit.Telemetry;
 using MeshKit.Transport;
@@ -21,7 +20,7 @@ internal sealed class GrpcCallEnd
     private readonly EndpointChoice _choice;
     private readonly Policy.GrpcStatusSet _failures;
     private HttpResponseMessage? _response;
-    private Action<int>? _record;
+    private GoldenMetrics _metrics;
     private Activity? _activity;
     private int _ended;
 
@@ -33,11 +32,11 @@ internal sealed class GrpcCallEnd
         _failures = failures;
     }
 
-    /// <summary>Wraps the response's body; <paramref name="record"/> records the golden metrics with the status, <paramref name="activity"/> ends with it.</summary>
-    public void Attach(HttpResponseMessage response, Action<int> record, Activity? activity)
+    /// <summary>Wraps the response's body; the golden metrics are recorded with the status, <paramref name="activity"/> ends with it.</summary>
+    public void Attach(HttpResponseMessage response, in GoldenMetrics metrics, Activity? activity)
     {
         _response = response;
-        _record = record;
+        _metrics = metrics;
         _activity = activity;
         response.Content = new Body(response.Content, this);
     }
@@ -58,7 +57,7 @@ internal sealed class GrpcCallEnd
             return;
         }
 
-        _record?.Invoke(status);
+        _metrics.Record(status);
         if (_activity is { } activity)
         {
             if (status != GrpcStatus.None)
@@ -90,98 +89,47 @@ internal sealed class GrpcCallEnd
         End(status, attached: true);
     }
 
-    /// <summary>The response body as the gRPC client reads it: ends the call at its end or when disposed.</summary>
-    private sealed class Body : HttpContent
+    /// <summary>What the call's golden metrics are recorded with once its status is known (the duration runs to then).</summary>
+    internal readonly record struct GoldenMetrics(
+        MeshMetrics Metrics, TimeProvider Time, string Source, string Destination, string? Subset, string StatusClass, string Outcome, long Started)
     {
-        private readonly HttpContent _inner;
-        private readonly GrpcCallEnd _end;
+        public void Record(int status) =>
+            Metrics?.RecordClientRequest(Source, Destination, Subset, StatusClass, Outcome, Time.GetElapsedTime(Started).TotalSeconds, status);
+    }
 
-        public Body(HttpContent inner, GrpcCallEnd end)
-        {
-            _inner = inner;
-            _end = end;
-            foreach (var header in inner.Headers.NonValidated)
-            {
-                Headers.TryAddWithoutValidation(header.Key, header.Value);
-            }
-        }
-
-        protected override async Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken) =>
-            new EndingStream(await _inner.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), _end);
-
-        protected override Task<Stream> CreateContentReadStreamAsync() => CreateContentReadStreamAsync(CancellationToken.None);
-
-        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
-
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
-        {
-            await _inner.CopyToAsync(stream, cancellationToken).ConfigureAwait(false);
-            _end.EndFromTrailers();
-        }
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = 0;
-            return false;
-        }
+    /// <summary>The response body as the gRPC client reads it: ends the call at its end or when disposed.</summary>
+    private sealed class Body(HttpContent inner, GrpcCallEnd end) : WrappedResponseContent(inner)
+    {
+        protected override Stream Wrap(Stream inner) => new EndingStream(inner, end);
 
         protected override void Dispose(bool disposing)
         {
+            base.Dispose(disposing);
             if (disposing)
             {
-                _inner.Dispose();
-                _end.EndFromTrailers();
+                end.EndFromTrailers();
             }
-
-            base.Dispose(disposing);
         }
     }
 
-    private sealed class EndingStream(Stream inner, GrpcCallEnd end) : Stream
+    private sealed class EndingStream(Stream inner, GrpcCallEnd end) : ReadOnlyWrapperStream(inner)
     {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Ended(inner.Read(buffer, offset, count), count);
-
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            var reading = inner.ReadAsync(buffer, cancellationToken);
+            var reading = Inner.ReadAsync(buffer, cancellationToken);
             return reading.IsCompletedSuccessfully ? new ValueTask<int>(Ended(reading.Result, buffer.Length)) : AwaitReadAsync(reading, buffer.Length);
         }
 
-        private async ValueTask<int> AwaitReadAsync(ValueTask<int> reading, int asked) => Ended(await reading.ConfigureAwait(false), asked);
-
-        public override async Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            Ended(await inner.ReadAsync(buffer.AsMemory(offset, count), cancellationToken).ConfigureAwait(false), count);
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
         protected override void Dispose(bool disposing)
         {
+            base.Dispose(disposing);
             if (disposing)
             {
-                inner.Dispose();
                 end.EndFromTrailers();
             }
-
-            base.Dispose(disposing);
         }
+
+        private async ValueTask<int> AwaitReadAsync(ValueTask<int> reading, int asked) => Ended(await reading.ConfigureAwait(false), asked);
 
         private int Ended(int read, int asked)
         {

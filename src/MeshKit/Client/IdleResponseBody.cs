@@ -1,4 +1,3 @@
-using System.Net;
 using MeshKit.Transport;
 
 namespace MeshKit.Client;
@@ -8,86 +7,26 @@ namespace MeshKit.Client;
 /// timeout, or the read is cancelled (which ends the HTTP/2 stream) and fails with a <see cref="MeshCallException"/>
 /// reason <c>idle_timeout</c> naming the setting. Only responses of destinations with an idle timeout pay for it.
 /// </summary>
-internal sealed class IdleResponseBody : HttpContent
+internal sealed class IdleResponseBody(HttpContent inner, TimeSpan idle, TimeProvider time, string host) : WrappedResponseContent(inner)
 {
-    private readonly HttpContent _inner;
-    private readonly TimeSpan _idle;
-    private readonly TimeProvider _time;
-    private readonly string _host;
+    protected override Stream Wrap(Stream inner) => new IdleStream(inner, this);
 
-    public IdleResponseBody(HttpContent inner, TimeSpan idle, TimeProvider time, string host)
-    {
-        _inner = inner;
-        _idle = idle;
-        _time = time;
-        _host = host;
-        foreach (var header in inner.Headers.NonValidated)
-        {
-            Headers.TryAddWithoutValidation(header.Key, header.Value);
-        }
-    }
-
-    protected override async Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken) =>
-        new IdleStream(await _inner.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), this);
-
-    protected override Task<Stream> CreateContentReadStreamAsync() => CreateContentReadStreamAsync(CancellationToken.None);
-
-    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
-
-    protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
-    {
-        await using var body = await CreateContentReadStreamAsync(cancellationToken).ConfigureAwait(false);
-        await body.CopyToAsync(stream, cancellationToken).ConfigureAwait(false);
-    }
-
-    protected override bool TryComputeLength(out long length)
-    {
-        var known = _inner.Headers.ContentLength;
-        length = known ?? 0;
-        return known is not null;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _inner.Dispose();
-        }
-
-        base.Dispose(disposing);
-    }
-
-    private MeshCallException Idle(Exception inner) => new(
+    private MeshCallException Idle(Exception cause) => new(
         "idle_timeout",
-        $"The response from '{_host}' delivered no data for {_idle} (Mesh:Policy:Destinations:{_host}:IdleTimeout).",
-        inner);
+        $"The response from '{host}' delivered no data for {idle} (Mesh:Policy:Destinations:{host}:IdleTimeout).",
+        cause);
 
-    private sealed class IdleStream(Stream inner, IdleResponseBody body) : Stream
+    private sealed class IdleStream(Stream inner, IdleResponseBody body) : ReadOnlyWrapperStream(inner)
     {
-        private readonly CancellationTokenSource _idle = new(Timeout.InfiniteTimeSpan, body._time);
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+        private readonly CancellationTokenSource _idle = new(Timeout.InfiniteTimeSpan, body.Time);
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             using var caller = cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _idle);
-            _idle.CancelAfter(body._idle);
+            _idle.CancelAfter(body.IdleTimeout);
             try
             {
-                return await inner.ReadAsync(buffer, _idle.Token).ConfigureAwait(false);
+                return await Inner.ReadAsync(buffer, _idle.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
@@ -99,25 +38,17 @@ internal sealed class IdleResponseBody : HttpContent
             }
         }
 
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
         protected override void Dispose(bool disposing)
         {
+            base.Dispose(disposing);
             if (disposing)
             {
-                inner.Dispose();
                 _idle.Dispose();
             }
-
-            base.Dispose(disposing);
         }
     }
+
+    private TimeSpan IdleTimeout => idle;
+
+    private TimeProvider Time => time;
 }

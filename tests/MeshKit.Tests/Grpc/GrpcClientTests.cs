@@ -19,8 +19,7 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
 
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
         var reply = await client.ReserveAsync(new ReserveRequest { Sku = "apple", Quantity = 1 }, cancellationToken: Ct);
@@ -61,13 +60,7 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            new Dictionary<string, string?>
-            {
-                ["Mesh:Policy:Destinations:inventory:AttemptTimeout"] = "00:00:01",
-                ["Mesh:Policy:Destinations:inventory:Timeout"] = "00:00:02",
-            },
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await StreamingCallerAsync(inventory);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
         var identity = caller.Services.GetRequiredService<MeshKit.Identity.WorkloadIdentitySource>();
         var first = identity.GetValid();
@@ -169,8 +162,7 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         {
             var behaviour = new InventoryBehaviour();
             await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(own, "inventory", "v1", s => s.AddSingleton(behaviour));
-            await using var caller = await Caller.StartAsync(own, "inventory", [inventory],
-                configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+            await using var caller = await InventoryCaller.StartAsync(own, [inventory]);
             var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
             using var call = client.Echo(cancellationToken: Ct);
@@ -212,14 +204,7 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            new Dictionary<string, string?>
-            {
-                ["Mesh:Policy:Destinations:inventory:AttemptTimeout"] = "00:00:01",
-                ["Mesh:Policy:Destinations:inventory:Timeout"] = "00:00:02",
-                ["Mesh:Policy:Destinations:inventory:IdleTimeout"] = "00:00:01",
-            },
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await StreamingCallerAsync(inventory, idleTimeout: "00:00:01");
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         // A tick every 300 ms for about 3 s: never idle for 1 s, and past both timeouts.
@@ -245,15 +230,15 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2.5), $"the stalled stream lasted {watch.Elapsed}");
     }
 
-    /// <summary>A caller of <paramref name="inventory"/> with a 1 s attempt timeout and a 2 s total timeout.</summary>
-    private Task<MeshAppHost> StreamingCallerAsync(Upstream inventory) =>
-        Caller.StartAsync(bed, "inventory", [inventory],
+    /// <summary>A caller of <paramref name="inventory"/> with a 1 s attempt timeout and a 2 s total timeout (and an idle timeout, if given).</summary>
+    private Task<MeshAppHost> StreamingCallerAsync(Upstream inventory, string? idleTimeout = null) =>
+        InventoryCaller.StartAsync(bed, [inventory],
             new Dictionary<string, string?>
             {
                 ["Mesh:Policy:Destinations:inventory:AttemptTimeout"] = "00:00:01",
                 ["Mesh:Policy:Destinations:inventory:Timeout"] = "00:00:02",
-            },
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+                ["Mesh:Policy:Destinations:inventory:IdleTimeout"] = idleTimeout,
+            });
 
     /// <summary>Streams 8 ticks 500 ms apart (about 4 s); stops writing once the call has ended.</summary>
     private static async Task<(AsyncClientStreamingCall<Tick, CountReply> Call, Stopwatch Watch)> StreamEightTicksAsync(Inventory.InventoryClient client)

@@ -32,7 +32,7 @@ public sealed class GrpcMethodTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         var v2 = new InventoryBehaviour();
         await using var one = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(v1));
         await using var two = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v2", s => s.AddSingleton(v2));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [one, two],
+        await using var caller = await InventoryCaller.StartAsync(bed, [one, two],
             new Dictionary<string, string?>
             {
                 ["Mesh:Policy:Destinations:inventory:Routes:0:Name"] = "reserve-on-v2",
@@ -41,8 +41,7 @@ public sealed class GrpcMethodTests(MeshTestBed bed) : IClassFixture<MeshTestBed
                 ["Mesh:Policy:Destinations:inventory:Routes:1:Name"] = "inventory-on-v1",
                 ["Mesh:Policy:Destinations:inventory:Routes:1:Match:Grpc"] = Service,
                 ["Mesh:Policy:Destinations:inventory:Routes:1:Split:v1"] = "100",
-            },
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+            });
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         for (var i = 0; i < 5; i++)
@@ -75,8 +74,7 @@ public sealed class GrpcMethodTests(MeshTestBed bed) : IClassFixture<MeshTestBed
                 ["Mesh:Authorization:Rules:0:From:Services:0"] = "frontend",
                 ["Mesh:Authorization:Rules:0:To:Grpc:0"] = $"{Service}/Reserve",
             });
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         for (var i = 0; i < 3; i++)
@@ -106,8 +104,7 @@ public sealed class GrpcMethodTests(MeshTestBed bed) : IClassFixture<MeshTestBed
                 ["Mesh:Authorization:Rules:1:From:Services:0"] = "frontend",
                 ["Mesh:Authorization:Rules:1:To:Grpc:0"] = Service,
             });
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         using (var watch = client.Watch(new WatchRequest { Count = 2 }, cancellationToken: Ct))
@@ -136,8 +133,7 @@ public sealed class GrpcMethodTests(MeshTestBed bed) : IClassFixture<MeshTestBed
                 ["Mesh:Authorization:Rules:0:To:Paths:0"] = $"/{Service}/*",
                 ["Mesh:Authorization:Rules:0:RateLimit:PermitsPerSecond"] = "0.01",
             });
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         await client.ReserveAsync(new ReserveRequest { Sku = "apple", Quantity = 1 }, cancellationToken: Ct);

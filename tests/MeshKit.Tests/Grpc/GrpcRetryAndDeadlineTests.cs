@@ -25,8 +25,7 @@ public sealed class GrpcRetryAndDeadlineTests(MeshTestBed bed) : IClassFixture<M
     {
         var behaviour = new InventoryBehaviour { FailFirst = 1 };
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         var reply = await client.ReserveAsync(Apple, cancellationToken: Ct);
@@ -41,13 +40,12 @@ public sealed class GrpcRetryAndDeadlineTests(MeshTestBed bed) : IClassFixture<M
     {
         var behaviour = new InventoryBehaviour { FailFirst = 1, FirstStatus = StatusCode.NotFound };
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory],
             new Dictionary<string, string?>
             {
                 ["Mesh:Policy:Destinations:inventory:Retry:GrpcStatus:0"] = "RESOURCE_EXHAUSTED",
                 ["Mesh:Policy:Destinations:inventory:Retry:GrpcStatus:1"] = "unavailable",
-            },
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+            });
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         var error = await Assert.ThrowsAsync<RpcException>(() => client.ReserveAsync(Apple, cancellationToken: Ct).ResponseAsync);
@@ -65,8 +63,7 @@ public sealed class GrpcRetryAndDeadlineTests(MeshTestBed bed) : IClassFixture<M
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         using var call = client.Watch(new WatchRequest { Count = 5, IntervalMs = 10, FailAt = 2 }, cancellationToken: Ct);
@@ -90,9 +87,8 @@ public sealed class GrpcRetryAndDeadlineTests(MeshTestBed bed) : IClassFixture<M
         var behaviour = new InventoryBehaviour();
         await using var good = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
         var gone = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(new InventoryBehaviour()));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [gone, good],
-            new Dictionary<string, string?> { ["Mesh:Policy:Destinations:inventory:LoadBalancer"] = "RoundRobin" },
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [gone, good],
+            new Dictionary<string, string?> { ["Mesh:Policy:Destinations:inventory:LoadBalancer"] = "RoundRobin" });
         await gone.DisposeAsync();
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
@@ -109,8 +105,7 @@ public sealed class GrpcRetryAndDeadlineTests(MeshTestBed bed) : IClassFixture<M
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         // As while serving a request whose caller had 1.5 s left.
@@ -128,8 +123,7 @@ public sealed class GrpcRetryAndDeadlineTests(MeshTestBed bed) : IClassFixture<M
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         MeshDeadline.SetFromHeader("20000", TimeProvider.System);
@@ -148,13 +142,12 @@ public sealed class GrpcRetryAndDeadlineTests(MeshTestBed bed) : IClassFixture<M
     {
         var behaviour = new InventoryBehaviour { Delay = TimeSpan.FromSeconds(5) };
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory],
             new Dictionary<string, string?>
             {
                 ["Mesh:Policy:Destinations:inventory:Timeout"] = "00:00:01",
                 ["Mesh:Policy:Destinations:inventory:Retry:MaxRetries"] = "0",
-            },
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+            });
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         var error = await Assert.ThrowsAsync<RpcException>(() => client.ReserveAsync(Apple, cancellationToken: Ct).ResponseAsync);
@@ -167,9 +160,8 @@ public sealed class GrpcRetryAndDeadlineTests(MeshTestBed bed) : IClassFixture<M
     [Fact]
     public async Task A_destination_that_discovery_does_not_know_ends_as_a_gRPC_status_naming_it()
     {
-        await using var caller = await Caller.StartAsync(bed, "inventory", [],
-            new Dictionary<string, string?> { ["Mesh:Policy:Destinations:inventory:Timeout"] = "00:00:01" },
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [],
+            new Dictionary<string, string?> { ["Mesh:Policy:Destinations:inventory:Timeout"] = "00:00:01" });
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         var error = await Assert.ThrowsAsync<RpcException>(() => client.ReserveAsync(Apple, cancellationToken: Ct).ResponseAsync);

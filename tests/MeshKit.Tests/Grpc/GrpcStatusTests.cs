@@ -39,8 +39,7 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         var bad = new InventoryBehaviour { Status = StatusCode.Unavailable };
         await using var one = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(good));
         await using var two = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(bad));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [one, two], Ejecting(2),
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [one, two], Ejecting(2));
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         var unavailable = await CallAsync(client, 20);
@@ -62,8 +61,7 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         var bad = new InventoryBehaviour { StreamFailAt = 1 };
         await using var one = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(good));
         await using var two = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(bad));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [one, two], Ejecting(2),
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [one, two], Ejecting(2));
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         // The bad endpoint sends one message, then UNAVAILABLE in the trailers: too late to retry, not too late to count.
@@ -99,8 +97,7 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         for (var i = 0; i < 3; i++)
@@ -122,8 +119,7 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
         var missing = new InventoryBehaviour { Status = StatusCode.NotFound };
         await using var one = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(good));
         await using var two = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(missing));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [one, two], Ejecting(1),
-            services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [one, two], Ejecting(1));
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
         var statuses = await CallAsync(client, 20);
@@ -141,8 +137,7 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
     {
         var behaviour = new InventoryBehaviour { Status = StatusCode.NotFound };
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await Caller.StartAsync(bed, "inventory", [inventory],
-            configureServices: services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
+        await using var caller = await InventoryCaller.StartAsync(bed, [inventory]);
         var endpoint = $"127.0.0.1:{inventory.Host.MeshEndPoint.Port}";
         var spans = new ConcurrentQueue<Activity>();
         using var listener = new ActivityListener

@@ -1,6 +1,10 @@
 using Grpc.Core;
 using MeshKit.Server;
+using MeshKit.Testing;
 using MeshKit.Tests.Grpc.Proto;
+using MeshKit.Tests.Identity;
+using MeshKit.Tests.Traffic;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MeshKit.Tests.Grpc;
 
@@ -117,4 +121,11 @@ public sealed class TestInventory(InventoryBehaviour behaviour) : Inventory.Inve
             await Task.Delay(request.IntervalMs, context.CancellationToken);
         }
     }
+}
+
+/// <summary>A caller of the test inventory service: a mesh app with <c>AddMeshGrpcClient&lt;Inventory.InventoryClient&gt;("inventory")</c>.</summary>
+public static class InventoryCaller
+{
+    public static Task<MeshAppHost> StartAsync(MeshTestBed bed, IEnumerable<Upstream> upstreams, IDictionary<string, string?>? policy = null) =>
+        Caller.StartAsync(bed, "inventory", upstreams, policy, services => services.AddMeshGrpcClient<Inventory.InventoryClient>("inventory"));
 }
