@@ -29,10 +29,7 @@ internal sealed class RequestBody : HttpContent
         _inner = inner;
         _limit = limit;
         Timer = timer;
-        foreach (var header in inner.Headers.NonValidated)
-        {
-            Headers.TryAddWithoutValidation(header.Key, header.Value);
-        }
+        ContentHeaders.Copy(inner.Headers, Headers);
     }
 
     /// <summary>Gets the call's timer, paused while the caller's content produces the body.</summary>

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Headers;
 
 namespace MeshKit.Client;
 
@@ -11,10 +12,7 @@ internal abstract class WrappedResponseContent : HttpContent
     protected WrappedResponseContent(HttpContent inner)
     {
         Inner = inner;
-        foreach (var header in inner.Headers.NonValidated)
-        {
-            Headers.TryAddWithoutValidation(header.Key, header.Value);
-        }
+        ContentHeaders.Copy(inner.Headers, Headers);
     }
 
     protected HttpContent Inner { get; }
@@ -96,5 +94,28 @@ internal abstract class ReadOnlyWrapperStream(Stream inner) : Stream
         }
 
         base.Dispose(disposing);
+    }
+}
+
+/// <summary>Copies content headers onto MeshKit's wrapper of a content.</summary>
+internal static class ContentHeaders
+{
+    /// <summary>
+    /// Copies <paramref name="from"/> onto <paramref name="to"/>. The common case, a content type alone (every gRPC message),
+    /// is shared as the parsed value rather than re-added as text (no enumerator, no second parse).
+    /// </summary>
+    public static void Copy(HttpContentHeaders from, HttpContentHeaders to)
+    {
+        var headers = from.NonValidated;
+        if (headers.Count == 1 && headers.Contains("Content-Type") && from.ContentType is { } contentType)
+        {
+            to.ContentType = contentType;
+            return;
+        }
+
+        foreach (var header in headers)
+        {
+            to.TryAddWithoutValidation(header.Key, header.Value);
+        }
     }
 }
