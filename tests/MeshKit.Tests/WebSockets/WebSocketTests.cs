@@ -88,7 +88,7 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         for (var i = 0; i < 4; i++)
         {
             Assert.Equal($"{expected} {CallerId} tick {i}", await EchoAsync(socket, $"tick {i}"));
-            Assert.Equal($"{expected} {CallerId} in stock", await EchoAsync(socket, "call inventory"));
+            Assert.Equal($"{expected} {CallerId} in stock", await CallInventoryThroughAsync(socket));
             var slow = await Assert.ThrowsAsync<MeshCallException>(() => http.GetAsync("/slow", Ct));
             Assert.Equal("timeout", slow.Reason);
         }
@@ -103,6 +103,28 @@ public sealed class WebSocketTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         var state = caller.Services.GetRequiredService<EndpointStateRegistry>().Find("callee", $"127.0.0.1:{callee.Host.MeshEndPoint.Port}");
         Assert.NotNull(state);
         Assert.Equal(0, state.InFlight);
+    }
+
+    /// <summary>
+    /// Asks the socket's server to make a mesh call. A 5 s certificate that a loaded machine renewed late makes that call
+    /// fail closed for a moment (identity_unavailable, "was not made"), which is not what this test is about; it is asked
+    /// again then, up to three times. A deadline leaking from the upgrade into the socket fails as a timeout every time.
+    /// </summary>
+    private static async Task<string> CallInventoryThroughAsync(ClientWebSocket socket)
+    {
+        var reply = string.Empty;
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            reply = await EchoAsync(socket, "call inventory");
+            if (!reply.Contains("was not made", StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            await Task.Delay(500, Ct);
+        }
+
+        return reply;
     }
 
     [Theory]
