@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using MeshKit.Server;
 using MeshKit.Telemetry;
+using MeshKit.Transport;
 using Microsoft.AspNetCore.Http;
 
 namespace MeshKit.Authorization;
@@ -15,15 +16,6 @@ namespace MeshKit.Authorization;
 /// </summary>
 internal static class GrpcRefusal
 {
-    /// <summary>gRPC PERMISSION_DENIED: the caller is known and may not do this.</summary>
-    internal const int PermissionDenied = 7;
-
-    /// <summary>gRPC RESOURCE_EXHAUSTED: over a rate limit.</summary>
-    internal const int ResourceExhausted = 8;
-
-    /// <summary>gRPC UNAUTHENTICATED: the caller has no mesh identity (gRPC's codes forbid PERMISSION_DENIED then).</summary>
-    internal const int Unauthenticated = 16;
-
     /// <summary>The response header (gRPC trailing metadata) that carries the mesh's machine-readable reason.</summary>
     internal const string ReasonHeader = "x-mesh-reason";
 
@@ -34,9 +26,11 @@ internal static class GrpcRefusal
     /// <summary>The gRPC status for a refusal answered with <paramref name="httpStatus"/> over HTTP.</summary>
     public static int StatusFor(HttpContext context, int httpStatus) => httpStatus switch
     {
-        StatusCodes.Status429TooManyRequests => ResourceExhausted,
-        _ when context.Features.Get<IMeshPeerFeature>() is null => Unauthenticated,
-        _ => PermissionDenied,
+        StatusCodes.Status429TooManyRequests => GrpcStatus.ResourceExhausted,
+
+        // No mesh identity: gRPC's codes forbid PERMISSION_DENIED then.
+        _ when context.Features.Get<IMeshPeerFeature>() is null => GrpcStatus.Unauthenticated,
+        _ => GrpcStatus.PermissionDenied,
     };
 
     /// <summary>Writes the refusal as a Trailers-Only gRPC response.</summary>
@@ -52,7 +46,7 @@ internal static class GrpcRefusal
         response.ContentType = (semicolon < 0 ? contentType : contentType[..semicolon]).Trim();
         var headers = response.Headers;
         headers["grpc-status"] = status.ToString(CultureInfo.InvariantCulture);
-        headers["grpc-message"] = EncodeMessage(detail);
+        headers["grpc-message"] = GrpcStatus.EncodeMessage(detail);
         headers[ReasonHeader] = reason;
         if (retryAfter is { } after)
         {
@@ -67,38 +61,5 @@ internal static class GrpcRefusal
 
         // No body: headers with END_STREAM, which gRPC clients read as the call's status (Trailers-Only).
         return Task.CompletedTask;
-    }
-
-    /// <summary>
-    /// Percent-encodes a <c>grpc-message</c> as the gRPC protocol asks: UTF-8, every byte outside printable ASCII (and '%')
-    /// as <c>%XX</c>. Clients decode it back (Grpc.Net.Client's <c>Status.Detail</c>), and Kestrel refuses non-ASCII header values.
-    /// </summary>
-    internal static string EncodeMessage(string message)
-    {
-        var plain = true;
-        foreach (var c in message)
-        {
-            plain &= c is >= ' ' and <= '~' and not '%';
-        }
-
-        if (plain)
-        {
-            return message;
-        }
-
-        var builder = new StringBuilder(message.Length + 16);
-        foreach (var b in Encoding.UTF8.GetBytes(message))
-        {
-            if (b is >= 0x20 and <= 0x7E and not (byte)'%')
-            {
-                builder.Append((char)b);
-            }
-            else
-            {
-                builder.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
-            }
-        }
-
-        return builder.ToString();
     }
 }

@@ -311,7 +311,6 @@ internal sealed class CallPath
         private CancellationTokenRegistration _callerRegistration;
         private long _deadline;
         private bool _deadlinePropagated;
-        private AttemptTimer? _timer;
         private bool _attemptArmed;
         private string? _lastFailed;
         private Outcome<HttpResponseMessage>? _firstOutcome;
@@ -367,8 +366,7 @@ internal sealed class CallPath
         /// <summary>Wraps the request's body (see <see cref="RequestBody"/>); its timer pauses while the caller produces the body.</summary>
         public void WrapBody(HttpContent content, int bufferLimit)
         {
-            _timer = new AttemptTimer(_path._time);
-            Body = new RequestBody(content, bufferLimit, _timer);
+            Body = new RequestBody(content, bufferLimit, new AttemptTimer(_path._time));
             _request.Content = Body;
         }
 
@@ -412,7 +410,7 @@ internal sealed class CallPath
         {
             _callerRegistration.Dispose();
             _callerRegistration = default;
-            _timer?.Release();
+            Body?.Timer.Release();
             Body?.ReleaseRecording();
             if (_cancellation is { } cancellation)
             {
@@ -438,7 +436,6 @@ internal sealed class CallPath
             _deadline = 0;
             _deadlinePropagated = false;
             _grpcEnd = null;
-            _timer = null;
             Body = null;
             IsGrpc = false;
             _attemptArmed = false;
@@ -598,7 +595,7 @@ internal sealed class CallPath
             }
 
             request.Headers.Remove(MeshDeadline.HeaderName);
-            request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(_deadline + (_timer?.PausedTicks ?? 0), time));
+            request.Headers.TryAddWithoutValidation(MeshDeadline.HeaderName, MeshDeadline.Format(_deadline + (Body?.Timer.PausedTicks ?? 0), time));
             if (IsGrpc && _deadlinePropagated)
             {
                 SendGrpcDeadline(request);
@@ -726,7 +723,7 @@ internal sealed class CallPath
             return null!;
         }
 
-        private TimeSpan Remaining() => _path._time.GetElapsedTime(_path._time.GetTimestamp(), _deadline + (_timer?.PausedTicks ?? 0));
+        private TimeSpan Remaining() => _path._time.GetElapsedTime(_path._time.GetTimestamp(), _deadline + (Body?.Timer.PausedTicks ?? 0));
 
         private static bool IsBodyNotResendable(Exception? error)
         {
@@ -789,7 +786,7 @@ internal sealed class CallPath
                 _cancellationClock = _path._time;
             }
 
-            if (_timer is { } timer)
+            if (Body?.Timer is { } timer)
             {
                 timer.Arm(_cancellation, delay);
             }

@@ -76,17 +76,7 @@ internal sealed class GrpcCallEnd
 
     private void EndFromTrailers()
     {
-        var status = GrpcStatus.None;
-        if (_response is { } response && response.TrailingHeaders.NonValidated.TryGetValues("grpc-status", out var values))
-        {
-            foreach (var value in values)
-            {
-                status = int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code) ? code : GrpcStatus.None;
-                break;
-            }
-        }
-
-        End(status, attached: true);
+        End(_response is { } response ? GrpcStatus.ReadCode(response.TrailingHeaders) : GrpcStatus.None, attached: true);
     }
 
     /// <summary>What the call's golden metrics are recorded with once its status is known (the duration runs to then).</summary>

@@ -25,15 +25,7 @@ public static class MeshDeadline
     /// </summary>
     /// <param name="headerValue">The header's value.</param>
     /// <param name="time">The mesh's clock.</param>
-    internal static void SetFromHeader(string? headerValue, TimeProvider time)
-    {
-        if (headerValue is not null
-            && long.TryParse(headerValue, NumberStyles.None, CultureInfo.InvariantCulture, out var milliseconds)
-            && milliseconds is > 0 and < 86_400_000)
-        {
-            Current.Value = new Deadline(time.GetTimestamp() + (milliseconds * time.TimestampFrequency / 1000), time);
-        }
-    }
+    internal static void SetFromHeader(string? headerValue, TimeProvider time) => SetFromHeaders(headerValue, null, time);
 
     /// <summary>
     /// Sets the deadline of the current flow from MeshKit's header and gRPC's <c>grpc-timeout</c>, whichever is sooner; a

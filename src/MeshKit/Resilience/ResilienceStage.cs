@@ -26,6 +26,9 @@ internal interface IRetriedCall
     /// <summary>Gets whether an attempt began to send the request body.</summary>
     bool BodyStarted { get; }
 
+    /// <summary>Gets the gRPC status of the last attempt's Trailers-Only answer (read once, as the attempt ended), or <see cref="GrpcStatus.None"/>.</summary>
+    int GrpcStatusCode { get; }
+
     /// <summary>Gets the first attempt's outcome once, so the retry strategy decides on it before any new attempt.</summary>
     Outcome<HttpResponseMessage>? TakeFirstOutcome();
 
@@ -92,7 +95,7 @@ internal sealed class ResilienceStage
                     {
                         if (args.Context.Properties.TryGetValue(CallKey, out var call))
                         {
-                            var reason = Reason(args.Outcome);
+                            var reason = Reason(args.Outcome, call.GrpcStatusCode);
                             call.OnRetry(reason);
                             _metrics.RecordRetry(Destination, reason);
                         }
@@ -184,7 +187,7 @@ internal sealed class ResilienceStage
         {
             // A gRPC call (a POST) is retried when it ended before any response message with a status the policy names
             // (Trailers-Only: the server did not do the work), or when its connection failed before its body started.
-            if (outcome.Result is { } answer && retry.GrpcStatus.Contains(GrpcStatus.Read(answer)))
+            if (outcome.Result is not null && retry.GrpcStatus.Contains(call.GrpcStatusCode))
             {
                 return true;
             }
@@ -240,12 +243,12 @@ internal sealed class ResilienceStage
     }
 
     /// <summary>Why an attempt is retried, for spans and metrics: <c>timeout</c>, <c>connect_failure</c>, <c>5xx</c>, ....</summary>
-    internal static string Reason(Outcome<HttpResponseMessage> outcome) => outcome switch
+    internal static string Reason(Outcome<HttpResponseMessage> outcome, int grpcStatus = GrpcStatus.None) => outcome switch
     {
         { Exception: AttemptTimeoutException } => "timeout",
         { Exception: HttpRequestException } => "connect_failure",
         { Result.StatusCode: HttpStatusCode.MisdirectedRequest } => "connection_certificate_expired",
-        { Result: { } g } when GrpcStatus.Read(g) is >= 0 and var code => GrpcStatus.RetryReason(code),
+        { Result: not null } when grpcStatus >= 0 => GrpcStatus.RetryReason(grpcStatus),
         { Result: { } r } => $"{(int)r.StatusCode / 100}xx",
         _ => "other",
     };

@@ -1,9 +1,9 @@
 namespace MeshKit.Transport;
 
 /// <summary>
-/// What MeshKit reads of a gRPC response: the <c>grpc-status</c> of a Trailers-Only response (HTTP 200, content type
-/// <c>application/grpc</c>, the status in the headers: a call that failed before any response message). A status sent in
-/// trailers, after messages, comes when the body has been read, after MeshKit has handed the response on: not read.
+/// gRPC over HTTP/2 as MeshKit reads and writes it: the <c>grpc-status</c> of a Trailers-Only response (HTTP 200, content
+/// type <c>application/grpc</c>, the status in the headers: a call that failed before any response message) or of the
+/// trailers (<see cref="ReadCode"/>, for <c>Client/GrpcCallEnd.cs</c>), status codes, and <c>grpc-message</c>'s encoding.
 /// Reads the raw header values only, so a call that is not gRPC costs one content-type lookup and allocates nothing.
 /// </summary>
 internal static class GrpcStatus
@@ -16,6 +16,15 @@ internal static class GrpcStatus
 
     /// <summary>DEADLINE_EXCEEDED: the call's deadline passed.</summary>
     public const int DeadlineExceeded = 4;
+
+    /// <summary>PERMISSION_DENIED: the caller is known and may not do this.</summary>
+    public const int PermissionDenied = 7;
+
+    /// <summary>RESOURCE_EXHAUSTED: over a limit (a rate limit).</summary>
+    public const int ResourceExhausted = 8;
+
+    /// <summary>UNAUTHENTICATED: the caller has no identity the server accepts.</summary>
+    public const int Unauthenticated = 16;
 
     // Retry reasons for spans and metrics, by code: grpc_unavailable, grpc_resource_exhausted, ...
     private static readonly string[] RetryReasons = [.. Policy.GrpcStatusSet.Names.Select(ToSnakeReason)];
@@ -32,14 +41,18 @@ internal static class GrpcStatus
             return None;
         }
 
-        if (!response.Headers.NonValidated.TryGetValues("grpc-status", out var values))
-        {
-            return None;
-        }
+        return ReadCode(response.Headers);
+    }
 
-        foreach (var value in values)
+    /// <summary>Gets the <c>grpc-status</c> in <paramref name="headers"/> (a response's headers or its trailers), or <see cref="None"/>.</summary>
+    public static int ReadCode(System.Net.Http.Headers.HttpHeaders headers)
+    {
+        if (headers.NonValidated.TryGetValues("grpc-status", out var values))
         {
-            return int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code) ? code : None;
+            foreach (var value in values)
+            {
+                return int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code) ? code : None;
+            }
         }
 
         return None;
@@ -63,14 +76,29 @@ internal static class GrpcStatus
         };
         response.Content.Headers.TryAddWithoutValidation("Content-Type", GrpcContentType);
         response.Headers.TryAddWithoutValidation("grpc-status", code.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        response.Headers.TryAddWithoutValidation("grpc-message", PercentEncode(message));
+        response.Headers.TryAddWithoutValidation("grpc-message", EncodeMessage(message));
         return response;
     }
 
-    // gRPC's grpc-message: UTF-8, bytes outside printable ASCII and '%' percent-encoded.
-    private static string PercentEncode(string message)
+    /// <summary>
+    /// Percent-encodes a <c>grpc-message</c> as the gRPC protocol asks: UTF-8, every byte outside printable ASCII (and '%')
+    /// as <c>%XX</c>. Clients decode it back (Grpc.Net.Client's <c>Status.Detail</c>), and Kestrel refuses non-ASCII header
+    /// values. A plain message is returned as it is.
+    /// </summary>
+    public static string EncodeMessage(string message)
     {
-        var text = new System.Text.StringBuilder(message.Length);
+        var plain = true;
+        foreach (var c in message)
+        {
+            plain &= c is >= ' ' and <= '~' and not '%';
+        }
+
+        if (plain)
+        {
+            return message;
+        }
+
+        var text = new System.Text.StringBuilder(message.Length + 16);
         foreach (var b in System.Text.Encoding.UTF8.GetBytes(message))
         {
             if (b is >= 0x20 and <= 0x7E and not (byte)'%')

@@ -46,12 +46,8 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
 
         Assert.Equal(2, unavailable[StatusCode.Unavailable]);
         Assert.Equal(2, bad.Served);
-        var states = caller.Services.GetRequiredService<EndpointStateRegistry>();
-        var badState = states.Find("inventory", $"127.0.0.1:{two.Host.MeshEndPoint.Port}");
-        Assert.NotNull(badState);
-        Assert.True(badState.IsEjected(caller.Services.GetRequiredService<TimeProvider>().GetTimestamp()));
-        Assert.Equal(1, caller.Metrics.Sum("mesh.client.ejections"));
-        Assert.Equal(2, caller.Metrics.Points.Count(p => p.Instrument == "mesh.client.requests" && Equals(p.Tags.GetValueOrDefault("rpc.grpc.status_code"), 14)));
+        AssertEjectedOnce(caller, two);
+        Assert.Equal(2, RequestsWithStatus(caller, 14));
     }
 
     [Fact]
@@ -83,13 +79,9 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
 
         Assert.Equal(2, failed);
         Assert.Equal(2, bad.Served);
-        var states = caller.Services.GetRequiredService<EndpointStateRegistry>();
-        var badState = states.Find("inventory", $"127.0.0.1:{two.Host.MeshEndPoint.Port}");
-        Assert.NotNull(badState);
-        Assert.True(badState.IsEjected(caller.Services.GetRequiredService<TimeProvider>().GetTimestamp()));
-        Assert.Equal(1, caller.Metrics.Sum("mesh.client.ejections"));
-        Assert.Equal(2, caller.Metrics.Points.Count(p => p.Instrument == "mesh.client.requests" && Equals(p.Tags.GetValueOrDefault("rpc.grpc.status_code"), 14)));
-        Assert.Equal(8, caller.Metrics.Points.Count(p => p.Instrument == "mesh.client.requests" && Equals(p.Tags.GetValueOrDefault("rpc.grpc.status_code"), 0)));
+        AssertEjectedOnce(caller, two);
+        Assert.Equal(2, RequestsWithStatus(caller, 14));
+        Assert.Equal(8, RequestsWithStatus(caller, 0));
     }
 
     [Fact]
@@ -107,7 +99,7 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
 
         // The status comes in the trailers, after the reply: recorded when the gRPC client has read (or released) the body.
         await Eventually.WaitAsync(
-            () => caller.Metrics.Points.Count(p => p.Instrument == "mesh.client.requests" && Equals(p.Tags.GetValueOrDefault("rpc.grpc.status_code"), 0)) == 3,
+            () => RequestsWithStatus(caller, 0) == 3,
             TimeSpan.FromSeconds(5),
             "three requests recorded with rpc.grpc.status_code 0");
     }
@@ -215,6 +207,19 @@ public sealed class GrpcStatusTests(MeshTestBed bed) : IClassFixture<MeshTestBed
 
         return response;
     }
+
+    /// <summary>Asserts that <paramref name="upstream"/>'s endpoint is ejected now, and that it was the caller's one ejection.</summary>
+    private static void AssertEjectedOnce(MeshAppHost caller, Upstream upstream)
+    {
+        var state = caller.Services.GetRequiredService<EndpointStateRegistry>().Find("inventory", $"127.0.0.1:{upstream.Host.MeshEndPoint.Port}");
+        Assert.NotNull(state);
+        Assert.True(state.IsEjected(caller.Services.GetRequiredService<TimeProvider>().GetTimestamp()));
+        Assert.Equal(1, caller.Metrics.Sum("mesh.client.ejections"));
+    }
+
+    /// <summary>Counts the caller's <c>mesh.client.requests</c> points tagged with this gRPC status.</summary>
+    private static int RequestsWithStatus(MeshAppHost caller, int status) =>
+        caller.Metrics.Points.Count(p => p.Instrument == "mesh.client.requests" && Equals(p.Tags.GetValueOrDefault("rpc.grpc.status_code"), status));
 
     private static async Task<Dictionary<StatusCode, int>> CallAsync(Inventory.InventoryClient client, int count)
     {
