@@ -1,4 +1,35 @@
+using Shop.AppHost;
+
 var builder = DistributedApplication.CreateBuilder(args);
+
+// Consul, optional. None by default (static discovery between the services); an agent of your own with
+// --Consul:Address=http://127.0.0.1:8500; or a development agent with its UI in a container with --Shop:Consul=container.
+IResourceBuilder<ContainerResource>? consul = null;
+switch (builder.Configuration["Shop:Consul"])
+{
+    case null or "":
+        break;
+    case "container" when !string.IsNullOrEmpty(builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey]):
+        return Refuse("--Shop:Consul=container and --Consul:Address both choose a Consul agent; keep one.");
+    case "container" when !ContainerRuntime.IsAvailable(builder.Configuration, out var problem):
+        return Refuse($"--Shop:Consul=container runs Consul in a container, but no container runtime answers here ({problem}). "
+            + "Run a Consul agent yourself (consul agent -dev) and pass its address instead: --Consul:Address=http://127.0.0.1:8500 (docs/aspire.md, \"Consul\").");
+    case "container":
+        // A development agent (in-memory, one node, the UI on): the services register their mesh endpoints in it with TTL
+        // checks, so the agent never has to reach them; they reach it through the published port.
+        consul = builder.AddContainer("consul", ConsulImage.Name, ConsulImage.Tag)
+            .WithArgs("agent", "-dev", "-client=0.0.0.0", "-ui")
+            .WithHttpEndpoint(targetPort: 8500, name: "http")
+            .WithUrlForEndpoint("http", url =>
+            {
+                url.Url = "/ui/";
+                url.DisplayText = "Consul UI";
+            })
+            .WithHttpHealthCheck("/v1/status/leader", endpointName: "http");
+        break;
+    case var other:
+        return Refuse($"Shop:Consul is '{other}'; the one value it takes is 'container' (or leave it out, or pass --Consul:Address=<url>).");
+}
 
 // The MeshKit control service: certificate authority, certificates, policy. The mesh's development root CA is made once
 // and kept in .meshkit/ next to this project; every run generates fresh join tokens.
@@ -28,12 +59,24 @@ builder.AddProject<Projects.Shop_Frontend>("frontend")
 // services get a bigger queue and larger batches.
 foreach (var service in builder.Resources.OfType<ProjectResource>().Where(r => r.Name != mesh.Resource.Name))
 {
-    builder.CreateResourceBuilder(service)
+    var project = builder.CreateResourceBuilder(service)
         .WithEnvironment("OTEL_BSP_MAX_QUEUE_SIZE", "65536")
         .WithEnvironment("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2048");
+    if (consul is not null)
+    {
+        // Read by MeshKit's Consul add-on (builder.AddMeshConsulDiscovery() in each service): discovery and registration.
+        project.WithEnvironment("Mesh__Discovery__Consul__Address", consul.GetEndpoint("http")).WaitFor(consul);
+    }
 }
 
 builder.Build().Run();
+return 0;
+
+static int Refuse(string why)
+{
+    Console.Error.WriteLine($"error: {why}");
+    return 1;
+}
 
 IResourceBuilder<ProjectResource> AddOrders(string name, string version) =>
     builder.AddProject<Projects.Shop_Orders>(name)
