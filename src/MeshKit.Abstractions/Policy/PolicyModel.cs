@@ -210,7 +210,43 @@ internal static class PolicyModel
             Kind = PolicyValueKind.Section,
             Record = typeof(RoutePolicy),
             Derived = ImmutableDictionary<string, string>.Empty.Add(nameof(RoutePolicy.Index), "the route's place in Routes"),
-            Keys = [Name, MatchKeys.Section, Split, SubsetKey, MirrorKeys.Section, FaultKeys.Section],
+            Keys = [Name, MatchKeys.Section, Split, SubsetKey, MirrorKeys.Section, FaultKeys.Section, CanaryKeys.Section],
+        };
+    }
+
+    /// <summary><c>Routes:&lt;n&gt;:Canary</c>: an automated canary (<see cref="CanaryPolicy"/>), analysed by the control service.</summary>
+    internal static class CanaryKeys
+    {
+        public static readonly PolicyKey StableSubset = Text("StableSubset", "the subset that serves the route's traffic today; one of the route's two Split subsets", ["v1", "stable"], nameof(CanaryPolicy.StableSubset), required: true);
+        public static readonly PolicyKey CanarySubset = Text("CanarySubset", "the subset under test; the other Split subset", ["v2", "canary"], nameof(CanaryPolicy.CanarySubset), required: true);
+
+        public static readonly PolicyKey Steps = new()
+        {
+            Name = "Steps",
+            Kind = PolicyValueKind.List,
+            Text = "the canary's weights in percent, rising (Argo Rollouts' setWeight); or StepWeight and MaxWeight",
+            Properties = [nameof(CanaryPolicy.Steps)],
+            Item = new() { Name = "<n>", Kind = PolicyValueKind.Integer, Minimum = 1, Maximum = 100 },
+        };
+
+        public static readonly PolicyKey StepWeight = Integer("StepWeight", 1, 100, "10", nameof(CanaryPolicy.Steps));
+        public static readonly PolicyKey MaxWeight = Integer("MaxWeight", 1, 100, "50", nameof(CanaryPolicy.Steps));
+        public static readonly PolicyKey Interval = Duration("Interval", TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), "00:01:00", nameof(CanaryPolicy.Interval));
+        public static readonly PolicyKey MinRequests = Integer("MinRequests", 0, 1_000_000, "20", nameof(CanaryPolicy.MinRequests));
+        public static readonly PolicyKey MinSuccessRate = Number("MinSuccessRate", 0, 100, "99", nameof(CanaryPolicy.MinSuccessRate));
+        public static readonly PolicyKey MaxSuccessRateDrop = Number("MaxSuccessRateDrop", 0, 100, null, nameof(CanaryPolicy.MaxSuccessRateDrop));
+        public static readonly PolicyKey MaxP99 = Duration("MaxP99", TimeSpan.FromMilliseconds(1), TimeSpan.FromMinutes(10), "00:00:00.500", nameof(CanaryPolicy.MaxP99));
+        public static readonly PolicyKey MaxP99Increase = Number("MaxP99Increase", 1, 1000, null, nameof(CanaryPolicy.MaxP99Increase));
+        public static readonly PolicyKey FailedChecks = Integer("FailedChecks", 1, 100, "5", nameof(CanaryPolicy.FailedChecks));
+        public static readonly PolicyKey Promote = new() { Name = "Promote", Kind = PolicyValueKind.Boolean, Default = "true", Properties = [nameof(CanaryPolicy.Promote)] };
+
+        public static readonly PolicyKey Section = new()
+        {
+            Name = "Canary",
+            Kind = PolicyValueKind.Section,
+            Record = typeof(CanaryPolicy),
+            Properties = [nameof(RoutePolicy.Canary)],
+            Keys = [StableSubset, CanarySubset, Steps, StepWeight, MaxWeight, Interval, MinRequests, MinSuccessRate, MaxSuccessRateDrop, MaxP99, MaxP99Increase, FailedChecks, Promote],
         };
     }
 

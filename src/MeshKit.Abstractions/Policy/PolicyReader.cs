@@ -433,7 +433,7 @@ public static partial class PolicyReader
             fault = new FaultPolicy(delayPercent, delayDuration, abortPercent, abortStatus);
         }
 
-        return new RoutePolicy
+        var route = new RoutePolicy
         {
             Name = name,
             Index = index,
@@ -443,6 +443,18 @@ public static partial class PolicyReader
             Mirror = mirror,
             Fault = fault,
         };
+        if (ReadCanary(section.Child(PolicyModel.CanaryKeys.Section), split, splitSection.Exists) is { } canary)
+        {
+            // Without a Split, a canary route starts with all its traffic on the stable subset; the control service writes
+            // the Split from then on.
+            route = route with
+            {
+                Canary = canary,
+                Split = split ?? new SubsetSplit([canary.StableSubset, canary.CanarySubset], [100, 0]),
+            };
+        }
+
+        return route;
     }
 
     private static RouteMatch ReadMatch(Section section)

@@ -26,4 +26,7 @@ public sealed record RoutePolicy
 
     /// <summary>Gets the injected faults, if any.</summary>
     public FaultPolicy? Fault { get; init; }
+
+    /// <summary>Gets the automated canary of this route, if any: its callers report their figures for it (docs/canary.md).</summary>
+    public CanaryPolicy? Canary { get; init; }
 }
