@@ -47,6 +47,10 @@ public static class ControlPlaneApplication
         builder.Services.AddSingleton<Coordination.ReplicaLeadership>();
         builder.Services.AddHostedService(static provider => provider.GetRequiredService<Coordination.ReplicaLeadership>());
         builder.Services.AddSingleton<Policy.CentralPolicy>();
+        // Canary analysis: the callers' reports, and the controller that moves canary routes (on the leading replica only).
+        builder.Services.AddSingleton<Canary.CanaryTrafficStore>();
+        builder.Services.AddSingleton<Canary.CanaryController>();
+        builder.Services.AddHostedService(static provider => provider.GetRequiredService<Canary.CanaryController>());
         // With ControlPlane:Consul, each replica registers itself (ControlPlane:Registration), so workloads find them all.
         builder.Services.AddHostedService<Replicas.ReplicaRegistration>();
         builder.Services.AddProblemDetails();
@@ -98,6 +102,7 @@ public static class ControlPlaneApplication
         app.MapWorkloadAdminApi();
         Policy.PolicyEndpoints.MapPolicyAdminApi(app);
         Coordination.LeadershipEndpoints.MapLeadershipAdminApi(app);
+        Canary.CanaryEndpoints.MapCanaryApi(app);
         return app;
     }
 

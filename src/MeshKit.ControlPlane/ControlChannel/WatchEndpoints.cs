@@ -121,7 +121,7 @@ internal static class WatchEndpoints
     /// Validates the client certificate with a full chain build against the bundle, once per connection and bundle
     /// version: a watcher keeps its connection between polls, and a chain build costs about 0.1 ms of CPU.
     /// </summary>
-    private static bool TryAuthenticate(
+    internal static bool TryAuthenticate(
         HttpContext http,
         X509Certificate2? certificate,
         CertificateAuthority.CertificateAuthority ca,

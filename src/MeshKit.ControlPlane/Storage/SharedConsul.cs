@@ -22,6 +22,7 @@ internal sealed class SharedConsul : IDisposable
             PolicyPrefix = prefix + "policy/";
             RevocationsPrefix = prefix + "revocations/";
             LeaderKey = prefix + "leader";
+            CanariesPrefix = prefix + "canaries/";
             connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
         }
         else if (value.Policy.Consul is { Address: { } legacy } policy)
@@ -29,6 +30,7 @@ internal sealed class SharedConsul : IDisposable
             PolicyPrefix = WithSlash(policy.KeyPrefix);
             RevocationsPrefix = DefaultPrefix + "revocations/";
             LeaderKey = DefaultPrefix + "leader";
+            CanariesPrefix = DefaultPrefix + "canaries/";
             connection = new ConsulOptions { Address = legacy, Token = policy.Token, Datacenter = policy.Datacenter, Wait = policy.Wait };
         }
         else
@@ -36,6 +38,7 @@ internal sealed class SharedConsul : IDisposable
             PolicyPrefix = DefaultPrefix + "policy/";
             RevocationsPrefix = DefaultPrefix + "revocations/";
             LeaderKey = DefaultPrefix + "leader";
+            CanariesPrefix = DefaultPrefix + "canaries/";
         }
 
         Client = connection is null ? null : new ConsulClient(Options.Create(connection), loggerFactory);
@@ -52,6 +55,9 @@ internal sealed class SharedConsul : IDisposable
 
     /// <summary>Gets the KV key whose session lock the replicas compete for (<c>&lt;KeyPrefix&gt;leader</c>).</summary>
     public string LeaderKey { get; }
+
+    /// <summary>Gets the KV prefix of the canaries' states (one key per canary, written by the leader).</summary>
+    public string CanariesPrefix { get; }
 
     public void Dispose() => Client?.Dispose();
 
