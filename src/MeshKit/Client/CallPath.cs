@@ -196,13 +196,19 @@ internal sealed class CallPath
             if (grpcEnd is not null && response is not null)
             {
                 // A gRPC call whose status comes in trailers: its metrics, outcome and span end with the status.
-                grpcEnd.Attach(response, new GrpcCallEnd.GoldenMetrics(_metrics, time, _settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, call.Started), activity);
+                grpcEnd.Attach(response, new GrpcCallEnd.GoldenMetrics(_metrics, time, _settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, call.Started, call.Route?.Canary is null ? null : call.Route.Name, _destination.Host), activity);
                 handedOn = true;
             }
             else
             {
                 grpcEnd?.Abandon();
-                _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(call.Started).TotalSeconds, grpcStatus);
+                var seconds = time.GetElapsedTime(call.Started).TotalSeconds;
+                _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, seconds, grpcStatus);
+                if (call.Route is { Canary: not null } canaryRoute)
+                {
+                    // A route under an automated canary: the control service's analysis reads these counts.
+                    _metrics.CanaryTraffic.Record(_destination.Host, canaryRoute.Name, call.Subset, outcome, status, grpcStatus, seconds);
+                }
             }
 
             if (activity is not null)

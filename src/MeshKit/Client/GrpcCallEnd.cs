@@ -81,10 +81,23 @@ internal sealed class GrpcCallEnd
 
     /// <summary>What the call's golden metrics are recorded with once its status is known (the duration runs to then).</summary>
     internal readonly record struct GoldenMetrics(
-        MeshMetrics Metrics, TimeProvider Time, string Source, string Destination, string? Subset, string StatusClass, string Outcome, long Started)
+        MeshMetrics Metrics, TimeProvider Time, string Source, string Destination, string? Subset, string StatusClass, string Outcome, long Started, string? CanaryRoute, string DestinationHost)
     {
-        public void Record(int status) =>
-            Metrics?.RecordClientRequest(Source, Destination, Subset, StatusClass, Outcome, Time.GetElapsedTime(Started).TotalSeconds, status);
+        public void Record(int status)
+        {
+            if (Metrics is null)
+            {
+                return;
+            }
+
+            var seconds = Time.GetElapsedTime(Started).TotalSeconds;
+            Metrics.RecordClientRequest(Source, Destination, Subset, StatusClass, Outcome, seconds, status);
+            if (CanaryRoute is not null)
+            {
+                // The HTTP status of a gRPC call with trailers is 200; its outcome is its grpc-status.
+                Metrics.CanaryTraffic.Record(DestinationHost, CanaryRoute, Subset, Outcome, 200, status, seconds);
+            }
+        }
     }
 
     /// <summary>The response body as the gRPC client reads it: ends the call at its end or when disposed.</summary>

@@ -245,6 +245,25 @@ internal sealed class ControlPlaneClient : IDisposable
         return (result, new WatchPosition(replica, result.Index));
     }
 
+    /// <summary>Sends the calls on canary routes since the last report (<c>POST /v1/workloads/self/traffic</c>), over mTLS.</summary>
+    public async Task ReportTrafficAsync(Routing.CanaryTrafficReport report, CancellationToken cancellationToken)
+    {
+        var failover = _options.ControlPlane.FailoverTimeout;
+        var (_, replica) = await SendAsync(
+            "traffic report",
+            async (http, replica, token) =>
+            {
+                using var request = NewRequest(HttpMethod.Post, new Uri(replica, "v1/workloads/self/traffic"));
+                request.Content = JsonContent.Create(report);
+                using var response = await http.SendAsync(request, token).ConfigureAwait(false);
+                await ThrowIfRefusedAsync(response, token).ConfigureAwait(false);
+                return true;
+            },
+            othersLeft => othersLeft ? failover : SignTimeout,
+            cancellationToken).ConfigureAwait(false);
+        _replicas.Answered(replica);
+    }
+
     /// <summary>
     /// Reads the trust-bundle file now, so a wrong path or a file that is not PEM roots fails startup with an error naming
     /// the setting, and returns what first contact trusts: that file together with the bundle saved by the last run.

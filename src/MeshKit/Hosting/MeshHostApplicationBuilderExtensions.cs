@@ -78,6 +78,7 @@ public static class MeshHostApplicationBuilderExtensions
         services.TryAddSingleton<ControlChannelState>();
         services.AddHostedService<CertificateRenewalService>();
         services.AddHostedService<ControlChannelWatcher>();
+        services.AddHostedService<CanaryTrafficReporter>();
 
         // Discovery: MeshKit's providers, also offered to Microsoft.Extensions.ServiceDiscovery for other clients. Static
         // discovery is built in; add-ons (AddMeshConsulDiscovery()) add their IMeshServiceEndpointProviderFactory after it.

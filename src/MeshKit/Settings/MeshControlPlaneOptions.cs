@@ -52,6 +52,13 @@ public sealed class MeshControlPlaneOptions
     public TimeSpan WatchWait { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
+    /// Gets or sets how often the workload reports its calls on canary routes (requests, failures, latencies) to the control
+    /// service, for its canary analysis. Only a workload that calls a canary route sends anything. Default 10 seconds; keep
+    /// it well under the canaries' <c>Interval</c>.
+    /// </summary>
+    public TimeSpan TrafficReportInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// Gets or sets whether the workload may start on its local policy alone when, within <see cref="StartupTimeout"/>,
     /// the control service cannot say what its central policy is (its policy store is unreachable). Default
     /// <see langword="false"/>: startup fails instead, because central authorization rules could be missing.

@@ -67,6 +67,11 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             errors.Add($"{Root}:ControlPlane:WatchWait is {cp.WatchWait}; use a value from 00:00:00.1 to 00:10:00.");
         }
 
+        if (cp.TrafficReportInterval < TimeSpan.FromMilliseconds(100) || cp.TrafficReportInterval > TimeSpan.FromMinutes(5))
+        {
+            errors.Add($"{Root}:ControlPlane:TrafficReportInterval is {cp.TrafficReportInterval}; use a value from 00:00:00.1 to 00:05:00 (default 00:00:10).");
+        }
+
         if (cp.FailoverTimeout < TimeSpan.FromMilliseconds(100) || cp.FailoverTimeout > TimeSpan.FromMinutes(1))
         {
             errors.Add($"{Root}:ControlPlane:FailoverTimeout is {cp.FailoverTimeout}; use a value from 00:00:00.1 to 00:01:00 (default 00:00:01).");

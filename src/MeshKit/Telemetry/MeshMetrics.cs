@@ -85,6 +85,9 @@ internal sealed class MeshMetrics
         _ejections.Add(1, new KeyValuePair<string, object?>("mesh.destination.service", destination));
     }
 
+    /// <summary>Gets the counts of calls on canary routes, which the workload reports to the control service.</summary>
+    internal CanaryTrafficRecorder CanaryTraffic { get; } = new();
+
     /// <summary>Gets whether anyone listens to the server's golden metrics (when nobody does, a request is not timed at all).</summary>
     internal bool ServerRequestsEnabled => _serverRequests.Enabled || _serverDuration.Enabled;
 

@@ -26,6 +26,15 @@ internal static class GrpcStatus
     /// <summary>UNAUTHENTICATED: the caller has no identity the server accepts.</summary>
     public const int Unauthenticated = 16;
 
+    /// <summary>UNKNOWN: the server failed without saying how (an unhandled exception in a service method).</summary>
+    public const int Unknown = 2;
+
+    /// <summary>INTERNAL: the server broke an invariant.</summary>
+    public const int Internal = 13;
+
+    /// <summary>DATA_LOSS: unrecoverable data loss or corruption.</summary>
+    public const int DataLoss = 15;
+
     // Retry reasons for spans and metrics, by code: grpc_unavailable, grpc_resource_exhausted, ...
     private static readonly string[] RetryReasons = [.. Policy.GrpcStatusSet.Names.Select(ToSnakeReason)];
 
