@@ -5,6 +5,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using System.Xml.Linq;
 using Json.Schema;
 using MeshKit.Consul;
 using MeshKit.Discovery;
@@ -226,6 +227,26 @@ public sealed partial class SettingsSchemaTests
 
         var actual = File.Exists(path) ? File.ReadAllText(path).ReplaceLineEndings("\n") : string.Empty;
         Assert.True(expected == actual, $"{DocsSchemaPath} is not {MeshSchemaPath} and {ConsulSchemaPath} merged; run the tests with MESHKIT_UPDATE_DOCS=1 to rewrite it.");
+    }
+
+    [Theory]
+    [InlineData("src/MeshKit/MeshKit.csproj")]
+    [InlineData("src/MeshKit.Discovery.Consul/MeshKit.Discovery.Consul.csproj")]
+    public void The_package_ships_its_schema_as_a_JsonSchemaSegment_the_way_Aspire_integrations_do(string project)
+    {
+        // ConfigurationSchema.json at the package root, and buildTransitive/<tfm>/<PackageId>.targets adding it as a
+        // JsonSchemaSegment for appsettings*.json (docs/configuration.md, "Editor support").
+        var items = XDocument.Load(RepositoryFile(project)).Descendants("None").ToList();
+        Assert.Contains(items, i => (string?)i.Attribute("Update") == "ConfigurationSchema.json" && (string?)i.Attribute("Pack") == "true"
+            && (string?)i.Attribute("PackagePath") == "ConfigurationSchema.json");
+        var targets = Assert.Single(items, i => (string?)i.Attribute("Include") == @"..\ConfigurationSchema.targets");
+        Assert.Equal(@"buildTransitive\$(TargetFramework)\$(PackageId).targets", (string?)targets.Attribute("PackagePath"));
+        Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(RepositoryFile(project))!, "ConfigurationSchema.json")), $"{project} has no ConfigurationSchema.json beside it.");
+
+        var segment = Assert.Single(XDocument.Load(RepositoryFile("src/ConfigurationSchema.targets")).Descendants("JsonSchemaSegment"));
+        Assert.Equal(@"$(MSBuildThisFileDirectory)..\..\ConfigurationSchema.json", (string?)segment.Attribute("Include"));
+        Assert.Matches(new Regex((string)segment.Attribute("FilePathPattern")!), "appsettings.json");
+        Assert.Matches(new Regex((string)segment.Attribute("FilePathPattern")!), "appsettings.Development.json");
     }
 
     private delegate IReadOnlyList<string> Probe(string path, object value);
