@@ -229,6 +229,54 @@ public sealed partial class SettingsSchemaTests
         Assert.True(expected == actual, $"{DocsSchemaPath} is not {MeshSchemaPath} and {ConsulSchemaPath} merged; run the tests with MESHKIT_UPDATE_DOCS=1 to rewrite it.");
     }
 
+    [Fact]
+    public void The_configuration_reference_names_every_setting_of_the_schema_with_its_default()
+    {
+        var schema = Merged();
+        var docs = File.ReadAllLines(RepositoryFile("docs/configuration.md")).Where(l => l.StartsWith("| `Mesh:", StringComparison.Ordinal)).ToList();
+        var problems = new List<string>();
+        foreach (var (path, node) in Scalars(schema["properties"]!["Mesh"]!, "Mesh", schema))
+        {
+            if (path.StartsWith("Mesh:Policy", StringComparison.Ordinal) || path.StartsWith("Mesh:Authorization", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            // A row names the key in full, or, in a row of several keys of its section (`...:RetryBaseDelay` / `RetryMaxDelay`),
+            // by its last part. The docs write a list item <i> and a destination <service>.
+            var key = path.Replace("<n>", "<i>", StringComparison.Ordinal).Replace("Static:<key>", "Static:<service>", StringComparison.Ordinal);
+            var parts = key.Split(':');
+            var last = parts[^1];
+            var section = string.Join(':', parts.Take(Math.Min(3, parts.Length - 1)));
+            if (!docs.Any(r => r.Contains($"`{key}`", StringComparison.Ordinal))
+                && !docs.Any(r => r.StartsWith($"| `{section}", StringComparison.Ordinal) && (r.Contains($":{last}`", StringComparison.Ordinal) || r.Contains($"`{last}`", StringComparison.Ordinal))))
+            {
+                problems.Add($"{path}: in the schema, not in the tables of docs/configuration.md.");
+                continue;
+            }
+
+            // A row of one key with a default in code font states the schema's default.
+            var row = docs.FirstOrDefault(r => r.StartsWith($"| `{key}` | ", StringComparison.Ordinal));
+            var stated = row is null ? null : DocsDefault().Match(row) is { Success: true } m ? m.Groups[1].Value : null;
+            var expected = DefaultText(node["default"]);
+            if (stated is not null && !stated.Contains('<', StringComparison.Ordinal) && !SameDefault(stated, expected))
+            {
+                problems.Add($"{path}: default is '{stated}' in docs/configuration.md, '{expected ?? "(none)"}' in the schema.");
+            }
+            else if (row is not null && stated is null && expected is not null && !row.Contains(expected, StringComparison.Ordinal))
+            {
+                problems.Add($"{path}: docs/configuration.md states no default; the schema's is '{expected}'.");
+            }
+        }
+
+        Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
+    }
+
+    private static bool SameDefault(string docs, string? schema) =>
+        schema is not null && (docs == schema
+            || (TimeSpan.TryParse(docs, CultureInfo.InvariantCulture, out var a) && TimeSpan.TryParse(schema, CultureInfo.InvariantCulture, out var b) && a == b)
+            || (double.TryParse(docs, CultureInfo.InvariantCulture, out var x) && double.TryParse(schema, CultureInfo.InvariantCulture, out var y) && x == y));
+
     [Theory]
     [InlineData("src/MeshKit/MeshKit.csproj")]
     [InlineData("src/MeshKit.Discovery.Consul/MeshKit.Discovery.Consul.csproj")]
@@ -786,6 +834,9 @@ public sealed partial class SettingsSchemaTests
     // "Range: from A to B." | "Range: more than A, at most B." | "Range: at least A." | "Range: 00:00:00 (never), or from A to B."
     [GeneratedRegex(@"Range: (?:(?<never>00:00:00) \(never\), or )?(?:from (?<min>[\w:.]+) to (?<max>[\w:.]+?)|more than (?<more>[\w:.]+?)(?:, at most (?<max>[\w:.]+?))?|at least (?<min>[\w:.]+?))\.(?:\s|$)")]
     private static partial Regex DurationRange();
+
+    [GeneratedRegex(@"^\| `[^`]+` \| `([^`]+)` \|")]
+    private static partial Regex DocsDefault();
 
     [GeneratedRegex("```json\\n(.*?)```", RegexOptions.Singleline)]
     private static partial Regex JsonBlock();
