@@ -18,8 +18,9 @@ namespace MeshKit.Tests.Settings;
 /// The settings schemas the packages ship (<c>src/MeshKit/ConfigurationSchema.json</c>,
 /// <c>src/MeshKit.Discovery.Consul/ConfigurationSchema.json</c>) held against what MeshKit reads: the options classes bound
 /// from <c>Mesh</c> (every key, type and default of a default-constructed object), the validators (every range, found by
-/// asking the validator at and past each bound), the keys the code reads straight from configuration, and the docs' copy
-/// (<c>docs/schema/mesh.schema.json</c>, the two merged; <c>MESHKIT_UPDATE_DOCS=1</c> rewrites it). The policy sections
+/// asking the validator at and past each bound), the keys the code reads straight from configuration, the docs' copy
+/// (<c>docs/schema/mesh.schema.json</c>, the two merged; <c>MESHKIT_UPDATE_DOCS=1</c> rewrites it), the tables of
+/// <c>docs/configuration.md</c>, and the packages' items that ship the schema. The policy sections
 /// (<c>Mesh:Policy</c>, <c>Mesh:Authorization</c>) are held against the policy model by PolicySchemaTests in
 /// MeshKit.Abstractions.Tests.
 /// </summary>
