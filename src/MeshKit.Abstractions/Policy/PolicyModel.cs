@@ -9,8 +9,8 @@ namespace MeshKit.Policy;
 /// every key with what it holds, its bounds and default, and the record properties it fills. This is the one place the
 /// shape is written. <see cref="PolicyReader"/> takes its key names, known-key lists and bounds from here; tests in
 /// <c>MeshKit.Abstractions.Tests/Policy</c> hold the records (every public property is a key here or named as derived),
-/// the reader (every key is read into the properties it names), the JSON schema (<c>docs/schema/mesh-policy.schema.json</c>)
-/// and the docs' tables against it.
+/// the reader (every key is read into the properties it names), the JSON schema (<c>src/MeshKit/ConfigurationSchema.json</c>,
+/// shipped in the package) and the docs' tables against it.
 /// </summary>
 internal static class PolicyModel
 {

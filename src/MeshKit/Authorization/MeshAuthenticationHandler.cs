@@ -1,4 +1,5 @@
 using MeshKit.Server;
+using MeshKit.Transport;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 
@@ -38,7 +39,7 @@ internal sealed class MeshAuthenticationHandler(MeshAuthorizationGate gate) : IA
     public Task ChallengeAsync(AuthenticationProperties? properties) =>
         new MeshRefusal(
             StatusCodes.Status403Forbidden,
-            "mesh_caller_required",
+            MeshCallReasons.MeshCallerRequired,
             "This endpoint only serves mesh callers, and this request has no mesh identity (it did not arrive on the mesh endpoint with a mesh client certificate).",
             null).WriteAsync(_context);
 
@@ -48,7 +49,7 @@ internal sealed class MeshAuthenticationHandler(MeshAuthorizationGate gate) : IA
         var allowed = _context.Items.TryGetValue(MeshCallerAuthorizationHandler.AllowedKey, out var list) ? list as string : null;
         return new MeshRefusal(
             StatusCodes.Status403Forbidden,
-            "mesh_caller_not_allowed",
+            MeshCallReasons.MeshCallerNotAllowed,
             $"{caller} may not call this endpoint" + (allowed is null ? "." : $"; allowed callers: {allowed}."),
             null).WriteAsync(_context);
     }

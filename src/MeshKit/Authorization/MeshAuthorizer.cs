@@ -1,6 +1,7 @@
 using MeshKit.Identity;
 using MeshKit.Server;
 using MeshKit.Telemetry;
+using MeshKit.Transport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -64,7 +65,7 @@ internal sealed partial class MeshAuthorizer(MeshRateLimits rateLimits, MeshMetr
     public MeshRefusal? DecideQuietly(HttpContext context, MeshAuthorizationPolicy authorization, SpiffeId? caller, string target, bool byPath)
     {
         var decision = Decided(authorization, caller, context.Request.Method, target, byPath).Decision;
-        return decision.Allowed ? null : new MeshRefusal(StatusCodes.Status403Forbidden, "mesh_authorization_denied", decision.Reason, null);
+        return decision.Allowed ? null : new MeshRefusal(StatusCodes.Status403Forbidden, MeshCallReasons.MeshAuthorizationDenied, decision.Reason, null);
     }
 
     private MeshRefusal? Record(HttpContext context, DecisionFeature feature, AuthorizationDecision decision, SpiffeId? caller, string method, string target)
@@ -80,7 +81,7 @@ internal sealed partial class MeshAuthorizer(MeshRateLimits rateLimits, MeshMetr
         {
             metrics.RecordAuthorizationDenial(decision.RuleName);
             LogDenied(logger, caller?.Value ?? "(no mesh identity)", method, target, decision.RuleName, decision.Reason);
-            return new MeshRefusal(StatusCodes.Status403Forbidden, "mesh_authorization_denied", decision.Reason, null);
+            return new MeshRefusal(StatusCodes.Status403Forbidden, MeshCallReasons.MeshAuthorizationDenied, decision.Reason, null);
         }
 
         if (decision.Rule is { RateLimit: not null } rule)
@@ -90,7 +91,7 @@ internal sealed partial class MeshAuthorizer(MeshRateLimits rateLimits, MeshMetr
             {
                 metrics.RecordRateLimited(decision.RuleName);
                 LogRateLimited(logger, key.ToString() ?? "unknown", decision.RuleName);
-                return new MeshRefusal(StatusCodes.Status429TooManyRequests, "mesh_rate_limited", refusal, retryAfter);
+                return new MeshRefusal(StatusCodes.Status429TooManyRequests, MeshCallReasons.MeshRateLimited, refusal, retryAfter);
             }
         }
 

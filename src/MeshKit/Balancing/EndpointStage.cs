@@ -114,7 +114,7 @@ internal sealed class EndpointStage(
         if (set.Endpoints.IsDefaultOrEmpty)
         {
             throw new MeshCallException(
-                "no_endpoints",
+                MeshCallReasons.NoEndpoints,
                 $"No endpoints are known for mesh destination '{destination}' (checked Mesh:Discovery:Static:{destination} and Consul, if configured)."
                 + (set.Error is null ? string.Empty : $" Last discovery error: {set.Error.Message}"),
                 set.Error);
@@ -127,7 +127,7 @@ internal sealed class EndpointStage(
             if (candidates.Length == 0)
             {
                 throw new MeshCallException(
-                    "no_endpoints_in_subset",
+                    MeshCallReasons.NoEndpointsInSubset,
                     $"Destination '{destination}', route '{route}': subset {subsetKey}={subset} (chosen by {subsetReason}) has no endpoints; {set.DescribeSubsets(subsetKey)}.");
             }
         }

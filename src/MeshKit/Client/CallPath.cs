@@ -156,7 +156,7 @@ internal sealed class CallPath
             call.OutcomeName = ex.Reason;
             activity?.SetTag("error.type", ex.Reason);
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-            return call.AnsweredInGrpc(GrpcStatus.Answer(request, ex.Reason == "timeout" ? GrpcStatus.DeadlineExceeded : GrpcStatus.Unavailable, ex.Message));
+            return call.AnsweredInGrpc(GrpcStatus.Answer(request, ex.Reason == MeshCallReasons.Timeout ? GrpcStatus.DeadlineExceeded : GrpcStatus.Unavailable, ex.Message));
         }
         catch (MeshCallException ex)
         {
@@ -296,7 +296,7 @@ internal sealed class CallPath
         }
         catch (MeshIdentityException ex)
         {
-            throw new MeshCallException("identity_unavailable", $"The mesh call to {_destination} was not made: {ex.Message}", ex);
+            throw new MeshCallException(MeshCallReasons.IdentityUnavailable, $"The mesh call to {_destination} was not made: {ex.Message}", ex);
         }
     }
 
@@ -722,7 +722,7 @@ internal sealed class CallPath
             }
             else if (error is AttemptTimeoutException timeout)
             {
-                error = new MeshCallException("timeout", timeout.Message, timeout);
+                error = new MeshCallException(MeshCallReasons.Timeout, timeout.Message, timeout);
             }
 
             ExceptionDispatchInfo.Throw(error);
@@ -813,7 +813,7 @@ internal sealed class CallPath
         {
             var host = _path._destination.Host;
             return new MeshCallException(
-                "timeout",
+                MeshCallReasons.Timeout,
                 $"The call to '{host}' took longer than its total timeout of {_path.Policy.Timeout} (Mesh:Policy:Destinations:{host}:Timeout, or the caller's deadline), after {Attempts} attempt(s).",
                 inner);
         }

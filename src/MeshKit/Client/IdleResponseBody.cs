@@ -11,8 +11,8 @@ internal sealed class IdleResponseBody(HttpContent inner, TimeSpan idle, TimePro
 {
     protected override Stream Wrap(Stream inner) => new IdleStream(inner, this);
 
-    private MeshCallException Idle(Exception cause) => new(
-        "idle_timeout",
+    private MeshCallException Idle(Exception cause) => new MeshCallException(
+        MeshCallReasons.IdleTimeout,
         $"The response from '{host}' delivered no data for {idle} (Mesh:Policy:Destinations:{host}:IdleTimeout).",
         cause);
 

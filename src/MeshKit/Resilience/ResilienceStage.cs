@@ -247,7 +247,7 @@ internal sealed class ResilienceStage
     {
         { Exception: AttemptTimeoutException } => "timeout",
         { Exception: HttpRequestException } => "connect_failure",
-        { Result.StatusCode: HttpStatusCode.MisdirectedRequest } => "connection_certificate_expired",
+        { Result.StatusCode: HttpStatusCode.MisdirectedRequest } => MeshCallReasons.ConnectionCertificateExpired,
         { Result: not null } when grpcStatus >= 0 => GrpcStatus.RetryReason(grpcStatus),
         { Result: { } r } => $"{(int)r.StatusCode / 100}xx",
         _ => "other",
@@ -277,7 +277,7 @@ internal sealed class ResilienceStage
         catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             throw new MeshCallException(
-                "timeout",
+                MeshCallReasons.Timeout,
                 $"The call to '{Destination}' waited {maxWait} for a slot of its concurrency limit (Mesh:Policy:Destinations:{Destination}:Concurrency) and its total timeout ran out (Mesh:Policy:Destinations:{Destination}:Timeout, or the caller's deadline).",
                 ex);
         }
@@ -296,7 +296,7 @@ internal sealed class ResilienceStage
         _metrics.RecordConcurrencyRejection(Destination);
         var concurrency = Settings.Concurrency;
         return new MeshCallException(
-            "concurrency_limit",
+            MeshCallReasons.ConcurrencyLimit,
             $"The call to '{Destination}' was refused at once: {concurrency.MaxRequests} requests are under way and the queue of {concurrency.MaxQueue} is full (Mesh:Policy:Destinations:{Destination}:Concurrency).");
     }
 

@@ -1,4 +1,5 @@
 using MeshKit.Telemetry;
+using MeshKit.Transport;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
@@ -41,7 +42,7 @@ internal sealed partial class MeshServerMiddleware(
             return MeshProblem.WriteAsync(
                 context,
                 StatusCodes.Status403Forbidden,
-                "caller_revoked",
+                MeshCallReasons.CallerRevoked,
                 $"The control service revoked {connection.SpiffeId}; this connection is being closed.");
         }
 
@@ -67,7 +68,7 @@ internal sealed partial class MeshServerMiddleware(
         return MeshProblem.WriteAsync(
             context,
             StatusCodes.Status421MisdirectedRequest,
-            "connection_certificate_expired",
+            MeshCallReasons.ConnectionCertificateExpired,
             $"The connection was authenticated with {whose} certificate, which has expired; retry on a new connection.");
     }
 

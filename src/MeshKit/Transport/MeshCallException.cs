@@ -9,7 +9,7 @@ namespace MeshKit.Transport;
 public sealed class MeshCallException : HttpRequestException
 {
     /// <summary>Initializes a new instance.</summary>
-    /// <param name="reason">A machine-readable reason, such as <c>no_endpoints</c>.</param>
+    /// <param name="reason">A machine-readable reason: one of <see cref="MeshCallReasons"/>.</param>
     /// <param name="message">What happened and what to check.</param>
     /// <param name="inner">The cause, if any.</param>
     public MeshCallException(string reason, string message, Exception? inner = null)
@@ -18,6 +18,6 @@ public sealed class MeshCallException : HttpRequestException
         Reason = reason;
     }
 
-    /// <summary>Gets the machine-readable reason.</summary>
+    /// <summary>Gets the machine-readable reason: one of <see cref="MeshCallReasons"/> (docs/troubleshooting.md explains each).</summary>
     public string Reason { get; }
 }

@@ -17,7 +17,7 @@ internal sealed partial class NonMeshHostGate(MeshDestination.Cache destinations
     public const string Setting = MeshOptions.SectionName + ":Client:NonMeshHosts";
 
     /// <summary>The reason of a refused non-mesh request.</summary>
-    public const string RefusedReason = "not_a_mesh_destination";
+    public const string RefusedReason = MeshCallReasons.NotAMeshDestination;
 
     /// <summary>Gets whether non-mesh requests are refused rather than passed through.</summary>
     public bool Refuses { get; } = options.Value.Client.NonMeshHosts == NonMeshHostMode.Refuse;
@@ -31,7 +31,7 @@ internal sealed partial class NonMeshHostGate(MeshDestination.Cache destinations
         var why = destinations.Explain(uri) ?? "it is not";
         LogRefused(logger, target, why);
         return new MeshCallException(
-            RefusedReason,
+            MeshCallReasons.NotAMeshDestination,
             $"This mesh client refuses the request to {target}: it is not a mesh destination ({why}). {Setting} is Refuse, so mesh clients only "
             + $"make mesh calls; call this host through an ordinary HttpClient, or set {Setting} to PassThrough.");
     }

@@ -55,7 +55,7 @@ public sealed class PolicyModelTests
         {
             var properties = record.GetProperties(BindingFlags.Public | BindingFlags.Instance).Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
             problems.AddRange(properties.Except(names).Order(StringComparer.Ordinal).Select(p =>
-                $"{record.Name}.{p}: no key of PolicyModel fills it. Add a key (and read it in PolicyReader, describe it in docs/schema/mesh-policy.schema.json and the docs' tables), or name it in the record key's Derived."));
+                $"{record.Name}.{p}: no key of PolicyModel fills it. Add a key (and read it in PolicyReader, describe it in src/MeshKit/ConfigurationSchema.json and the docs' tables), or name it in the record key's Derived."));
             problems.AddRange(names.Except(properties).Order(StringComparer.Ordinal).Select(p => $"{record.Name}.{p}: PolicyModel names it, but the record has no such public property."));
         }
 
