@@ -9,6 +9,7 @@ using MeshKit.ControlPlane.Workloads;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace MeshKit.ControlPlane;
@@ -32,7 +33,7 @@ public static class ControlPlaneApplication
             .Bind(builder.Configuration.GetSection(ControlPlaneOptions.SectionName))
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<ControlPlaneOptions>, ControlPlaneOptionsValidator>();
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton(TimeProvider.System); // tests may bring a fake clock (configure)
         builder.Services.AddSingleton<ControlPlaneDataDirectory>();
         builder.Services.AddSingleton<CertificateAuthority.CertificateAuthority>();
         builder.Services.AddSingleton<ServingCertificate>();
