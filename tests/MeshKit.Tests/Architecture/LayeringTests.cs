@@ -97,7 +97,7 @@ public sealed partial class LayeringTests
         Assert.DoesNotContain("MeshKit.ControlPlane", friends);
         Assert.DoesNotContain("MeshKit.Cli", friends);
         Assert.DoesNotContain("meshctl", friends);
-        Assert.All(friends, f => Assert.True(f.EndsWith(".Tests", StringComparison.Ordinal) || f is "MeshKit.Testing" or "MeshKit.Benchmarks" or "MeshKit.Discovery.Consul", $"{f} sees MeshKit's internals"));
+        Assert.All(friends, f => Assert.True(f.EndsWith(".Tests", StringComparison.Ordinal) || f is "MeshKit.TestFixtures" or "MeshKit.Benchmarks" or "MeshKit.Discovery.Consul", $"{f} sees MeshKit's internals"));
     }
 
     /// <summary>The source without comments and string literals, so a name in prose or a message is no dependency.</summary>
