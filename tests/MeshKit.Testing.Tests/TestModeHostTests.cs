@@ -27,7 +27,8 @@ public sealed class TestModeHostTests
     {
         using var ca = new MeshTestCertificateAuthority();
         using var state = new TempDirectory("state");
-        await using var app = await StartAsync(ca, "orders", state.Path, testModeBeforeAddMesh);
+        var logs = new TestLogSink();
+        await using var app = await StartAsync(ca, "orders", state.Path, testModeBeforeAddMesh, logs);
 
         using var caller = ca.IssueCertificate("frontend");
         using var client = DirectClient(caller, ca);
@@ -38,6 +39,10 @@ public sealed class TestModeHostTests
 
         // No control-service client was made: nothing (no saved trust bundle of the test root) lands in the state folder.
         Assert.Empty(Directory.EnumerateFileSystemEntries(state.Path));
+
+        // The host says once that it has no control channel, and names the issuer.
+        var notice = Assert.Single(logs.Entries, e => e.EventId.Id == 2125);
+        Assert.Contains("in-memory test CA", notice.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -139,9 +144,13 @@ public sealed class TestModeHostTests
         return builder;
     }
 
-    private static async Task<WebApplication> StartAsync(MeshTestCertificateAuthority ca, string service, string? stateDirectory, bool testModeBeforeAddMesh)
+    private static async Task<WebApplication> StartAsync(MeshTestCertificateAuthority ca, string service, string? stateDirectory, bool testModeBeforeAddMesh, TestLogSink? logs = null)
     {
         var builder = NewBuilder(service, stateDirectory);
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
         if (testModeBeforeAddMesh)
         {
             builder.Services.AddMeshTestMode(ca);
