@@ -9,8 +9,6 @@ namespace MeshKit.Testing;
 /// </summary>
 internal sealed class MeshTestModeIssuer(MeshTestCertificateAuthority authority, IOptions<MeshOptions> options) : InProcessCertificateIssuer
 {
-    public override string TrustDomain => authority.TrustDomain;
-
     public override string Describe() => $"the in-memory test CA of trust domain '{authority.TrustDomain}' (MeshKit.Testing)";
 
     public override Task<IssuedWorkloadCertificate> SignAsync(string csrPem, bool useJoinToken, CancellationToken cancellationToken)

@@ -34,9 +34,6 @@ internal interface IWorkloadCertificateIssuer
 /// </summary>
 internal abstract class InProcessCertificateIssuer : IWorkloadCertificateIssuer
 {
-    /// <summary>Gets the trust domain the issuer signs for; the host's <c>Mesh:TrustDomain</c> must be the same.</summary>
-    public abstract string TrustDomain { get; }
-
     /// <inheritdoc/>
     public abstract string Describe();
 
