@@ -55,7 +55,10 @@ public static class MeshHostApplicationBuilderExtensions
         }
 
         options.PostConfigure(o => o.Service.InstanceId ??= $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}".ToLowerInvariant());
-        services.AddSingleton<IValidateOptions<MeshKit.MeshOptions>, MeshKit.MeshOptionsValidator>();
+        // Test mode (MeshKit.Testing's AddMeshTestMode, code only) takes identities from an in-process CA: then, and only
+        // then, the control service's address and trust bundle are not required.
+        services.AddSingleton<IValidateOptions<MeshKit.MeshOptions>>(sp =>
+            new MeshKit.MeshOptionsValidator(controlServiceRequired: sp.GetService<IServiceProviderIsService>()?.IsService(typeof(InProcessCertificateIssuer)) != true));
         // Time and randomness are injected: every data-plane stage reads these two, so a test can replace them.
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(MeshKit.MeshRandom.Shared);
@@ -75,6 +78,10 @@ public static class MeshHostApplicationBuilderExtensions
         // (Mesh:ControlPlane:ConsulService with AddMeshConsulDiscovery()).
         services.TryAddSingleton<IControlPlaneAddresses, ConfiguredControlPlaneAddresses>();
         services.TryAddSingleton<ControlPlaneClient>();
+        // Who issues certificates: the control service, unless test mode registered an in-process CA (before or after this
+        // call). In test mode the control-service client is never made, so nothing is written to the state folder.
+        services.TryAddSingleton<IWorkloadCertificateIssuer>(sp =>
+            (IWorkloadCertificateIssuer?)sp.GetService<InProcessCertificateIssuer>() ?? sp.GetRequiredService<ControlPlaneClient>());
         services.TryAddSingleton<ControlChannelState>();
         services.AddHostedService<CertificateRenewalService>();
         services.AddHostedService<ControlChannelWatcher>();
