@@ -26,6 +26,7 @@ internal sealed partial class PolicyWatcher : IDisposable
     private volatile PolicySnapshot _current;
     private bool[] _present;
     private string? _centralJson;
+    private PolicyError? _loadFailure;
 
     /// <summary>Initializes the watcher and loads the policy; an invalid policy at start throws.</summary>
     /// <param name="configuration">The app's configuration.</param>
@@ -149,6 +150,9 @@ internal sealed partial class PolicyWatcher : IDisposable
         string version;
         lock (_gate)
         {
+            // Kept until a reload is applied: with an OnLoadException of the app's own that ignores the error, .NET raises a
+            // reload whose keys have vanished, and that rejection names this cause too.
+            _loadFailure = reasons[0];
             LastRejection = reasons;
             version = _current.Version;
         }
@@ -179,11 +183,17 @@ internal sealed partial class PolicyWatcher : IDisposable
                 {
                     next = result.Snapshot!;
                     _present = present;
+                    _loadFailure = null;
                 }
                 else
                 {
                     reasons.AddRange(result.Errors);
                 }
+            }
+
+            if (next is null && _loadFailure is not null)
+            {
+                reasons.Insert(0, _loadFailure);
             }
 
             if (next is not null)
