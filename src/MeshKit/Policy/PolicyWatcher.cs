@@ -316,7 +316,7 @@ internal sealed class ConfigurationLoadFailures : IDisposable
             using var provider = new JsonConfigurationProvider(copy);
             provider.Load();
         }
-        catch (Exception error) when (error is InvalidDataException or FormatException or IOException or System.Text.Json.JsonException)
+        catch (Exception error) when (error is InvalidDataException or FormatException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {
             Report(files.GetFileInfo(path).PhysicalPath ?? path, error);
         }
