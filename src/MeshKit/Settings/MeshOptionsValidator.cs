@@ -144,6 +144,12 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             errors.Add($"{Root}:Transport:HttpVersion is {transport.HttpVersion}; use 2.0 (default) or 1.1.");
         }
 
+        // Settable from code too (MeshOptions.Health): a path ASP.NET Core would refuse at start is named here instead.
+        if (options.Health.ReadinessPath is { Length: > 0 } readiness && (readiness[0] != '/' || readiness.Contains('?', StringComparison.Ordinal)))
+        {
+            errors.Add($"{Root}:Health:ReadinessPath '{readiness}' is not a path; use one starting with '/' (default /mesh/ready), or an empty value to map none.");
+        }
+
         ValidateClient(options.Client, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
