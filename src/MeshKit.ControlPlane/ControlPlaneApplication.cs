@@ -26,7 +26,14 @@ public static class ControlPlaneApplication
     /// <returns>The application, ready to run.</returns>
     public static WebApplication Create(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(args);
+        // The defaults (appsettings.json) live next to the application, which as a dotnet tool is far from the working
+        // directory; an explicit --contentRoot (or ASPNETCORE_CONTENTROOT) still wins. Relative paths in settings
+        // (ControlPlane:DataDirectory) resolve against the working directory, as a command-line user expects.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = HasExplicitContentRoot(args) ? null : AppContext.BaseDirectory,
+        });
         configure?.Invoke(builder);
 
         builder.Services.AddOptions<ControlPlaneOptions>()
@@ -116,6 +123,20 @@ public static class ControlPlaneApplication
         var server = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>();
         var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
         return [.. addresses.Select(a => new Uri(a.Replace("://[::]", "://[::1]", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal)))];
+    }
+
+    private static bool HasExplicitContentRoot(string[] args)
+    {
+        foreach (var arg in args)
+        {
+            if (arg.StartsWith("--contentRoot", StringComparison.OrdinalIgnoreCase) || arg.StartsWith("/contentRoot", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ASPNETCORE_CONTENTROOT"))
+            || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("DOTNET_CONTENTROOT"));
     }
 
     private static List<Uri> ReadUrls(IConfiguration configuration)

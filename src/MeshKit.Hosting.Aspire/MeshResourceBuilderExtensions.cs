@@ -28,14 +28,14 @@ public static class MeshResourceBuilderExtensions
     /// <c>builder.AddMeshConsulDiscovery()</c> after <c>builder.AddMesh()</c>), or it stops at start saying so.
     /// </summary>
     /// <param name="builder">The project resource.</param>
-    /// <param name="mesh">The control service, from <c>AddMeshControlPlane()</c>.</param>
+    /// <param name="mesh">The control service, from <c>AddMeshControlPlane()</c> (the tool, the container image or the project).</param>
     /// <param name="service">The mesh service name (a DNS label). Default: the resource name.</param>
     /// <param name="version">The version of this resource's endpoint (for example <c>v2</c>), which canary subsets match on.</param>
     /// <param name="namespace">The mesh namespace. Default <c>default</c>.</param>
     /// <returns>The project resource builder.</returns>
     public static IResourceBuilder<ProjectResource> WithMesh(
         this IResourceBuilder<ProjectResource> builder,
-        IResourceBuilder<ProjectResource> mesh,
+        IResourceBuilder<IResourceWithEndpoints> mesh,
         string? service = null,
         string? version = null,
         string? @namespace = null)

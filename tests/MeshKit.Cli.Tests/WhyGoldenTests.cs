@@ -174,7 +174,7 @@ public sealed class WhyGoldenTests
                 configureServices: services =>
                 {
                     services.AddMeshClient("orders");
-                    services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new ActivityQueueCollection(spans)));
+                    services.AddOpenTelemetry().WithTracing(tracing => tracing.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddInMemoryExporter(new ActivityQueueCollection(spans)));
                 });
             return new Mesh(bed, v1, v2, failing, frontend, frontendFile, ordersFile, spans);
         }

@@ -10,8 +10,9 @@ using OpenTelemetry.Trace;
 namespace Microsoft.Extensions.Hosting;
 
 // The stock Aspire ServiceDefaults template code (service discovery, resilience, health checks, OpenTelemetry), written
-// out by hand. The Shop services call AddServiceDefaults() before AddMesh(): MeshKit then sees the OTLP exporter and adds
-// none, and on mesh clients it replaces the standard resilience and service-discovery handlers added below.
+// out by hand. The Shop services call AddServiceDefaults() before AddMesh(), but either order gives the same host: MeshKit
+// adds only its source and meter to the providers set up here, and on mesh clients it removes the standard resilience and
+// service-discovery handlers added below.
 // To learn more about using this project, see https://aka.ms/aspire/service-defaults
 
 /// <summary>Common Aspire services: service discovery, resilience, health checks and OpenTelemetry.</summary>

@@ -8,6 +8,9 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// <summary>Makes <c>IHttpClientFactory</c> clients mesh clients.</summary>
 public static class MeshHttpClientBuilderExtensions
 {
+    // The assembly of Microsoft.Extensions.ServiceDiscovery, whose ResolvingHttpDelegatingHandler AddServiceDiscovery() adds.
+    private static readonly System.Reflection.Assembly ServiceDiscoveryAssembly = typeof(ServiceDiscoveryHttpClientBuilderExtensions).Assembly;
+
     /// <summary>
     /// Makes this client a mesh client: an https request to a mesh destination name (<c>https://orders/...</c>, or
     /// <c>https://orders.payments/...</c> for a namespace the workload calls) is resolved through MeshKit's discovery, sent
@@ -28,12 +31,21 @@ public static class MeshHttpClientBuilderExtensions
             sp.GetRequiredService<CallPathBuilder>(),
             sp.GetRequiredService<PassThroughTransport>(),
             sp.GetRequiredService<NonMeshHostGate>()));
-        builder.ConfigureAdditionalHttpMessageHandlers((handlers, _) =>
+        // Remove what would stack on top of MeshKit: a second retry loop and a second URI rewrite. Both run after whatever
+        // ConfigureHttpClientDefaults added, whichever was called first: IHttpClientFactory applies the defaults before a
+        // named client's own configuration. Resilience handlers go through the resilience library's own API (marked
+        // experimental in Microsoft.Extensions.Http.Resilience 11; MeshKit pins the version it is built against).
+#pragma warning disable EXTEXP0001
+        builder.RemoveAllResilienceHandlers();
+#pragma warning restore EXTEXP0001
+
+        // Service discovery has no removal API and its handler type is internal: its one delegating handler is recognised by
+        // the assembly it comes from (a compile-time reference, not a type name).
+        builder.ConfigureAdditionalHttpMessageHandlers(static (handlers, _) =>
         {
-            // Remove what would stack on top of MeshKit: a second URI rewrite (service discovery) and a second retry loop.
             for (var i = handlers.Count - 1; i >= 0; i--)
             {
-                if (IsReplacedByMesh(handlers[i]))
+                if (handlers[i].GetType().Assembly == ServiceDiscoveryAssembly)
                 {
                     handlers.RemoveAt(i);
                 }
@@ -65,12 +77,5 @@ public static class MeshHttpClientBuilderExtensions
     {
         ArgumentException.ThrowIfNullOrEmpty(service);
         return services.AddHttpClient<TClient>(client => client.BaseAddress = new Uri($"https://{service}")).AddMesh();
-    }
-
-    private static bool IsReplacedByMesh(DelegatingHandler handler)
-    {
-        var name = handler.GetType().FullName;
-        return name is "Microsoft.Extensions.ServiceDiscovery.Http.ResolvingHttpDelegatingHandler"
-            or "Microsoft.Extensions.Http.Resilience.ResilienceHandler";
     }
 }

@@ -12,14 +12,15 @@ namespace MeshKit.ControlChannel;
 
 /// <summary>
 /// Obtains the workload's first certificate before the host starts serving, then renews it at a fraction of its
-/// lifetime (with jitter). Failed renewals retry with backoff while the certificate is valid; once it has expired,
+/// lifetime (with jitter), from the <see cref="IWorkloadCertificateIssuer"/>: the control service, or the in-process CA of
+/// test mode. Failed renewals retry with backoff while the certificate is valid; once it has expired,
 /// mesh traffic fails closed and the join token is used again to recover. Every wait and every clock reading is on the
 /// mesh's <see cref="TimeProvider"/>, and the jitter is drawn from the mesh's <see cref="MeshRandom"/>.
 /// </summary>
 internal sealed partial class CertificateRenewalService : IHostedLifecycleService, IDisposable
 {
     private readonly MeshOptions _options;
-    private readonly ControlPlaneClient _controlPlane;
+    private readonly IWorkloadCertificateIssuer _issuer;
     private readonly WorkloadIdentitySource _identity;
     private readonly MeshMetrics _metrics;
     private readonly TimeProvider _time;
@@ -32,7 +33,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
 
     public CertificateRenewalService(
         IOptions<MeshOptions> options,
-        ControlPlaneClient controlPlane,
+        IWorkloadCertificateIssuer issuer,
         WorkloadIdentitySource identity,
         MeshMetrics metrics,
         TimeProvider time,
@@ -40,7 +41,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         ILogger<CertificateRenewalService> logger)
     {
         _options = options.Value;
-        _controlPlane = controlPlane;
+        _issuer = issuer;
         _identity = identity;
         _metrics = metrics;
         _time = time;
@@ -68,7 +69,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
     /// <summary>Runs before any hosted service starts (Kestrel included), so nothing serves without an identity.</summary>
     public async Task StartingAsync(CancellationToken cancellationToken)
     {
-        _controlPlane.EnsureInitialBundle();
+        _issuer.Prepare();
         var timeout = _options.ControlPlane.StartupTimeout;
         using var startupTimeout = new CancellationTokenSource(timeout, _time);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, startupTimeout.Token);
@@ -87,7 +88,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
             {
                 // A wrong token or name will not fix itself by waiting.
                 throw new MeshIdentityException(
-                    $"The control service at {_controlPlane.CurrentReplica?.ToString() ?? _controlPlane.DescribeReplicas()} refused the first certificate for {_id}: {ex.Message} "
+                    $"The control service at {_issuer.Describe()} refused the first certificate for {_id}: {ex.Message} "
                     + "Check Mesh:ControlPlane:JoinToken and Mesh:Service:Name/Namespace against the control service's ControlPlane:JoinTokens.",
                     ex);
             }
@@ -99,7 +100,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
                     break;
                 }
 
-                LogBootstrapRetry(_logger, _controlPlane.DescribeReplicas(), ex.Message);
+                LogBootstrapRetry(_logger, _issuer.Describe(), ex.Message);
                 try
                 {
                     await Task.Delay(Backoff(attempt++), _time, deadline.Token).ConfigureAwait(false);
@@ -113,7 +114,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
 
         cancellationToken.ThrowIfCancellationRequested();
         throw new MeshIdentityException(
-            $"Mesh:ControlPlane:StartupTimeout ({timeout}) elapsed before the control service ({_controlPlane.DescribeReplicas()}) issued a certificate for {_id}. "
+            $"Mesh:ControlPlane:StartupTimeout ({timeout}) elapsed before the control service ({_issuer.Describe()}) issued a certificate for {_id}. "
             + $"Last error: {last?.Message ?? "none"}. Check that the control service runs and that Mesh:ControlPlane:Address (or :Addresses, or :ConsulService) points at it.",
             last!);
     }
@@ -213,9 +214,7 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         try
         {
             var csr = CertificateSigningRequests.Create(key, _id);
-            var result = useToken
-                ? await _controlPlane.SignWithTokenAsync(csr, cancellationToken).ConfigureAwait(false)
-                : await _controlPlane.RenewAsync(csr, cancellationToken).ConfigureAwait(false);
+            var result = await _issuer.SignAsync(csr, useToken, cancellationToken).ConfigureAwait(false);
             return Build(result, key);
         }
         catch
@@ -225,16 +224,16 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
         }
     }
 
-    private WorkloadIdentity Build(SignResult result, ECDsa key)
+    private WorkloadIdentity Build(IssuedWorkloadCertificate result, ECDsa key)
     {
         var chain = new X509Certificate2Collection();
-        chain.ImportFromPem(result.CertificateChain);
+        chain.ImportFromPem(result.CertificateChainPem);
         if (chain.Count == 0)
         {
             throw new InvalidDataException("The control service returned no certificate.");
         }
 
-        var bundle = TrustBundle.FromPem(result.TrustBundle);
+        var bundle = TrustBundle.FromPem(result.TrustBundlePem);
 
         // Check what we were given before using it: our identity, our key, chaining to the bundle.
         using var leafPublic = chain[0];

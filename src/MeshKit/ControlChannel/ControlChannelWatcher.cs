@@ -12,10 +12,11 @@ namespace MeshKit.ControlChannel;
 /// change arrives on the poll that is already waiting; while nothing changes the control service sees one request per wait
 /// period. Before the host starts serving, it waits (up to <c>Mesh:ControlPlane:StartupTimeout</c>) until the control
 /// service says what this service's central policy is, so a workload never serves on its local policy alone by accident.
+/// The channel is the control service's: a host whose certificates come from an in-process CA (test mode) has none.
 /// </summary>
 internal sealed partial class ControlChannelWatcher(
     IOptions<MeshOptions> options,
-    ControlPlaneClient controlPlane,
+    IWorkloadCertificateIssuer issuer,
     WorkloadIdentitySource identity,
     ControlChannelState state,
     MeshKit.Policy.PolicyWatcher policies,
@@ -96,6 +97,12 @@ internal sealed partial class ControlChannelWatcher(
     /// </summary>
     public async Task StartingAsync(CancellationToken cancellationToken)
     {
+        if (issuer is not ControlPlaneClient controlPlane)
+        {
+            LogNoControlChannel(logger, issuer.Describe());
+            return;
+        }
+
         var settings = options.Value.ControlPlane;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(settings.StartupTimeout);
@@ -174,6 +181,11 @@ internal sealed partial class ControlChannelWatcher(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (issuer is not ControlPlaneClient controlPlane)
+        {
+            return;
+        }
+
         var meshOptions = options.Value;
         var wait = meshOptions.ControlPlane.WatchWait;
         endpointStates.Ejected += Nudge;
@@ -362,6 +374,9 @@ internal sealed partial class ControlChannelWatcher(
 
     [LoggerMessage(EventId = 2109, Level = LogLevel.Warning, Message = "The control service's list of revoked identities changed: {Count} revoked. They are refused as callers and as servers from now on.")]
     private static partial void LogRevokedPeers(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 2125, Level = LogLevel.Warning, Message = "No control channel: certificates come from {Issuer} (test mode). No central policy, no revocations and no trust-bundle changes reach this host.")]
+    private static partial void LogNoControlChannel(ILogger logger, string issuer);
 
     [LoggerMessage(EventId = 2103, Level = LogLevel.Critical, Message = "{Reason} Mesh calls and the mesh endpoint fail closed.")]
     private static partial void LogRevoked(ILogger logger, string reason);

@@ -85,7 +85,7 @@ internal readonly record struct WatchPosition(Uri? Replica, long Index)
 /// replica is trusted the same way.
 /// </para>
 /// </summary>
-internal sealed class ControlPlaneClient : IDisposable
+internal sealed class ControlPlaneClient : IWorkloadCertificateIssuer, IDisposable
 {
     private const string ControlPlaneService = "control-plane";
     private static readonly TimeSpan SignTimeout = TimeSpan.FromSeconds(30);
@@ -207,6 +207,21 @@ internal sealed class ControlPlaneClient : IDisposable
     /// <summary>Renews over mTLS: the current certificate authenticates the call.</summary>
     public Task<SignResult> RenewAsync(string csr, CancellationToken cancellationToken) =>
         SignAsync(csr, bearer: null, cancellationToken);
+
+    /// <inheritdoc/>
+    string IWorkloadCertificateIssuer.Describe() => CurrentReplica?.ToString() ?? DescribeReplicas();
+
+    /// <inheritdoc/>
+    void IWorkloadCertificateIssuer.Prepare() => EnsureInitialBundle();
+
+    /// <inheritdoc/>
+    async Task<IssuedWorkloadCertificate> IWorkloadCertificateIssuer.SignAsync(string csrPem, bool useJoinToken, CancellationToken cancellationToken)
+    {
+        var result = useJoinToken
+            ? await SignWithTokenAsync(csrPem, cancellationToken).ConfigureAwait(false)
+            : await RenewAsync(csrPem, cancellationToken).ConfigureAwait(false);
+        return new IssuedWorkloadCertificate(result.CertificateChain, result.TrustBundle);
+    }
 
     /// <summary>
     /// One long poll: returns when the control service has news past <paramref name="position"/>, or after about

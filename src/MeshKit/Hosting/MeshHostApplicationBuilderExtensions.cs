@@ -55,12 +55,15 @@ public static class MeshHostApplicationBuilderExtensions
         }
 
         options.PostConfigure(o => o.Service.InstanceId ??= $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}".ToLowerInvariant());
-        services.AddSingleton<IValidateOptions<MeshKit.MeshOptions>, MeshKit.MeshOptionsValidator>();
+        // Test mode (MeshKit.Testing's AddMeshTestMode, code only) takes identities from an in-process CA: then, and only
+        // then, the control service's address and trust bundle are not required.
+        services.AddSingleton<IValidateOptions<MeshKit.MeshOptions>>(sp =>
+            new MeshKit.MeshOptionsValidator(controlServiceRequired: sp.GetService<IServiceProviderIsService>()?.IsService(typeof(InProcessCertificateIssuer)) != true));
         // Time and randomness are injected: every data-plane stage reads these two, so a test can replace them.
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(MeshKit.MeshRandom.Shared);
         services.AddMetrics();
-        MeshOpenTelemetry.Add(builder);
+        MeshOpenTelemetry.Add(services);
 
         // First, before a certificate is asked for: settings of an add-on the app did not add (Mesh:Discovery:Consul without
         // AddMeshConsulDiscovery()), or a mesh endpoint that no server can bind (a generic host), stop the host.
@@ -75,6 +78,10 @@ public static class MeshHostApplicationBuilderExtensions
         // (Mesh:ControlPlane:ConsulService with AddMeshConsulDiscovery()).
         services.TryAddSingleton<IControlPlaneAddresses, ConfiguredControlPlaneAddresses>();
         services.TryAddSingleton<ControlPlaneClient>();
+        // Who issues certificates: the control service, unless test mode registered an in-process CA (before or after this
+        // call). In test mode the control-service client is never made, so nothing is written to the state folder.
+        services.TryAddSingleton<IWorkloadCertificateIssuer>(sp =>
+            (IWorkloadCertificateIssuer?)sp.GetService<InProcessCertificateIssuer>() ?? sp.GetRequiredService<ControlPlaneClient>());
         services.TryAddSingleton<ControlChannelState>();
         services.AddHostedService<CertificateRenewalService>();
         services.AddHostedService<ControlChannelWatcher>();
@@ -100,9 +107,8 @@ public static class MeshHostApplicationBuilderExtensions
         services.TryAddSingleton<MeshConnectionPools>();
 
         // Traffic policy: routes, subsets, resilience, endpoint choice.
-        var loadFailures = new MeshKit.Policy.ConfigurationLoadFailures();
-        loadFailures.Attach(builder.Configuration);
-        services.TryAddSingleton(loadFailures);
+        // Files that fail to load are found by MeshKit's own watch; the app's configuration sources stay as they are.
+        services.TryAddSingleton<MeshKit.Policy.ConfigurationLoadFailures>();
         services.TryAddSingleton<MeshKit.Policy.PolicyWatcher>();
         services.TryAddSingleton<MeshKit.Resilience.ResilienceStages>();
         services.TryAddSingleton(sp => new MeshKit.Balancing.EndpointStateRegistry(sp.GetRequiredService<MeshEndpointRegistry>(), sp.GetRequiredService<TimeProvider>()));
@@ -115,8 +121,9 @@ public static class MeshHostApplicationBuilderExtensions
         // Server side.
         services.TryAddSingleton<MeshEndpointInfo>();
         services.TryAddSingleton<MeshServerTls>();
-        services.TryAddSingleton(MeshPublicUrls.Take(builder.Configuration));
+        services.TryAddSingleton<MeshPublicUrls>();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, MeshKestrelSetup>();
+        services.AddSingleton<IStartupFilter, MeshPublicUrlsStartupFilter>();
         services.AddSingleton<IStartupFilter, MeshServerStartupFilter>();
 
         // Health: identity, policy, discovery, drain; readiness on the public port (no mesh certificate needed).
@@ -127,9 +134,9 @@ public static class MeshHostApplicationBuilderExtensions
             .AddCheck<MeshKit.Health.DrainHealthCheck>("mesh-drain", tags: ["mesh", "ready"]);
         // The Mesh scheme is only ever asked for by name (RequireMeshCaller, policies): it must not become the default
         // scheme when it is the only one, or every request (public ones too) would run an authentication handler for
-        // nothing. Apps with a single scheme of their own keep it as default (MeshAuthenticationOptionsSetup). The core
-        // services only: the full AddAuthentication() would pull in DataProtection, which the Mesh scheme never uses.
-        AppContext.SetSwitch("Microsoft.AspNetCore.Authentication.SuppressAutoDefaultScheme", true);
+        // nothing. MeshAuthenticationOptionsSetup keeps it out of the defaults in this host's options (no process-wide
+        // switch), and apps with a single scheme of their own keep it as default. The core services only: the full
+        // AddAuthentication() would pull in DataProtection, which the Mesh scheme never uses.
         services.AddAuthenticationCore();
         services.TryAddTransient<MeshAuthenticationHandler>();
         services.Configure<Microsoft.AspNetCore.Authentication.AuthenticationOptions>(options =>

@@ -1,5 +1,7 @@
 using MeshKit.Telemetry;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Json;
+using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 
@@ -24,7 +26,7 @@ internal sealed partial class PolicyWatcher : IDisposable
     private volatile PolicySnapshot _current;
     private bool[] _present;
     private string? _centralJson;
-    private string? _loadFailure;
+    private PolicyError? _loadFailure;
 
     /// <summary>Initializes the watcher and loads the policy; an invalid policy at start throws.</summary>
     /// <param name="configuration">The app's configuration.</param>
@@ -142,10 +144,21 @@ internal sealed partial class PolicyWatcher : IDisposable
 
     private void OnLoadFailure(string source, Exception error)
     {
+        // The file's keys vanished, or will on the next reload: whatever configuration shows now is not applied, and the
+        // rejection is recorded with its reason at once (without an OnLoadException of the app's own, .NET raises no reload).
+        PolicyError[] reasons = [new("(configuration)", $"{source} failed to load: {error.GetBaseException().Message} Its keys vanished, so the reload was not applied.")];
+        string version;
         lock (_gate)
         {
-            _loadFailure = $"{source} failed to load: {error.GetBaseException().Message}";
+            // Kept until a reload is applied: with an OnLoadException of the app's own that ignores the error, .NET raises a
+            // reload whose keys have vanished, and that rejection names this cause too.
+            _loadFailure = reasons[0];
+            LastRejection = reasons;
+            version = _current.Version;
         }
+
+        LogRejected(_logger, version, reasons.Length, reasons[0].ToString());
+        _metrics.RecordPolicyReload(success: false);
     }
 
     private void Reload()
@@ -155,12 +168,6 @@ internal sealed partial class PolicyWatcher : IDisposable
         lock (_gate)
         {
             var present = Present(_configuration);
-            if (_loadFailure is not null)
-            {
-                reasons.Add(new PolicyError("(configuration)", _loadFailure + " Its keys vanished, so the reload was not applied."));
-                _loadFailure = null;
-            }
-
             for (var i = 0; i < PolicyPaths.Length; i++)
             {
                 if (_present[i] && !present[i])
@@ -176,11 +183,17 @@ internal sealed partial class PolicyWatcher : IDisposable
                 {
                     next = result.Snapshot!;
                     _present = present;
+                    _loadFailure = null;
                 }
                 else
                 {
                     reasons.AddRange(result.Errors);
                 }
+            }
+
+            if (next is null && _loadFailure is not null)
+            {
+                reasons.Insert(0, _loadFailure);
             }
 
             if (next is not null)
@@ -227,33 +240,85 @@ internal sealed partial class PolicyWatcher : IDisposable
 }
 
 /// <summary>
-/// Learns of configuration files that fail to load on reload. MeshKit sets <c>OnLoadException</c> on the app's file
-/// configuration sources: the failure is reported here (so the policy reload is rejected with its reason) and ignored
-/// instead of escaping on a file-watcher thread.
+/// Learns of configuration files that fail to load on reload, without touching the app's configuration sources (their
+/// <c>OnLoadException</c> stays the app's own). For every JSON file source that reloads on change, MeshKit watches the same
+/// file and, after the source's reload delay, parses it once more with a private copy of the source. When that parse
+/// fails, the failure is reported here, and the policy reload is rejected with its reason.
 /// </summary>
-internal sealed class ConfigurationLoadFailures
+/// <remarks>
+/// When an app's source has no <c>OnLoadException</c>, .NET itself empties the source's keys, does not raise its reload
+/// event, and leaves the exception in the file watcher's task (unobserved: the process carries on). MeshKit's policy in
+/// force is an immutable snapshot, so it stays as it was; this class only supplies the reason. Other file formats (XML,
+/// INI) are not parsed a second time: a failed load of one of them is rejected when its keys vanish (see
+/// <see cref="PolicyWatcher"/>).
+/// </remarks>
+internal sealed class ConfigurationLoadFailures : IDisposable
 {
-    /// <summary>Raised with the source's description and the error.</summary>
+    private readonly List<IDisposable> _watches = [];
+
+    /// <summary>Initializes the watch of every reloading JSON file source of <paramref name="configuration"/>.</summary>
+    /// <param name="configuration">The app's configuration.</param>
+    public ConfigurationLoadFailures(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        if (configuration is IConfigurationRoot root)
+        {
+            Watch(root);
+        }
+    }
+
+    /// <summary>Raised with the file's path and the error.</summary>
     public event Action<string, Exception>? Failed;
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        lock (_watches)
+        {
+            foreach (var watch in _watches)
+            {
+                watch.Dispose();
+            }
+
+            _watches.Clear();
+        }
+    }
 
     internal void Report(string source, Exception error) => Failed?.Invoke(source, error);
 
-    /// <summary>Hooks every file source of a configuration builder.</summary>
-    /// <param name="configuration">The configuration builder.</param>
-    internal void Attach(IConfigurationBuilder configuration)
+    private void Watch(IConfigurationRoot root)
     {
-        foreach (var source in configuration.Sources)
+        foreach (var provider in root.Providers)
         {
-            if (source is FileConfigurationSource file)
+            switch (provider)
             {
-                var previous = file.OnLoadException;
-                file.OnLoadException = context =>
-                {
-                    previous?.Invoke(context);
-                    Report(file.Path ?? "a configuration file", context.Exception);
-                    context.Ignore = true;
-                };
+                case ChainedConfigurationProvider { Configuration: IConfigurationRoot inner }:
+                    Watch(inner);
+                    break;
+                case FileConfigurationProvider { Source: JsonConfigurationSource { ReloadOnChange: true, FileProvider: { } files, Path: { } path } source }:
+                    lock (_watches)
+                    {
+                        _watches.Add(ChangeToken.OnChange(() => files.Watch(path), () => Probe(source, files, path)));
+                    }
+
+                    break;
             }
+        }
+    }
+
+    private void Probe(JsonConfigurationSource source, IFileProvider files, string path)
+    {
+        // The app's provider reads the file after this delay; read what it reads. This runs on the file watcher's task.
+        Thread.Sleep(source.ReloadDelay);
+        var copy = new JsonConfigurationSource { FileProvider = files, Path = path, Optional = true, ReloadOnChange = false };
+        try
+        {
+            using var provider = new JsonConfigurationProvider(copy);
+            provider.Load();
+        }
+        catch (Exception error) when (error is InvalidDataException or FormatException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            Report(files.GetFileInfo(path).PhysicalPath ?? path, error);
         }
     }
 }

@@ -3,7 +3,6 @@ using System.Net;
 using MeshKit.Hosting;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace MeshKit.Server;
@@ -16,7 +15,6 @@ namespace MeshKit.Server;
 /// </summary>
 internal sealed class MeshKestrelSetup(
     IOptions<MeshOptions> options,
-    IConfiguration configuration,
     MeshServerTls tls,
     MeshEndpointInfo endpointInfo,
     MeshPublicUrls publicUrls,
@@ -58,15 +56,13 @@ internal sealed class MeshKestrelSetup(
 
     private void BindPublicUrls(KestrelServerOptions kestrel)
     {
-        if (configuration.GetSection("Kestrel:Endpoints").GetChildren().Any())
+        if (!publicUrls.BoundByMesh)
         {
-            // Kestrel binds its configured endpoints itself and ignores urls in that case anyway.
+            // Kestrel binds its configured endpoints (Kestrel:Endpoints) itself and ignores urls in that case anyway.
             return;
         }
 
-        // Addresses set after AddMesh (UseUrls) are still in configuration; those set before were taken out of it.
-        var urls = NonEmpty(configuration[WebHostDefaults.ServerUrlsKey]) ?? publicUrls.Urls;
-        if (!string.IsNullOrWhiteSpace(urls))
+        if (publicUrls.Urls is { } urls)
         {
             foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
@@ -76,11 +72,9 @@ internal sealed class MeshKestrelSetup(
             return;
         }
 
-        BindPorts(kestrel, NonEmpty(configuration[WebHostDefaults.HttpPortsKey]) ?? publicUrls.HttpPorts, https: false);
-        BindPorts(kestrel, NonEmpty(configuration[WebHostDefaults.HttpsPortsKey]) ?? publicUrls.HttpsPorts, https: true);
+        BindPorts(kestrel, publicUrls.HttpPorts, https: false);
+        BindPorts(kestrel, publicUrls.HttpsPorts, https: true);
     }
-
-    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     private static void BindPorts(KestrelServerOptions kestrel, string? ports, bool https)
     {

@@ -119,12 +119,12 @@ internal sealed partial class MeshServerMiddleware(
 /// (<c>Mesh:Health:ReadinessPath</c>, default <c>/mesh/ready</c>) right after it, before routing and authorization, so
 /// orchestrators can probe it on a public endpoint without a mesh certificate.
 /// </summary>
-internal sealed class MeshServerStartupFilter(Microsoft.Extensions.Configuration.IConfiguration configuration) : IStartupFilter
+internal sealed class MeshServerStartupFilter(Microsoft.Extensions.Options.IOptions<MeshOptions> options) : IStartupFilter
 {
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {
         app.UseMiddleware<MeshServerMiddleware>();
-        var path = configuration["Mesh:Health:ReadinessPath"] ?? "/mesh/ready";
+        var path = options.Value.Health.ReadinessPath ?? string.Empty;
         if (path.Length > 0)
         {
             app.UseHealthChecks(path, new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions

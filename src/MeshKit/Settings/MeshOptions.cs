@@ -26,4 +26,10 @@ public sealed class MeshOptions
 
     /// <summary>Gets or sets which hosts mesh clients treat as mesh destinations, and what they do with the others.</summary>
     public MeshClientOptions Client { get; set; } = new();
+
+    /// <summary>Gets or sets whether MeshKit builds OpenTelemetry providers for an app that has none.</summary>
+    public MeshTelemetryOptions Telemetry { get; set; } = new();
+
+    /// <summary>Gets or sets MeshKit's readiness endpoint.</summary>
+    public MeshHealthOptions Health { get; set; } = new();
 }

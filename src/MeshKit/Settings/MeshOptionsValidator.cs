@@ -6,6 +6,18 @@ namespace MeshKit;
 /// <summary>Validates <see cref="MeshOptions"/>; every error names its full configuration key and what would be valid.</summary>
 internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
 {
+    private readonly bool _controlServiceRequired;
+
+    /// <summary>Initializes a new instance.</summary>
+    /// <param name="controlServiceRequired">
+    /// Whether certificates come from the control service, so that its address and trust bundle are required: always, except
+    /// in test mode (an in-process CA registered by code of the MeshKit.Testing package, never by configuration).
+    /// </param>
+    public MeshOptionsValidator(bool controlServiceRequired = true)
+    {
+        _controlServiceRequired = controlServiceRequired;
+    }
+
     public ValidateOptionsResult Validate(string? name, MeshOptions options)
     {
         var errors = new List<string>();
@@ -41,11 +53,14 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
         }
 
         var cp = options.ControlPlane;
-        ValidateControlPlaneAddresses(cp, errors);
+        ValidateControlPlaneAddresses(cp, _controlServiceRequired, errors);
 
         if (string.IsNullOrEmpty(cp.TrustBundlePath))
         {
-            errors.Add($"{Root}:ControlPlane:TrustBundlePath is missing; point it at the control service's trust-bundle.pem (the PEM roots its certificate chains to).");
+            if (_controlServiceRequired)
+            {
+                errors.Add($"{Root}:ControlPlane:TrustBundlePath is missing; point it at the control service's trust-bundle.pem (the PEM roots its certificate chains to).");
+            }
         }
         else if (cp.TrustBundlePath.Contains('\0', StringComparison.Ordinal))
         {
@@ -134,6 +149,12 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             errors.Add($"{Root}:Transport:HttpVersion is {transport.HttpVersion}; use 2.0 (default) or 1.1.");
         }
 
+        // Settable from code too (MeshOptions.Health): a path ASP.NET Core would refuse at start is named here instead.
+        if (options.Health.ReadinessPath is { Length: > 0 } readiness && (readiness[0] != '/' || readiness.Contains('?', StringComparison.Ordinal)))
+        {
+            errors.Add($"{Root}:Health:ReadinessPath '{readiness}' is not a path; use one starting with '/' (default /mesh/ready), or an empty value to map none.");
+        }
+
         ValidateClient(options.Client, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
@@ -142,7 +163,7 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
     /// Mesh:ControlPlane:Address, :Addresses and :ConsulService: where the control service's replicas are. At least one
     /// must say; every address is an absolute https:// address, and the Consul service name is one Consul accepts.
     /// </summary>
-    private static void ValidateControlPlaneAddresses(MeshControlPlaneOptions cp, List<string> errors)
+    private static void ValidateControlPlaneAddresses(MeshControlPlaneOptions cp, bool required, List<string> errors)
     {
         const string Key = MeshOptions.SectionName + ":ControlPlane";
         var hasConsulService = !string.IsNullOrEmpty(cp.ConsulService);
@@ -181,7 +202,7 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             }
         }
 
-        if (!any)
+        if (!any && required)
         {
             errors.Add($"{Key}:Address is missing; set the control service's HTTPS address, for example https://127.0.0.1:7443 (for several replicas, "
                 + $"{Key}:Addresses:0, :1, ...; or {Key}:ConsulService to find them in Consul).");

@@ -82,6 +82,7 @@ public sealed partial class LayeringTests
     [InlineData("src/MeshKit.Grpc/MeshKit.Grpc.csproj", "MeshKit")]
     [InlineData("src/MeshKit.Hosting.Aspire/MeshKit.Hosting.Aspire.csproj", "MeshKit.Abstractions")]
     [InlineData("src/MeshKit.Abstractions/MeshKit.Abstractions.csproj", "")]
+    [InlineData("src/MeshKit.Testing/MeshKit.Testing.csproj", "MeshKit")]
     public void Each_package_references_only_the_packages_below_it(string project, string allowed)
     {
         var document = XDocument.Load(Source(project));
@@ -97,7 +98,7 @@ public sealed partial class LayeringTests
         Assert.DoesNotContain("MeshKit.ControlPlane", friends);
         Assert.DoesNotContain("MeshKit.Cli", friends);
         Assert.DoesNotContain("meshctl", friends);
-        Assert.All(friends, f => Assert.True(f.EndsWith(".Tests", StringComparison.Ordinal) || f is "MeshKit.Testing" or "MeshKit.Benchmarks" or "MeshKit.Discovery.Consul", $"{f} sees MeshKit's internals"));
+        Assert.All(friends, f => Assert.True(f.EndsWith(".Tests", StringComparison.Ordinal) || f is "MeshKit.TestFixtures" or "MeshKit.Benchmarks" or "MeshKit.Discovery.Consul" or "MeshKit.Testing", $"{f} sees MeshKit's internals"));
     }
 
     /// <summary>The source without comments and string literals, so a name in prose or a message is no dependency.</summary>

@@ -24,6 +24,20 @@ public sealed class MeshOptionsValidatorTests
     }
 
     [Theory]
+    [InlineData("mesh/ready")]
+    [InlineData("/ready?x=1")]
+    public void A_readiness_path_that_is_not_a_path_is_refused_naming_the_full_key(string path)
+    {
+        var options = Valid(version: null);
+        options.Health.ReadinessPath = path;
+
+        var result = new MeshOptionsValidator().Validate(null, options);
+
+        Assert.False(result.Succeeded);
+        Assert.StartsWith($"Mesh:Health:ReadinessPath '{path}' ", Assert.Single(result.Failures!), StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("v2+build", "contains '+' at position 2")]
     [InlineData("v 2", "contains '\\u0020' at position 1")]
     [InlineData("-v2", "contains '-' at position 0")]

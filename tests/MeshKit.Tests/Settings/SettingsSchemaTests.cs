@@ -112,7 +112,8 @@ public sealed partial class SettingsSchemaTests
         }
 
         Assert.True(keys >= 10, $"only {keys} Mesh keys were found in src/");
-        Assert.True(defaults.Count >= 2, $"only {defaults.Count} defaults of keys read straight from configuration were found in src/");
+        // Since every workload setting goes through MeshOptions (issue 20), no key is read straight from configuration with a
+        // default of its own; the scan stays so that one added later is held to the schema's default.
         Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
     }
 

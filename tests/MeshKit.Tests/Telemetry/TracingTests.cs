@@ -28,7 +28,7 @@ public sealed class TracingTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
             configureServices: s => s.AddMeshClient("inventory"),
             map: app => app.MapGet("/api/orders", async (IHttpClientFactory clients) => "stock=" + await clients.CreateClient("inventory").GetStringAsync("/stock")));
         await using var frontend = await Caller.StartAsync(bed, "orders", [], new Dictionary<string, string?>(orders.AsStaticEndpoint("orders", 0, "v2")),
-            services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new ActivityQueueCollection(exported))));
+            services => services.AddOpenTelemetry().WithTracing(tracing => tracing.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddInMemoryExporter(new ActivityQueueCollection(exported))));
 
         Assert.Equal("stock=42", await frontend.Client("orders").GetStringAsync("/api/orders", TestContext.Current.CancellationToken));
 
@@ -87,7 +87,7 @@ public sealed class TracingTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
             await http.Response.WriteAsync("ok");
         });
         await using var frontend = await Caller.StartAsync(bed, "orders", [flaky], new Dictionary<string, string?> { ["Mesh:Policy:Defaults:Retry:BaseDelay"] = "00:00:00" },
-            services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(new ActivityQueueCollection(exported))));
+            services => services.AddOpenTelemetry().WithTracing(tracing => tracing.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddInMemoryExporter(new ActivityQueueCollection(exported))));
 
         Assert.Equal("ok", await frontend.Client("orders").GetStringAsync("/retry-me", TestContext.Current.CancellationToken));
 
