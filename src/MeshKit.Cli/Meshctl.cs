@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using MeshKit.Cli.Canary;
 using MeshKit.Cli.CertificateAuthority;
 using MeshKit.Cli.Certificates;
 using MeshKit.Cli.Policy;
@@ -48,6 +49,7 @@ internal static class Meshctl
         root.Subcommands.Add(WhyCommand.Create(options, environment));
         root.Subcommands.Add(CertCommands.Create(options, environment));
         root.Subcommands.Add(CaCommands.Create(options, environment));
+        root.Subcommands.Add(CanaryCommands.Create(options, environment));
         return root;
     }
 

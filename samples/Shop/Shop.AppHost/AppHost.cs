@@ -35,6 +35,23 @@ switch (builder.Configuration["Shop:Consul"])
 // and kept in .meshkit/ next to this project; every run generates fresh join tokens.
 var mesh = builder.AddMeshControlPlane<Projects.MeshKit_ControlPlane>("mesh");
 
+// An automated canary of orders v2 (docs/canary.md), when asked for: the control service moves frontend's split to v2 step
+// by step on frontend's own figures, or rolls it back; --Shop:OrdersV2:FailureRate=0.2 makes v2 fail a fifth of its orders.
+var canary = builder.Configuration.GetValue(ShopCanary.EnabledKey, false);
+if (canary)
+{
+    foreach (var (name, value) in ShopCanary.CentralPolicy(builder.Configuration))
+    {
+        mesh.WithEnvironment(name, value);
+    }
+}
+
+var failureRate = ShopCanary.FailureRate(builder.Configuration, out var badRate);
+if (badRate is not null)
+{
+    return Refuse(badRate);
+}
+
 var inventory = builder.AddProject<Projects.Shop_Inventory>("inventory")
     .WithHttpEndpoint(name: "http")
     .WithMesh(mesh, service: "inventory", version: "v1")
@@ -43,6 +60,10 @@ var inventory = builder.AddProject<Projects.Shop_Inventory>("inventory")
 // One project, two resources: the same code runs as orders v1 and as the v2 canary, told apart by version metadata.
 var ordersV1 = AddOrders("orders-v1", "v1");
 var ordersV2 = AddOrders("orders-v2", "v2");
+if (failureRate is not null)
+{
+    ordersV2.WithEnvironment("Shop__FailureRate", failureRate);
+}
 
 // The shop's web page is at http://localhost:5180 (the "http" endpoint comes from Shop.Frontend's launch profile).
 // The background traffic generator is on unless the AppHost is started with --Shop:TrafficGenerator:Enabled=false.
@@ -50,6 +71,9 @@ builder.AddProject<Projects.Shop_Frontend>("frontend")
     .WithExternalHttpEndpoints()
     .WithMesh(mesh, service: "frontend")
     .WithEnvironment("Shop__TrafficGenerator__Enabled", builder.Configuration["Shop:TrafficGenerator:Enabled"] ?? "true")
+    .WithEnvironment("Shop__TrafficGenerator__RequestsPerSecond", builder.Configuration["Shop:TrafficGenerator:RequestsPerSecond"] ?? (canary ? "10" : "2"))
+    // With a canary, frontend reports its calls on the canary route every second, well within the canary's interval.
+    .WithEnvironment("Mesh__ControlPlane__TrafficReportInterval", canary ? "00:00:01" : "00:00:10")
     .WithReferenceRelationship(ordersV1)
     .WithReferenceRelationship(ordersV2)
     .WithHttpHealthCheck("/health");

@@ -31,9 +31,22 @@ builder.Services.AddShopRunTag();
 var app = builder.Build();
 app.MapDefaultEndpoints();
 
+// A switchable fault for the canary demo (--Shop:OrdersV2:FailureRate=0.2 on the AppHost sets it on orders v2): that share of
+// orders fails with a 500 before anything is reserved. 0, the default, turns it off.
+var failureRate = app.Configuration.GetValue("Shop:FailureRate", 0.0);
+if (failureRate is < 0 or > 1 || double.IsNaN(failureRate))
+{
+    throw new InvalidOperationException($"Shop:FailureRate is {failureRate}; use a share of orders from 0 to 1.");
+}
+
 // Place an order; idempotent per order id, so the mesh may retry it. Mesh:Authorization lets only frontend do this.
 app.MapPut("/api/orders/{id}", async (string id, OrderLine line, OrderBook book, HttpContext http) =>
 {
+    if (failureRate > 0 && Random.Shared.NextDouble() < failureRate)
+    {
+        return Results.Problem(statusCode: 500, title: "Injected failure", detail: $"orders fails {failureRate:P0} of its orders (Shop:FailureRate).");
+    }
+
     var placed = await book.PlaceAsync(id, line, ShopRun.Of(http), http.RequestAborted);
     return placed.Order is { } order
         ? Results.Ok(order)

@@ -50,3 +50,28 @@ internal sealed class PolicyRejectedException(IReadOnlyList<PolicyErrorView> err
 {
     public IReadOnlyList<PolicyErrorView> Errors { get; } = errors;
 }
+
+/// <summary><c>GET /v1/canaries</c>.</summary>
+internal sealed record CanaryList(bool Leader, string? StateLocation, IReadOnlyList<CanaryView> Canaries);
+
+/// <summary>One canary as the control service's analysis keeps it.</summary>
+internal sealed record CanaryView(
+    string Key,
+    string Service,
+    string Destination,
+    string Route,
+    string StableSubset,
+    string CanarySubset,
+    string Phase,
+    int Step,
+    int Weight,
+    int FailedChecks,
+    DateTimeOffset? NextCheck,
+    string Reason,
+    IReadOnlyList<CanaryDecisionView> Decisions);
+
+/// <summary>One decision of a canary, with the figures it was made on.</summary>
+internal sealed record CanaryDecisionView(DateTimeOffset At, string Action, int Weight, string Reason, CanaryFiguresView? Stable, CanaryFiguresView? Canary);
+
+/// <summary>A subset's figures over one interval.</summary>
+internal sealed record CanaryFiguresView(long Requests, long Failures, double? SuccessRate, double? P99Ms);

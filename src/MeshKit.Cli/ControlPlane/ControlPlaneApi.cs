@@ -84,6 +84,13 @@ internal sealed class ControlPlaneApi : IDisposable
     public Task<CaRoots> RemoveRootAsync(string id, CancellationToken cancellationToken) =>
         SendAsync<CaRoots>(HttpMethod.Delete, $"v1/ca/roots/{Uri.EscapeDataString(id)}", null, null, cancellationToken);
 
+    public Task<CanaryList> GetCanariesAsync(CancellationToken cancellationToken) =>
+        SendAsync<CanaryList>(HttpMethod.Get, "v1/canaries", null, null, cancellationToken);
+
+    /// <summary>An operator's action on a canary named <c>service/destination/route</c>.</summary>
+    public Task<CanaryView> CanaryActionAsync(string canary, string action, CancellationToken cancellationToken) =>
+        SendAsync<CanaryView>(HttpMethod.Post, $"v1/canaries/{string.Join('/', canary.Split('/').Select(Uri.EscapeDataString))}/{action}", null, null, cancellationToken);
+
     public void Dispose() => _http.Dispose();
 
     private async Task<T> SendAsync<T>(HttpMethod method, string path, string? body, string? ifMatch, CancellationToken cancellationToken)

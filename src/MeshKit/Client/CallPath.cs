@@ -202,13 +202,7 @@ internal sealed class CallPath
             else
             {
                 grpcEnd?.Abandon();
-                var seconds = time.GetElapsedTime(call.Started).TotalSeconds;
-                _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, seconds, grpcStatus);
-                if (call.Route is { Canary: not null } canaryRoute)
-                {
-                    // A route under an automated canary: the control service's analysis reads these counts.
-                    _metrics.CanaryTraffic.Record(_destination.Host, canaryRoute.Name, call.Subset, outcome, status, grpcStatus, seconds);
-                }
+                _metrics.RecordClientRequest(_settings.SourceService, _destination.Service, call.Subset, statusClass, outcome, time.GetElapsedTime(call.Started).TotalSeconds, grpcStatus);
             }
 
             if (activity is not null)
@@ -691,6 +685,12 @@ internal sealed class CallPath
             else
             {
                 path._endpoints.End(_state!, _choice, _attemptStarted, failed, connectFailure, ejects: true);
+                if (Route is { Canary: not null } canaryRoute && !(error is OperationCanceledException && _cancellationToken.IsCancellationRequested))
+                {
+                    // A route under an automated canary: every attempt counts, as the subset's endpoints saw it (a retry
+                    // must not hide a failing canary); a gRPC status in trailers is counted when the call ends.
+                    path._metrics.CanaryTraffic.Record(path._destination.Host, canaryRoute.Name, Subset, failed, time.GetElapsedTime(_attemptStarted).TotalSeconds);
+                }
             }
 
             if (failed)

@@ -94,8 +94,8 @@ internal sealed class GrpcCallEnd
             Metrics.RecordClientRequest(Source, Destination, Subset, StatusClass, Outcome, seconds, status);
             if (CanaryRoute is not null)
             {
-                // The HTTP status of a gRPC call with trailers is 200; its outcome is its grpc-status.
-                Metrics.CanaryTraffic.Record(DestinationHost, CanaryRoute, Subset, Outcome, 200, status, seconds);
+                // The last attempt of a gRPC call whose status came in trailers: counted now, with that status.
+                Metrics.CanaryTraffic.Record(DestinationHost, CanaryRoute, Subset, CanaryTrafficRecorder.IsServerError(status), seconds);
             }
         }
     }

@@ -5,27 +5,30 @@ using MeshKit.Transport;
 namespace MeshKit.Telemetry;
 
 /// <summary>
-/// Counts, per destination, route and subset, the calls on routes that have an automated canary (<c>Routes:&lt;n&gt;:Canary</c>):
-/// requests, failures and a latency histogram, for the control service's analysis. Only canary routes pay for it; a call
-/// costs three interlocked increments. Bounded to <see cref="CanaryTrafficReport.MaxRoutes"/> series.
+/// Counts, per destination, route and subset, the attempts on routes that have an automated canary
+/// (<c>Routes:&lt;n&gt;:Canary</c>): requests, failures and a latency histogram, for the control service's analysis. Attempts,
+/// not logical calls: the analysis judges what the subset's endpoints did, as a destination-side proxy counts for Flagger,
+/// and a retry that succeeds elsewhere must not hide a failing canary. Only canary routes pay for it (three interlocked
+/// increments an attempt). Bounded to <see cref="CanaryTrafficReport.MaxRoutes"/> series.
 /// </summary>
 internal sealed class CanaryTrafficRecorder
 {
     private readonly ConcurrentDictionary<SeriesKey, Series> _series = new();
 
     /// <summary>
-    /// Gets whether a call counts as a failure, as the golden metrics see it: a 5xx, a refusal or transport error of the
-    /// mesh, or a gRPC status that says the server failed (UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS).
+    /// Gets whether a gRPC status says the server failed (UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS), for
+    /// a call whose status came in trailers; application statuses (NOT_FOUND, INVALID_ARGUMENT...) are the server's answers.
     /// </summary>
-    public static bool IsFailure(string outcome, int status, int grpcStatus) =>
-        status >= 500
-        || outcome is not ("success" or "http_error")
-        || grpcStatus is GrpcStatus.Unknown or GrpcStatus.DeadlineExceeded or GrpcStatus.Internal or GrpcStatus.Unavailable or GrpcStatus.DataLoss;
+    public static bool IsServerError(int grpcStatus) =>
+        grpcStatus is GrpcStatus.Unknown or GrpcStatus.DeadlineExceeded or GrpcStatus.Internal or GrpcStatus.Unavailable or GrpcStatus.DataLoss;
 
-    /// <summary>Counts one call. Calls the caller cancelled are not counted: they say nothing of the subset.</summary>
-    public void Record(string destination, string route, string? subset, string outcome, int status, int grpcStatus, double seconds)
+    /// <summary>
+    /// Counts one attempt on a canary route, as the subset's endpoint saw it: <paramref name="failed"/> as the endpoint's
+    /// outcome counts it (a 5xx, a gRPC status of <c>OutlierDetection:GrpcStatus</c>, a transport failure, an attempt timeout).
+    /// </summary>
+    public void Record(string destination, string route, string? subset, bool failed, double seconds)
     {
-        if (subset is null || outcome == "cancelled")
+        if (subset is null)
         {
             return;
         }
@@ -43,7 +46,7 @@ internal sealed class CanaryTrafficRecorder
 
         var counters = Volatile.Read(ref series.Current);
         Interlocked.Increment(ref counters.Requests);
-        if (IsFailure(outcome, status, grpcStatus))
+        if (failed)
         {
             Interlocked.Increment(ref counters.Failures);
         }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
 using MeshKit.ControlPlane.Canary;
 using MeshKit.ControlPlane.Policy;
 using MeshKit.ControlPlane.Workloads;
