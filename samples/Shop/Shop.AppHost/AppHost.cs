@@ -37,7 +37,7 @@ var mesh = builder.AddMeshControlPlane<Projects.MeshKit_ControlPlane>("mesh");
 
 // An automated canary of orders v2 (docs/canary.md), when asked for: the control service moves frontend's split to v2 step
 // by step on frontend's own figures, or rolls it back; --Shop:OrdersV2:FailureRate=0.2 makes v2 fail a fifth of its orders.
-var canary = builder.Configuration.GetValue(ShopCanary.EnabledKey, false);
+var canary = string.Equals(builder.Configuration[ShopCanary.EnabledKey], "true", StringComparison.OrdinalIgnoreCase);
 if (canary)
 {
     foreach (var (name, value) in ShopCanary.CentralPolicy(builder.Configuration))

@@ -46,7 +46,7 @@ public static class LatencyHistogram
     /// <summary>Gets the bucket of a duration.</summary>
     /// <param name="milliseconds">The duration in milliseconds.</param>
     /// <returns>The bucket's index.</returns>
-    public static int Bucket(double milliseconds)
+    public static int BucketOf(double milliseconds)
     {
         var bounds = BoundsMilliseconds;
         for (var i = 0; i < bounds.Length; i++)

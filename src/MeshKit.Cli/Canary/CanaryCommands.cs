@@ -47,7 +47,7 @@ internal static class CanaryCommands
             var command = new Command(name, description) { target };
             command.SetBody(options, environment, async (context, cancellationToken) =>
             {
-                var key = context.Value(target);
+                var key = context.Value(target) ?? string.Empty;
                 if (key.Split('/') is not { Length: 3 } parts || parts.Any(string.IsNullOrWhiteSpace))
                 {
                     throw new MeshctlException(ExitCodes.Usage, $"'{key}' is not a canary name; use <service>/<destination>/<route>, for example frontend/orders/canary.");

@@ -333,13 +333,13 @@ internal sealed partial class CanaryController : BackgroundService
                     }
 
                     LogAdvanced(_logger, canary.Key, weight, check.Detail);
-                    return Decide(due with { Phase = CanaryPhase.Progressing, Step = state.Step + 1, Weight = weight, Reason = $"step {state.Step + 2} of {spec.Steps.Length}: {weight} % to '{spec.CanarySubset}'" }, now, "advance", check);
+                    return Decide(due with { Phase = CanaryPhase.Progressing, Step = state.Step + 1, Weight = weight, Reason = $"step {state.Step + 2} of {spec.Steps.Length}: {weight} % to '{spec.CanarySubset}' after a passed check: {check.Detail}" }, now, "advance", check);
                 }
 
                 if (!spec.Promote)
                 {
                     LogFinished(_logger, canary.Key, "held at its last step", state.Weight);
-                    return Decide(due with { Phase = CanaryPhase.Finished, Reason = $"every step passed; held at {state.Weight} % (Canary:Promote is false)" }, now, "finish", check);
+                    return Decide(due with { Phase = CanaryPhase.Finished, Reason = $"every step passed; held at {state.Weight} % (Canary:Promote is false). Last check: {check.Detail}" }, now, "finish", check);
                 }
 
                 if (await WriteWeightAsync(canary, 100, cancellationToken).ConfigureAwait(false) is { } promoteError)
@@ -348,7 +348,7 @@ internal sealed partial class CanaryController : BackgroundService
                 }
 
                 LogFinished(_logger, canary.Key, "promoted", 100);
-                return Decide(due with { Phase = CanaryPhase.Promoted, Weight = 100, Reason = $"every step passed; promoted: all traffic to '{spec.CanarySubset}'" }, now, "promote", check);
+                return Decide(due with { Phase = CanaryPhase.Promoted, Weight = 100, Reason = $"every step passed; promoted: all traffic to '{spec.CanarySubset}'. Last check: {check.Detail}" }, now, "promote", check);
         }
     }
 

@@ -689,7 +689,7 @@ internal sealed class CallPath
                 {
                     // A route under an automated canary: every attempt counts, as the subset's endpoints saw it (a retry
                     // must not hide a failing canary); a gRPC status in trailers is counted when the call ends.
-                    path._metrics.CanaryTraffic.Record(path._destination.Host, canaryRoute.Name, Subset, failed, time.GetElapsedTime(_attemptStarted).TotalSeconds);
+                    path._metrics.CanaryTraffic.Record(path._destination.Host, canaryRoute.Name, Subset, failed, path._time.GetElapsedTime(_attemptStarted).TotalSeconds);
                 }
             }
 

@@ -95,7 +95,7 @@ internal sealed class GrpcCallEnd
             if (CanaryRoute is not null)
             {
                 // The last attempt of a gRPC call whose status came in trailers: counted now, with that status.
-                Metrics.CanaryTraffic.Record(DestinationHost, CanaryRoute, Subset, CanaryTrafficRecorder.IsServerError(status), seconds);
+                Metrics.CanaryTraffic.Record(DestinationHost, CanaryRoute, Subset, GrpcStatus.IsServerError(status), seconds);
             }
         }
     }

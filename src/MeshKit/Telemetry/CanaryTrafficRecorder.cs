@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using MeshKit.Routing;
-using MeshKit.Transport;
 
 namespace MeshKit.Telemetry;
 
@@ -14,13 +13,6 @@ namespace MeshKit.Telemetry;
 internal sealed class CanaryTrafficRecorder
 {
     private readonly ConcurrentDictionary<SeriesKey, Series> _series = new();
-
-    /// <summary>
-    /// Gets whether a gRPC status says the server failed (UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS), for
-    /// a call whose status came in trailers; application statuses (NOT_FOUND, INVALID_ARGUMENT...) are the server's answers.
-    /// </summary>
-    public static bool IsServerError(int grpcStatus) =>
-        grpcStatus is GrpcStatus.Unknown or GrpcStatus.DeadlineExceeded or GrpcStatus.Internal or GrpcStatus.Unavailable or GrpcStatus.DataLoss;
 
     /// <summary>
     /// Counts one attempt on a canary route, as the subset's endpoint saw it: <paramref name="failed"/> as the endpoint's
@@ -51,7 +43,7 @@ internal sealed class CanaryTrafficRecorder
             Interlocked.Increment(ref counters.Failures);
         }
 
-        Interlocked.Increment(ref counters.Latency[LatencyHistogram.Bucket(seconds * 1000)]);
+        Interlocked.Increment(ref counters.Latency[LatencyHistogram.BucketOf(seconds * 1000)]);
     }
 
     /// <summary>Takes the counts since the last take, or <see langword="null"/> when there are none.</summary>

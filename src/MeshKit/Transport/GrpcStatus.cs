@@ -35,6 +35,13 @@ internal static class GrpcStatus
     /// <summary>DATA_LOSS: unrecoverable data loss or corruption.</summary>
     public const int DataLoss = 15;
 
+    /// <summary>
+    /// Gets whether a status says the server failed (UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS), as a
+    /// canary's figures count it; application statuses (NOT_FOUND, INVALID_ARGUMENT...) are the server's answers.
+    /// </summary>
+    public static bool IsServerError(int status) =>
+        status is Unknown or DeadlineExceeded or Internal or Unavailable or DataLoss;
+
     // Retry reasons for spans and metrics, by code: grpc_unavailable, grpc_resource_exhausted, ...
     private static readonly string[] RetryReasons = [.. Policy.GrpcStatusSet.Names.Select(ToSnakeReason)];
 

@@ -146,7 +146,7 @@ public sealed class CanaryControllerTests : IAsyncDisposable
         var restarted = second.GetRequiredService<CanaryController>();
         WorkloadsOf(second, "v1", "v2");
         _time.Advance(TimeSpan.FromSeconds(1));
-        Report(second, stable: (200, 0, 20), canaryFigures: (50, 0, 30));
+        Report(second, stable: (200, 0, 20), canary: (50, 0, 30));
         await restarted.RunOnceAsync(Ct);
         Assert.Equal((CanaryPhase.Waiting, 50), Phase(restarted));
         Assert.Contains("heard the callers' reports for 1 s of the 10 s interval", State(restarted).Reason, StringComparison.Ordinal);
@@ -268,7 +268,7 @@ public sealed class CanaryControllerTests : IAsyncDisposable
         CanaryRouteTraffic Entry(string subset, (long Requests, long Failures, double Ms) figures)
         {
             var latency = new long[LatencyHistogram.BucketCount];
-            latency[LatencyHistogram.Bucket(figures.Ms)] = figures.Requests;
+            latency[LatencyHistogram.BucketOf(figures.Ms)] = figures.Requests;
             return new CanaryRouteTraffic("orders", "canary", subset, figures.Requests, figures.Failures, latency);
         }
 

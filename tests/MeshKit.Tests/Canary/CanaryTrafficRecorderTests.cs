@@ -22,9 +22,9 @@ public sealed class CanaryTrafficRecorderTests
         var v2 = Assert.Single(report.Routes, r => r.Subset == "v2");
         Assert.Equal((2L, 0L), (v1.Requests, v1.Failures));
         Assert.Equal((1L, 1L), (v2.Requests, v2.Failures));
-        Assert.Equal(1, v1.Latency[LatencyHistogram.Bucket(4)]);
-        Assert.Equal(1, v1.Latency[LatencyHistogram.Bucket(30)]);
-        Assert.Equal(1, v2.Latency[LatencyHistogram.Bucket(2_500)]);
+        Assert.Equal(1, v1.Latency[LatencyHistogram.BucketOf(4)]);
+        Assert.Equal(1, v1.Latency[LatencyHistogram.BucketOf(30)]);
+        Assert.Equal(1, v2.Latency[LatencyHistogram.BucketOf(2_500)]);
         Assert.Null(recorder.Take());
     }
 
@@ -39,7 +39,7 @@ public sealed class CanaryTrafficRecorderTests
         recorder.Return(unsent);
         var next = Assert.Single(recorder.Take()!.Routes);
 
-        Assert.Equal((2L, 1L, 2L), (next.Requests, next.Failures, next.Latency[LatencyHistogram.Bucket(10)]));
+        Assert.Equal((2L, 1L, 2L), (next.Requests, next.Failures, next.Latency[LatencyHistogram.BucketOf(10)]));
     }
 
     [Fact]
