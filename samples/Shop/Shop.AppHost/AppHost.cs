@@ -44,6 +44,10 @@ if (canary)
     {
         mesh.WithEnvironment(name, value);
     }
+
+    // Every run starts its canary afresh: central policy (the weights the analysis writes) and the canary's state live in
+    // a folder of this run, not in .meshkit/ with the CA.
+    mesh.WithEnvironment("ControlPlane__Policy__Directory", Directory.CreateTempSubdirectory("meshkit-shop-policy-").FullName);
 }
 
 var failureRate = ShopCanary.FailureRate(builder.Configuration, out var badRate);
@@ -71,7 +75,7 @@ builder.AddProject<Projects.Shop_Frontend>("frontend")
     .WithExternalHttpEndpoints()
     .WithMesh(mesh, service: "frontend")
     .WithEnvironment("Shop__TrafficGenerator__Enabled", builder.Configuration["Shop:TrafficGenerator:Enabled"] ?? "true")
-    .WithEnvironment("Shop__TrafficGenerator__RequestsPerSecond", builder.Configuration["Shop:TrafficGenerator:RequestsPerSecond"] ?? (canary ? "10" : "2"))
+    .WithEnvironment("Shop__TrafficGenerator__RequestsPerSecond", builder.Configuration["Shop:TrafficGenerator:RequestsPerSecond"] ?? (canary ? "20" : "2"))
     // With a canary, frontend reports its calls on the canary route every second, well within the canary's interval.
     .WithEnvironment("Mesh__ControlPlane__TrafficReportInterval", canary ? "00:00:01" : "00:00:10")
     .WithReferenceRelationship(ordersV1)

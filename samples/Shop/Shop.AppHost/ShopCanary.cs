@@ -41,8 +41,8 @@ public static class ShopCanary
             [Route + "Canary__Steps__0"] = "20",
             [Route + "Canary__Steps__1"] = "50",
             [Route + "Canary__Interval"] = interval,
-            [Route + "Canary__MinRequests"] = configuration["Shop:Canary:MinRequests"] ?? "5",
-            [Route + "Canary__MinSuccessRate"] = "95",
+            [Route + "Canary__MinRequests"] = configuration["Shop:Canary:MinRequests"] ?? "10",
+            [Route + "Canary__MinSuccessRate"] = "99",
             [Route + "Canary__MaxP99"] = "00:00:01",
             [Route + "Canary__FailedChecks"] = "2",
         };

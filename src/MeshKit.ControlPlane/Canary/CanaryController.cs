@@ -46,7 +46,6 @@ internal sealed partial class CanaryController : BackgroundService
         WorkloadRegistry workloads,
         ReplicaLeadership leadership,
         SharedConsul shared,
-        ControlPlaneDataDirectory data,
         TimeProvider time,
         ILogger<CanaryController> logger)
     {
@@ -54,7 +53,7 @@ internal sealed partial class CanaryController : BackgroundService
         _traffic = traffic;
         _workloads = workloads;
         _leadership = leadership;
-        _store = CanaryStateStore.Create(shared, data);
+        _store = CanaryStateStore.Create(shared, central);
         _time = time;
         _logger = logger;
     }

@@ -19,8 +19,9 @@ internal abstract class CanaryStateStore
 
     public abstract Task DeleteAsync(string key, CancellationToken cancellationToken);
 
-    public static CanaryStateStore Create(SharedConsul shared, ControlPlaneDataDirectory data) =>
-        shared.Client is { } consul ? new ConsulStore(consul, shared.CanariesPrefix) : new FileStore(Path.Combine(data.Path, "canaries.json"));
+    /// <summary>The canaries' states live with central policy: Consul KV beside it, or a file in its folder.</summary>
+    public static CanaryStateStore Create(SharedConsul shared, Policy.CentralPolicy central) =>
+        shared.Client is { } consul ? new ConsulStore(consul, shared.CanariesPrefix) : new FileStore(Path.Combine(central.Folder!, "canaries.state"));
 
     /// <summary>One file with every state, written whole (a few canaries, a few kilobytes each).</summary>
     private sealed class FileStore(string path) : CanaryStateStore

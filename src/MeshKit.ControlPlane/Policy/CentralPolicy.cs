@@ -16,9 +16,10 @@ internal sealed class CentralPolicy : IAsyncDisposable
     public CentralPolicy(IOptions<ControlPlaneOptions> options, IConfiguration configuration, ControlPlaneDataDirectory data, SharedConsul shared, TimeProvider time, ILoggerFactory loggerFactory)
     {
         var policy = options.Value.Policy;
+        Folder = shared.Client is null ? policy.Directory ?? Path.Combine(data.Path, "policy") : null;
         Store = shared.Client is { } consul
             ? new ConsulPolicyStore(consul, shared.PolicyPrefix, time, loggerFactory)
-            : new DirectoryPolicyStore(policy.Directory ?? Path.Combine(data.Path, "policy"), time, loggerFactory.CreateLogger<DirectoryPolicyStore>());
+            : new DirectoryPolicyStore(Folder!, time, loggerFactory.CreateLogger<DirectoryPolicyStore>());
         Source = shared.Client is not null ? "consul" : "directory";
 
         var seeds = ImmutableDictionary.CreateBuilder<string, StoredPolicy>(StringComparer.Ordinal);
@@ -51,6 +52,9 @@ internal sealed class CentralPolicy : IAsyncDisposable
     }
 
     public PolicyStore Store { get; }
+
+    /// <summary>Gets the folder of the documents when they are kept in files (no Consul), else <see langword="null"/>.</summary>
+    public string? Folder { get; }
 
     /// <summary>Gets where documents are stored: <c>directory</c> or <c>consul</c>.</summary>
     public string Source { get; }
