@@ -46,7 +46,11 @@ public static class ControlPlaneApplication
         builder.Services.AddSingleton<ServingCertificate>();
         builder.Services.AddSingleton<JoinTokenRegistry>();
         builder.Services.AddSingleton<AdminCredential>();
+        // With ControlPlane:Consul, one admin token (its hash in KV) works on every replica.
+        builder.Services.AddHostedService<SharedAdminCredential>();
         builder.Services.AddSingleton<WorkloadRegistry>();
+        // With ControlPlane:Consul, every replica lists every workload (each publishes its own in KV).
+        builder.Services.AddHostedService<SharedWorkloads>();
         builder.Services.AddSingleton<IdentityRevocations>();
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<ControlPlaneMetrics>();

@@ -23,6 +23,8 @@ internal sealed class SharedConsul : IDisposable
             RevocationsPrefix = prefix + "revocations/";
             LeaderKey = prefix + "leader";
             CanariesPrefix = prefix + "canaries/";
+            WorkloadsPrefix = prefix + "workloads/";
+            AdminTokenKey = prefix + "admin/token-sha256";
             connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
         }
         else if (value.Policy.Consul is { Address: { } legacy } policy)
@@ -31,6 +33,8 @@ internal sealed class SharedConsul : IDisposable
             RevocationsPrefix = DefaultPrefix + "revocations/";
             LeaderKey = DefaultPrefix + "leader";
             CanariesPrefix = DefaultPrefix + "canaries/";
+            WorkloadsPrefix = DefaultPrefix + "workloads/";
+            AdminTokenKey = DefaultPrefix + "admin/token-sha256";
             connection = new ConsulOptions { Address = legacy, Token = policy.Token, Datacenter = policy.Datacenter, Wait = policy.Wait };
         }
         else
@@ -39,6 +43,8 @@ internal sealed class SharedConsul : IDisposable
             RevocationsPrefix = DefaultPrefix + "revocations/";
             LeaderKey = DefaultPrefix + "leader";
             CanariesPrefix = DefaultPrefix + "canaries/";
+            WorkloadsPrefix = DefaultPrefix + "workloads/";
+            AdminTokenKey = DefaultPrefix + "admin/token-sha256";
         }
 
         Client = connection is null ? null : new ConsulClient(Options.Create(connection), loggerFactory);
@@ -58,6 +64,12 @@ internal sealed class SharedConsul : IDisposable
 
     /// <summary>Gets the KV prefix of the canaries' states (one key per canary, written by the leader).</summary>
     public string CanariesPrefix { get; }
+
+    /// <summary>Gets the KV prefix where each replica publishes the workloads that talk to it (one key per replica).</summary>
+    public string WorkloadsPrefix { get; }
+
+    /// <summary>Gets the KV key of the SHA-256 (hex) of the admin token the replicas share (the first replica's).</summary>
+    public string AdminTokenKey { get; }
 
     public void Dispose() => Client?.Dispose();
 

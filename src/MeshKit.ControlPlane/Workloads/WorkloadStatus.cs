@@ -8,6 +8,12 @@ public sealed record WorkloadStatus
     /// <summary>Gets the workload's SPIFFE ID.</summary>
     public required string SpiffeId { get; init; }
 
+    /// <summary>
+    /// Gets the control-service replica the workload talks to, as that replica registered itself (with several replicas on
+    /// Consul every replica lists every workload); <see langword="null"/> on a single control service.
+    /// </summary>
+    public string? Replica { get; init; }
+
     /// <summary>Gets the instance id the workload reported, when it did (replicas share a SPIFFE ID).</summary>
     public string? Instance { get; init; }
 

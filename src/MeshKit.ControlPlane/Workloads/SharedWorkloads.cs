@@ -1,0 +1,168 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MeshKit.Consul;
+using MeshKit.ControlPlane.Coordination;
+using MeshKit.ControlPlane.Storage;
+
+namespace MeshKit.ControlPlane.Workloads;
+
+/// <summary>One replica's workloads as it publishes them in Consul KV.</summary>
+internal sealed record ReplicaWorkloads(
+    [property: JsonPropertyName("replica")] string Replica,
+    [property: JsonPropertyName("updatedAt")] DateTimeOffset UpdatedAt,
+    [property: JsonPropertyName("workloads")] IReadOnlyList<WorkloadStatus> Workloads);
+
+/// <summary>
+/// The workload registry across replicas (issue "replicated control service", shared state): each replica publishes the
+/// workloads that talk to it under <c>&lt;KeyPrefix&gt;workloads/&lt;replica&gt;</c> (at most once a
+/// <see cref="PublishPeriod"/>, when something changed) and follows the others' with a blocking query, so
+/// <c>GET /v1/workloads</c> on any replica shows every workload within about a second. A replica that stops publishing is
+/// left out after <see cref="StaleAfter"/>; the leading replica deletes keys older than <see cref="DeleteAfter"/> (pruning
+/// is a leader-only step). Consul being unreachable only means the others' workloads are as last read.
+/// </summary>
+internal sealed partial class SharedWorkloads(
+    SharedConsul shared,
+    WorkloadRegistry registry,
+    ReplicaLeadership leadership,
+    TimeProvider time,
+    ILogger<SharedWorkloads> logger) : BackgroundService
+{
+    /// <summary>How often this replica's workloads are published when they changed (a watch poll changes them).</summary>
+    internal static readonly TimeSpan PublishPeriod = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long another replica's list counts after its last publication (it publishes at least this often while it has workloads).</summary>
+    internal static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(10);
+
+    /// <summary>How old a replica's key gets before the leader deletes it.</summary>
+    internal static readonly TimeSpan DeleteAfter = TimeSpan.FromHours(1);
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (shared.Client is not { } consul)
+        {
+            return; // one control service: its registry is the registry
+        }
+
+        registry.Replica = leadership.ReplicaId;
+        await Task.WhenAll(PublishAsync(consul, stoppingToken), FollowAsync(consul, stoppingToken)).ConfigureAwait(false);
+    }
+
+    private async Task PublishAsync(ConsulClient consul, CancellationToken cancellationToken)
+    {
+        var key = shared.WorkloadsPrefix + leadership.ReplicaId;
+        long published = -1;
+        var lastWrite = DateTimeOffset.MinValue;
+        var failing = false;
+        using var timer = new PeriodicTimer(PublishPeriod, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var version = registry.Version;
+                var now = time.GetUtcNow();
+
+                // Also republished now and then when nothing changed, so the others never take a quiet replica for a gone one.
+                if (version == published && now - lastWrite < StaleAfter / 4)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var body = JsonSerializer.SerializeToUtf8Bytes(new ReplicaWorkloads(leadership.ReplicaId, now, registry.Local()), Json);
+                    await consul.PutKeyAsync(key, body, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    (published, lastWrite) = (version, now);
+                    if (failing)
+                    {
+                        failing = false;
+                        LogPublishRecovered(logger, key);
+                    }
+
+                    if (leadership.IsLeader)
+                    {
+                        await PruneAsync(consul, now, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                catch (ConsulException ex)
+                {
+                    if (!failing)
+                    {
+                        failing = true;
+                        LogPublishFailed(logger, key, ex.Message);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task FollowAsync(ConsulClient consul, CancellationToken cancellationToken)
+    {
+        var query = consul.CreateKeyValueQuery(shared.WorkloadsPrefix, recurse: true);
+        try
+        {
+            await foreach (var result in query.WatchAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var now = time.GetUtcNow();
+                var others = new List<WorkloadStatus>();
+                foreach (var entry in result.Value)
+                {
+                    if (entry.Key == shared.WorkloadsPrefix + leadership.ReplicaId || Parse(entry) is not { } list || now - list.UpdatedAt > StaleAfter)
+                    {
+                        continue;
+                    }
+
+                    others.AddRange(list.Workloads.Select(w => w with { Replica = list.Replica }));
+                }
+
+                registry.SetOthers(others);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task PruneAsync(ConsulClient consul, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var listed = await consul.ListKeysAsync(shared.WorkloadsPrefix, cancellationToken: cancellationToken).ConfigureAwait(false);
+        foreach (var entry in listed.Value)
+        {
+            if (Parse(entry) is { } list && now - list.UpdatedAt > DeleteAfter)
+            {
+                await consul.DeleteKeyAsync(entry.Key, entry.ModifyIndex, cancellationToken).ConfigureAwait(false);
+                LogPruned(logger, list.Replica, list.UpdatedAt);
+            }
+        }
+    }
+
+    private ReplicaWorkloads? Parse(ConsulKeyValue entry)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<ReplicaWorkloads>(entry.Value.Span, Json);
+        }
+        catch (JsonException ex)
+        {
+            LogInvalid(logger, entry.Key, ex.Message);
+            return null;
+        }
+    }
+
+    [LoggerMessage(EventId = 1601, Level = LogLevel.Warning, Message = "Could not publish this replica's workloads to Consul at {Key} ({Error}); the other replicas list them as last published until it can.")]
+    private static partial void LogPublishFailed(ILogger logger, string key, string error);
+
+    [LoggerMessage(EventId = 1602, Level = LogLevel.Information, Message = "This replica's workloads are published to Consul at {Key} again.")]
+    private static partial void LogPublishRecovered(ILogger logger, string key);
+
+    [LoggerMessage(EventId = 1603, Level = LogLevel.Warning, Message = "Ignored the workloads at Consul key {Key}: not a replica's list ({Error}).")]
+    private static partial void LogInvalid(ILogger logger, string key, string error);
+
+    [LoggerMessage(EventId = 1604, Level = LogLevel.Information, Message = "Deleted the workloads of replica {Replica}, last published {UpdatedAt:o}: it is gone.")]
+    private static partial void LogPruned(ILogger logger, string replica, DateTimeOffset updatedAt);
+}
