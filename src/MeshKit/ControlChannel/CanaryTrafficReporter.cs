@@ -12,7 +12,7 @@ namespace MeshKit.ControlChannel;
 /// </summary>
 internal sealed partial class CanaryTrafficReporter(
     IOptions<MeshOptions> options,
-    ControlPlaneClient controlPlane,
+    Identity.IWorkloadCertificateIssuer issuer,
     MeshMetrics metrics,
     TimeProvider time,
     ILogger<CanaryTrafficReporter> logger) : BackgroundService
@@ -21,6 +21,11 @@ internal sealed partial class CanaryTrafficReporter(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (issuer is not ControlPlaneClient)
+        {
+            return; // test mode (MeshKit.Testing): no control service to report to
+        }
+
         using var timer = new PeriodicTimer(options.Value.ControlPlane.TrafficReportInterval, time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
@@ -30,7 +35,7 @@ internal sealed partial class CanaryTrafficReporter(
 
     internal async Task ReportOnceAsync(CancellationToken cancellationToken)
     {
-        if (metrics.CanaryTraffic.Take() is not { } report)
+        if (issuer is not ControlPlaneClient controlPlane || metrics.CanaryTraffic.Take() is not { } report)
         {
             return;
         }
