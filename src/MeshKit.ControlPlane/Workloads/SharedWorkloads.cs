@@ -21,13 +21,24 @@ internal sealed record ReplicaWorkloads(
 /// left out after <see cref="StaleAfter"/>; the leading replica deletes keys older than <see cref="DeleteAfter"/> (pruning
 /// is a leader-only step). Consul being unreachable only means the others' workloads are as last read.
 /// </summary>
-internal sealed partial class SharedWorkloads(
-    SharedConsul shared,
-    WorkloadRegistry registry,
-    ReplicaLeadership leadership,
-    TimeProvider time,
-    ILogger<SharedWorkloads> logger) : BackgroundService
+internal sealed partial class SharedWorkloads : BackgroundService
 {
+    private readonly SharedConsul _shared;
+    private readonly WorkloadRegistry _registry;
+    private readonly ReplicaLeadership _leadership;
+    private readonly TimeProvider _time;
+    private readonly ILogger<SharedWorkloads> _logger;
+
+    public SharedWorkloads(SharedConsul shared, WorkloadRegistry registry, ReplicaLeadership leadership, TimeProvider time, ILogger<SharedWorkloads> logger)
+    {
+        (_shared, _registry, _leadership, _time, _logger) = (shared, registry, leadership, time, logger);
+        if (shared.Client is not null)
+        {
+            // Before the host serves: every workload recorded here is named with this replica.
+            registry.Replica = leadership.ReplicaId;
+        }
+    }
+
     /// <summary>How often this replica's workloads are published when they changed (a watch poll changes them).</summary>
     internal static readonly TimeSpan PublishPeriod = TimeSpan.FromSeconds(1);
 
@@ -41,28 +52,27 @@ internal sealed partial class SharedWorkloads(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (shared.Client is not { } consul)
+        if (_shared.Client is not { } consul)
         {
             return; // one control service: its registry is the registry
         }
 
-        registry.Replica = leadership.ReplicaId;
         await Task.WhenAll(PublishAsync(consul, stoppingToken), FollowAsync(consul, stoppingToken)).ConfigureAwait(false);
     }
 
     private async Task PublishAsync(ConsulClient consul, CancellationToken cancellationToken)
     {
-        var key = shared.WorkloadsPrefix + leadership.ReplicaId;
+        var key = _shared.WorkloadsPrefix + _leadership.ReplicaId;
         long published = -1;
         var lastWrite = DateTimeOffset.MinValue;
         var failing = false;
-        using var timer = new PeriodicTimer(PublishPeriod, time);
+        using var timer = new PeriodicTimer(PublishPeriod, _time);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
-                var version = registry.Version;
-                var now = time.GetUtcNow();
+                var version = _registry.Version;
+                var now = _time.GetUtcNow();
 
                 // Also republished now and then when nothing changed, so the others never take a quiet replica for a gone one.
                 if (version == published && now - lastWrite < StaleAfter / 4)
@@ -72,16 +82,16 @@ internal sealed partial class SharedWorkloads(
 
                 try
                 {
-                    var body = JsonSerializer.SerializeToUtf8Bytes(new ReplicaWorkloads(leadership.ReplicaId, now, registry.Local()), Json);
+                    var body = JsonSerializer.SerializeToUtf8Bytes(new ReplicaWorkloads(_leadership.ReplicaId, now, _registry.Local()), Json);
                     await consul.PutKeyAsync(key, body, cancellationToken: cancellationToken).ConfigureAwait(false);
                     (published, lastWrite) = (version, now);
                     if (failing)
                     {
                         failing = false;
-                        LogPublishRecovered(logger, key);
+                        LogPublishRecovered(_logger, key);
                     }
 
-                    if (leadership.IsLeader)
+                    if (_leadership.IsLeader)
                     {
                         await PruneAsync(consul, now, cancellationToken).ConfigureAwait(false);
                     }
@@ -91,7 +101,7 @@ internal sealed partial class SharedWorkloads(
                     if (!failing)
                     {
                         failing = true;
-                        LogPublishFailed(logger, key, ex.Message);
+                        LogPublishFailed(_logger, key, ex.Message);
                     }
                 }
             }
@@ -103,16 +113,16 @@ internal sealed partial class SharedWorkloads(
 
     private async Task FollowAsync(ConsulClient consul, CancellationToken cancellationToken)
     {
-        var query = consul.CreateKeyValueQuery(shared.WorkloadsPrefix, recurse: true);
+        var query = consul.CreateKeyValueQuery(_shared.WorkloadsPrefix, recurse: true);
         try
         {
             await foreach (var result in query.WatchAsync(cancellationToken).ConfigureAwait(false))
             {
-                var now = time.GetUtcNow();
+                var now = _time.GetUtcNow();
                 var others = new List<WorkloadStatus>();
                 foreach (var entry in result.Value)
                 {
-                    if (entry.Key == shared.WorkloadsPrefix + leadership.ReplicaId || Parse(entry) is not { } list || now - list.UpdatedAt > StaleAfter)
+                    if (entry.Key == _shared.WorkloadsPrefix + _leadership.ReplicaId || Parse(entry) is not { } list || now - list.UpdatedAt > StaleAfter)
                     {
                         continue;
                     }
@@ -120,7 +130,7 @@ internal sealed partial class SharedWorkloads(
                     others.AddRange(list.Workloads.Select(w => w with { Replica = list.Replica }));
                 }
 
-                registry.SetOthers(others);
+                _registry.SetOthers(others);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -130,13 +140,13 @@ internal sealed partial class SharedWorkloads(
 
     private async Task PruneAsync(ConsulClient consul, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var listed = await consul.ListKeysAsync(shared.WorkloadsPrefix, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var listed = await consul.ListKeysAsync(_shared.WorkloadsPrefix, cancellationToken: cancellationToken).ConfigureAwait(false);
         foreach (var entry in listed.Value)
         {
             if (Parse(entry) is { } list && now - list.UpdatedAt > DeleteAfter)
             {
                 await consul.DeleteKeyAsync(entry.Key, entry.ModifyIndex, cancellationToken).ConfigureAwait(false);
-                LogPruned(logger, list.Replica, list.UpdatedAt);
+                LogPruned(_logger, list.Replica, list.UpdatedAt);
             }
         }
     }
@@ -149,7 +159,7 @@ internal sealed partial class SharedWorkloads(
         }
         catch (JsonException ex)
         {
-            LogInvalid(logger, entry.Key, ex.Message);
+            LogInvalid(_logger, entry.Key, ex.Message);
             return null;
         }
     }

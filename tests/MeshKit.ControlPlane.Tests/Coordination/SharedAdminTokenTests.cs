@@ -41,7 +41,7 @@ public sealed class SharedAdminTokenTests
     private static async Task<Dictionary<string, string>> KvAsync(ConsulDouble consul)
     {
         using var http = new HttpClient { BaseAddress = consul.Address };
-        using var response = await http.GetAsync("v1/kv/?recurse", Ct);
+        using var response = await http.GetAsync("v1/kv/meshkit/?recurse", Ct);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return [];
