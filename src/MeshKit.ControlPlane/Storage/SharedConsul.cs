@@ -24,6 +24,7 @@ internal sealed class SharedConsul : IDisposable
             LeaderKey = prefix + "leader";
             CanariesPrefix = prefix + "canaries/";
             connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
+            RevocationsMaxStaleness = value.Consul.RevocationsMaxStaleness;
         }
         else if (value.Policy.Consul is { Address: { } legacy } policy)
         {
@@ -32,6 +33,10 @@ internal sealed class SharedConsul : IDisposable
             LeaderKey = DefaultPrefix + "leader";
             CanariesPrefix = DefaultPrefix + "canaries/";
             connection = new ConsulOptions { Address = legacy, Token = policy.Token, Datacenter = policy.Datacenter, Wait = policy.Wait };
+
+            // The bound is validated against ControlPlane:Consul:Wait; the older section has its own wait (a healthy replica
+            // hears from Consul about once per wait), so the bound is at least twice that.
+            RevocationsMaxStaleness = TimeSpan.FromTicks(Math.Max(value.Consul.RevocationsMaxStaleness.Ticks, policy.Wait.Ticks * 2));
         }
         else
         {
@@ -52,6 +57,9 @@ internal sealed class SharedConsul : IDisposable
 
     /// <summary>Gets the KV prefix of the revocation lists.</summary>
     public string RevocationsPrefix { get; }
+
+    /// <summary>Gets the longest a replica issues by revocation lists it has not confirmed with Consul.</summary>
+    public TimeSpan RevocationsMaxStaleness { get; }
 
     /// <summary>Gets the KV key whose session lock the replicas compete for (<c>&lt;KeyPrefix&gt;leader</c>).</summary>
     public string LeaderKey { get; }
