@@ -51,9 +51,9 @@ internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPla
             errors.Add($"{Root}:Consul:Wait is {options.Consul.Wait}; use a value from 00:00:01 to 00:10:00.");
         }
 
-        if (options.Consul.RevocationsMaxStaleness < options.Consul.Wait * 2 || options.Consul.RevocationsMaxStaleness > TimeSpan.FromHours(24))
+        if (options.Consul.RevocationsMaxStaleness is { } staleness && (staleness < options.Consul.Wait * 2 || staleness > TimeSpan.FromHours(24)))
         {
-            errors.Add($"{Root}:Consul:RevocationsMaxStaleness is {options.Consul.RevocationsMaxStaleness}; use a value from twice {Root}:Consul:Wait ({options.Consul.Wait * 2}: a healthy replica hears from Consul once per wait) to 1.00:00:00.");
+            errors.Add($"{Root}:Consul:RevocationsMaxStaleness is {staleness}; use a value from twice {Root}:Consul:Wait ({options.Consul.Wait * 2}: a healthy replica hears from Consul once per wait) to 1.00:00:00.");
         }
 
         if (options.Consul.LockTtl < TimeSpan.FromSeconds(1) || options.Consul.LockTtl > TimeSpan.FromHours(24))

@@ -23,9 +23,14 @@ public sealed class SharedStateConsulOptions
     /// (Consul unreachable), the replica may be missing a revocation made through another one, so it refuses to sign
     /// (503 <c>revocations-stale</c>) until Consul answers again; watches go on from its cache. A healthy replica hears
     /// from Consul at least once per <see cref="Wait"/> (its blocking query), so this is at least twice the wait.
-    /// Default 10 minutes; from twice <see cref="Wait"/> to 24 hours.
+    /// Unset (the default): twice <see cref="Wait"/>, and at least 10 minutes (10 minutes with the default wait). Set: from
+    /// twice <see cref="Wait"/> to 24 hours.
     /// </summary>
-    public TimeSpan RevocationsMaxStaleness { get; set; } = TimeSpan.FromMinutes(10);
+    public TimeSpan? RevocationsMaxStaleness { get; set; }
+
+    /// <summary>The bound in force: <see cref="RevocationsMaxStaleness"/>, or its default for <paramref name="wait"/>.</summary>
+    internal TimeSpan RevocationsMaxStalenessFor(TimeSpan wait) =>
+        RevocationsMaxStaleness ?? TimeSpan.FromTicks(Math.Max(TimeSpan.FromMinutes(10).Ticks, wait.Ticks * 2));
 
     /// <summary>
     /// Gets or sets the TTL of the Consul session with which a replica holds the leader lock (<c>&lt;KeyPrefix&gt;leader</c>).

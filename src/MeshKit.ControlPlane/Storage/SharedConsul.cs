@@ -24,7 +24,7 @@ internal sealed class SharedConsul : IDisposable
             LeaderKey = prefix + "leader";
             CanariesPrefix = prefix + "canaries/";
             connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
-            RevocationsMaxStaleness = value.Consul.RevocationsMaxStaleness;
+            RevocationsMaxStaleness = value.Consul.RevocationsMaxStalenessFor(value.Consul.Wait);
         }
         else if (value.Policy.Consul is { Address: { } legacy } policy)
         {
@@ -36,7 +36,7 @@ internal sealed class SharedConsul : IDisposable
 
             // The bound is validated against ControlPlane:Consul:Wait; the older section has its own wait (a healthy replica
             // hears from Consul about once per wait), so the bound is at least twice that.
-            RevocationsMaxStaleness = TimeSpan.FromTicks(Math.Max(value.Consul.RevocationsMaxStaleness.Ticks, policy.Wait.Ticks * 2));
+            RevocationsMaxStaleness = TimeSpan.FromTicks(Math.Max(value.Consul.RevocationsMaxStalenessFor(policy.Wait).Ticks, policy.Wait.Ticks * 2));
         }
         else
         {

@@ -3,9 +3,12 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using MeshKit.ControlPlane.Tokens;
+using MeshKit.ControlPlane.Workloads;
 using MeshKit.Identity;
 using MeshKit.Testing;
 using MeshKit.Testing.Consul;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MeshKit.ControlPlane.Tests.Storage;
 
@@ -72,6 +75,21 @@ public sealed class RevocationStalenessTests
             data.Path));
 
         Assert.True(error.Message.Contains(expected, StringComparison.Ordinal), error.Message);
+    }
+
+    [Fact]
+    public async Task Unset_the_bound_is_ten_minutes_or_twice_a_longer_wait()
+    {
+        await using var consul = await ConsulDouble.StartAsync();
+        var settings = Settings(consul);
+        settings.Remove("ControlPlane:Consul:RevocationsMaxStaleness");
+        settings["ControlPlane:Consul:Wait"] = "00:06:00";
+        await using var longWait = await ControlPlaneHost.StartAsync(settings);
+        Assert.Equal(TimeSpan.FromMinutes(12), longWait.Services.GetRequiredService<IdentityRevocations>().MaxStaleness);
+
+        settings["ControlPlane:Consul:Wait"] = "00:00:01";
+        await using var shortWait = await ControlPlaneHost.StartAsync(settings);
+        Assert.Equal(TimeSpan.FromMinutes(10), shortWait.Services.GetRequiredService<JoinTokenRegistry>().MaxStaleness);
     }
 
     private static Dictionary<string, string?> Settings(ConsulDouble consul) => new()
