@@ -178,6 +178,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
                 var next = change(entries);
                 if (ReferenceEquals(next, entries))
                 {
+                    Interlocked.Exchange(ref _confirmedTicks, _time.GetUtcNow().UtcTicks);
                     Apply(entries);
                     return false;
                 }
@@ -263,8 +264,9 @@ internal sealed partial class RevocationList : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
+                // A replica that never knew the lists refuses as "unknown" already; this reports lists that went stale.
                 var confirmed = ConfirmedAt;
-                var current = IsCurrent;
+                var current = !IsKnown || IsCurrent;
                 if (wasCurrent && !current)
                 {
                     LogStale(_logger, _what, confirmed is { } at ? at.ToString("O", System.Globalization.CultureInfo.InvariantCulture) : "never", _maxStaleness, Location);

@@ -64,6 +64,28 @@ public sealed class RevocationStalenessTests
         await Eventually.WaitAsync(() => replica.Logs.Entries.Any(e => e.EventId.Id == 1206), TimeSpan.FromSeconds(5), "event 1206");
     }
 
+    [Fact]
+    public async Task A_replica_restarted_while_Consul_is_down_counts_from_its_copys_last_confirmation_not_from_its_start()
+    {
+        await using var consul = await ConsulDouble.StartAsync();
+        await using var replica = await ControlPlaneHost.StartAsync(Settings(consul));
+        await Eventually.WaitAsync(async () => (await SignAsync(replica)).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "the replica to read the revocation lists and issue");
+        var copy = Path.Combine(replica.DataDirectory, "revoked-identities.json");
+        Assert.True(File.Exists(copy));
+
+        // Cut off and restarted after the bound has passed: a restart must not start the bound afresh (a replica restarted
+        // in a loop would issue forever by an old list).
+        await consul.StopAsync();
+        await replica.StopAsync();
+        await Eventually.WaitAsync(() => DateTime.UtcNow - File.GetLastWriteTimeUtc(copy) > MaxStaleness + TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10), "the copy to be older than the bound");
+        await replica.StartAsync();
+        var refused = await SignAsync(replica);
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, "revocations-stale"), (refused.Status, refused.Reason));
+
+        await consul.StartAsync();
+        await Eventually.WaitAsync(async () => (await SignAsync(replica)).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "the replica to issue once Consul answers");
+    }
+
     [Theory]
     [InlineData("00:00:01.5000000", "ControlPlane:Consul:RevocationsMaxStaleness is 00:00:01.5000000; use a value from twice ControlPlane:Consul:Wait (00:00:02")]
     [InlineData("2.00:00:00", "ControlPlane:Consul:RevocationsMaxStaleness is 2.00:00:00")]
