@@ -178,7 +178,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
                 var next = change(entries);
                 if (ReferenceEquals(next, entries))
                 {
-                    Interlocked.Exchange(ref _confirmedTicks, _time.GetUtcNow().UtcTicks);
+                    InterlockedMax(ref _confirmedTicks, _time.GetUtcNow().UtcTicks);
                     Apply(entries);
                     return false;
                 }
@@ -187,7 +187,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
                 if (await _consul.PutKeyAsync(_key, Serialize(next), current?.ModifyIndex ?? 0, cancellationToken).ConfigureAwait(false))
                 {
                     _readFromStore = true;
-                    Interlocked.Exchange(ref _confirmedTicks, _time.GetUtcNow().UtcTicks);
+                    InterlockedMax(ref _confirmedTicks, _time.GetUtcNow().UtcTicks);
                     Apply(next);
                     return true;
                 }
@@ -277,6 +277,15 @@ internal sealed partial class RevocationList : IAsyncDisposable
                 }
 
                 wasCurrent = current;
+
+                // Past half the bound without an answer (a blocking request hung on a cut connection, or one that waits out
+                // its wait after Consul came back), ask once without blocking: an unchanged list confirms at once.
+                if (IsKnown && (confirmed is null || _time.GetUtcNow() - confirmed.Value > _maxStaleness / 2))
+                {
+                    await ProbeAsync(cancellationToken).ConfigureAwait(false);
+                    confirmed = ConfirmedAt;
+                }
+
                 if (confirmed is { } when && when.UtcTicks > touched && File.Exists(_cachePath))
                 {
                     try
@@ -295,6 +304,45 @@ internal sealed partial class RevocationList : IAsyncDisposable
         {
         }
     }
+
+    /// <summary>Reads the list without blocking; the same entries as held confirm them as of when the read was sent.</summary>
+    private async Task ProbeAsync(CancellationToken cancellationToken)
+    {
+        var sent = _time.GetUtcNow();
+        try
+        {
+            var value = (await _consul!.GetKeyAsync(_key, cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
+            var read = value is null ? Empty : Parse(value);
+
+            // A different list (or none where one is held) is the blocking query's to apply: its request returns at once.
+            if (read is not null && SameEntries(read, _entries))
+            {
+                InterlockedMax(ref _confirmedTicks, sent.UtcTicks);
+            }
+        }
+        catch (ConsulException)
+        {
+            // Still cut off: the blocking query logs its failures (4110).
+        }
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var current = Interlocked.Read(ref target);
+        while (value > current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+
+    private static bool SameEntries(ImmutableDictionary<string, string> a, ImmutableDictionary<string, string> b) =>
+        a.Count == b.Count && a.All(e => b.TryGetValue(e.Key, out var r) && r == e.Value);
 
     /// <summary>The store was read: from now on (restarts included) this replica knows the list, even an empty one.</summary>
     private void MarkRead()
@@ -316,8 +364,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
     /// <summary>Takes a new list, writes the local copy, and raises <see cref="Changed"/> when it differs.</summary>
     private bool Apply(ImmutableDictionary<string, string> next)
     {
-        var before = _entries;
-        if (before.Count == next.Count && before.All(e => next.TryGetValue(e.Key, out var r) && r == e.Value))
+        if (SameEntries(_entries, next))
         {
             return false;
         }

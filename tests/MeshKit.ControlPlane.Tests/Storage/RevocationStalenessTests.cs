@@ -86,6 +86,27 @@ public sealed class RevocationStalenessTests
         await Eventually.WaitAsync(async () => (await SignAsync(replica)).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "the replica to issue once Consul answers");
     }
 
+    [Fact]
+    public async Task Once_Consul_answers_again_the_replica_signs_within_a_check_not_after_its_blocking_query_has_waited()
+    {
+        // A 5-second wait and a 10-second bound: after the outage the blocking query's next request waits out its 5 s (nothing
+        // changed); the replica confirms its lists without blocking instead.
+        await using var consul = await ConsulDouble.StartAsync();
+        var settings = Settings(consul);
+        settings["ControlPlane:Consul:Wait"] = "00:00:05";
+        settings["ControlPlane:Consul:RevocationsMaxStaleness"] = "00:00:10";
+        await using var replica = await ControlPlaneHost.StartAsync(settings);
+        await Eventually.WaitAsync(async () => (await SignAsync(replica)).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "the replica to read the revocation lists and issue");
+
+        // Consul's servers lost (the agent answers 500) until the replica refuses.
+        consul.FaultPathPrefix = "/v1/kv/";
+        consul.Fault = ConsulDoubleFault.ServerError;
+        await Eventually.WaitAsync(async () => (await SignAsync(replica)).Reason == "revocations-stale", TimeSpan.FromSeconds(15), "the replica to refuse by stale revocation lists");
+
+        consul.Fault = ConsulDoubleFault.None;
+        await Eventually.WaitAsync(async () => (await SignAsync(replica)).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(4), "the replica to issue within a few seconds of Consul's return");
+    }
+
     [Theory]
     [InlineData("00:00:01.5000000", "ControlPlane:Consul:RevocationsMaxStaleness is 00:00:01.5000000; use a value from twice ControlPlane:Consul:Wait (00:00:02")]
     [InlineData("2.00:00:00", "ControlPlane:Consul:RevocationsMaxStaleness is 2.00:00:00")]
