@@ -22,7 +22,8 @@ public sealed class SharedStateConsulOptions
     /// Gets or sets the longest a replica issues certificates by revocation lists it has not confirmed with Consul: past it
     /// (Consul unreachable), the replica may be missing a revocation made through another one, so it refuses to sign
     /// (503 <c>revocations-stale</c>) until Consul answers again; watches go on from its cache. A healthy replica hears
-    /// from Consul at least once per <see cref="Wait"/> (its blocking query), so this is at least twice the wait.
+    /// from Consul at least once per <see cref="Wait"/> (its blocking query), and reads the lists without blocking once half
+    /// of this has passed without an answer, so this is at least twice the wait.
     /// Unset (the default): twice <see cref="Wait"/>, and at least 10 minutes (10 minutes with the default wait). Set: from
     /// twice <see cref="Wait"/> to 24 hours.
     /// </summary>
