@@ -51,6 +51,11 @@ internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPla
             errors.Add($"{Root}:Consul:Wait is {options.Consul.Wait}; use a value from 00:00:01 to 00:10:00.");
         }
 
+        if (options.Consul.RevocationsMaxStaleness is { } staleness && (staleness < options.Consul.Wait * 2 || staleness > TimeSpan.FromHours(24)))
+        {
+            errors.Add($"{Root}:Consul:RevocationsMaxStaleness is {staleness}; use a value from twice {Root}:Consul:Wait ({options.Consul.Wait * 2}: a healthy replica hears from Consul once per wait) to 1.00:00:00.");
+        }
+
         if (options.Consul.LockTtl < TimeSpan.FromSeconds(1) || options.Consul.LockTtl > TimeSpan.FromHours(24))
         {
             errors.Add($"{Root}:Consul:LockTtl is {options.Consul.LockTtl}; use a value from 00:00:01 to 1.00:00:00 (Consul agents refuse less than their session_ttl_min, 00:00:10 by default).");

@@ -19,6 +19,21 @@ public sealed class SharedStateConsulOptions
     public TimeSpan Wait { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
+    /// Gets or sets the longest a replica issues certificates by revocation lists it has not confirmed with Consul: past it
+    /// (Consul unreachable), the replica may be missing a revocation made through another one, so it refuses to sign
+    /// (503 <c>revocations-stale</c>) until Consul answers again; watches go on from its cache. A healthy replica hears
+    /// from Consul at least once per <see cref="Wait"/> (its blocking query), and reads the lists without blocking once half
+    /// of this has passed without an answer, so this is at least twice the wait.
+    /// Unset (the default): twice <see cref="Wait"/>, and at least 10 minutes (10 minutes with the default wait). Set: from
+    /// twice <see cref="Wait"/> to 24 hours.
+    /// </summary>
+    public TimeSpan? RevocationsMaxStaleness { get; set; }
+
+    /// <summary>The bound in force: <see cref="RevocationsMaxStaleness"/>, or its default for <paramref name="wait"/>.</summary>
+    internal TimeSpan RevocationsMaxStalenessFor(TimeSpan wait) =>
+        RevocationsMaxStaleness ?? TimeSpan.FromTicks(Math.Max(TimeSpan.FromMinutes(10).Ticks, wait.Ticks * 2));
+
+    /// <summary>
     /// Gets or sets the TTL of the Consul session with which a replica holds the leader lock (<c>&lt;KeyPrefix&gt;leader</c>).
     /// The session is renewed every half TTL; a leader that has not renewed it for a whole TTL stops its leader-only
     /// steps. Default 15 seconds; from 1 second to 24 hours (Consul agents refuse less than their

@@ -100,6 +100,13 @@ internal static partial class SignEndpoints
             return (new SignRefusal(StatusCodes.Status503ServiceUnavailable, "revocations-unknown", $"This replica has not read the revocation lists ({revocations.Location}) yet and issues nothing until it has; retry shortly."), null, null);
         }
 
+        // Cut off from Consul for longer than the bound, it may be missing a revocation made through another replica.
+        if (!revocations.IsCurrent || !tokens.IsCurrent)
+        {
+            var confirmed = Older(revocations.ConfirmedAt, tokens.ConfirmedAt);
+            return (new SignRefusal(StatusCodes.Status503ServiceUnavailable, "revocations-stale", $"This replica last confirmed the revocation lists with {revocations.Location} at {confirmed?.ToString("O", System.Globalization.CultureInfo.InvariantCulture) ?? "no time"}, longer ago than ControlPlane:Consul:RevocationsMaxStaleness ({revocations.MaxStaleness}); it issues nothing until Consul answers again. Retry, or another replica."), null, null);
+        }
+
         // 2. Who is asking: a current mesh certificate (renewal) or a join token (first issuance).
         var now = time.GetUtcNow();
         SpiffeId? renewingAs = null;
@@ -218,6 +225,8 @@ internal static partial class SignEndpoints
         LogIssued(logger, id.Value, issued.Leaf.SerialNumber, notAfter, renewingAs is not null ? "renewal" : $"token '{token!.Name}'");
         return (null, new SignResponse(id.Value, issued.ChainPem, issued.Bundle.Pem, issued.Bundle.Version, notAfter), id.Value);
     }
+
+    private static DateTimeOffset? Older(DateTimeOffset? a, DateTimeOffset? b) => a is null || b is null ? null : (a < b ? a : b);
 
     private static SignRefusal TooLarge() =>
         new(StatusCodes.Status413PayloadTooLarge, "body-too-large", $"The body is larger than {MaxBodyBytes} bytes; a CSR is about 1 kB.");

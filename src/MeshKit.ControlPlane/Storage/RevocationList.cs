@@ -14,6 +14,9 @@ internal sealed class RevocationStoreUnavailableException(string message, Except
 /// what it knew, and one that never knew anything says so (<see cref="IsKnown"/>) so that signing can refuse.
 /// Revocations never silently disappear: a key that vanishes from Consul is written back from what is known; only the
 /// admin API removes an entry.
+/// With Consul, the list is also bounded in age (<c>ControlPlane:Consul:RevocationsMaxStaleness</c>): a replica that has not
+/// heard from Consul for that long may be missing a revocation made through another replica, so <see cref="IsCurrent"/>
+/// turns false and signing refuses until Consul answers again.
 /// </summary>
 internal sealed partial class RevocationList : IAsyncDisposable
 {
@@ -26,10 +29,15 @@ internal sealed partial class RevocationList : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly bool _hadCache;
+    private readonly TimeSpan _maxStaleness;
+    private readonly TimeProvider _time;
+    private long _confirmedTicks;
+    private ConsulBlockingQuery<IReadOnlyList<ConsulKeyValue>>? _query;
     private volatile ImmutableDictionary<string, string> _entries;
     private volatile string[] _keys;
     private volatile bool _readFromStore;
     private Task? _loop;
+    private Task? _freshness;
 
     /// <param name="what">What is revoked, for messages: <c>identity</c> or <c>token</c>.</param>
     /// <param name="cachePath">The file in the data directory: the list itself, or the last-known copy of Consul's.</param>
@@ -46,6 +54,13 @@ internal sealed partial class RevocationList : IAsyncDisposable
         _hadCache = File.Exists(cachePath);
         _entries = _hadCache ? ReadCache(cachePath, what) : Empty;
         _keys = [.. _entries.Keys];
+        _maxStaleness = shared.RevocationsMaxStaleness;
+
+        // The Consul client answers on the system clock (its answers' times are compared with this one).
+        _time = TimeProvider.System;
+
+        // A copy from an earlier run was current when it was last confirmed: the file's time is touched on each confirmation.
+        _confirmedTicks = _hadCache ? new DateTimeOffset(File.GetLastWriteTimeUtc(cachePath), TimeSpan.Zero).UtcTicks : 0;
     }
 
     /// <summary>Raised after the list changed, on this replica or another.</summary>
@@ -62,6 +77,33 @@ internal sealed partial class RevocationList : IAsyncDisposable
     /// an earlier run. A replica that knows nothing must not issue certificates.
     /// </summary>
     public bool IsKnown => _consul is null || _readFromStore || _hadCache;
+
+    /// <summary>
+    /// Gets when this replica last knew the list to be Consul's (an answer of its blocking query, a write, or the copy's
+    /// time at start); <see langword="null"/> without a shared store or before any.
+    /// </summary>
+    public DateTimeOffset? ConfirmedAt
+    {
+        get
+        {
+            if (_consul is null)
+            {
+                return null;
+            }
+
+            var ticks = Math.Max(Interlocked.Read(ref _confirmedTicks), _query?.LastSuccessAt?.UtcTicks ?? 0);
+            return ticks == 0 ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+        }
+    }
+
+    /// <summary>
+    /// Gets whether the list is recent enough to issue by: no shared store, or confirmed with Consul within
+    /// <c>ControlPlane:Consul:RevocationsMaxStaleness</c>. Past it, a revocation made through another replica may be missing.
+    /// </summary>
+    public bool IsCurrent => _consul is null || (ConfirmedAt is { } at && _time.GetUtcNow() - at <= _maxStaleness);
+
+    /// <summary>Gets the longest this replica issues by a list it has not confirmed with Consul.</summary>
+    public TimeSpan MaxStaleness => _maxStaleness;
 
     /// <summary>Gets where the list is kept, for messages.</summary>
     public string Location => _consul is null ? _cachePath : $"Consul KV {_key} at {_consul.Address}";
@@ -83,7 +125,9 @@ internal sealed partial class RevocationList : IAsyncDisposable
     {
         if (_consul is not null)
         {
-            _loop = Task.Run(() => FollowAsync(_consul, _stopping.Token), CancellationToken.None);
+            _query = _consul.CreateKeyValueQuery(_key);
+            _loop = Task.Run(() => FollowAsync(_query, _consul, _stopping.Token), CancellationToken.None);
+            _freshness = Task.Run(() => WatchFreshnessAsync(_stopping.Token), CancellationToken.None);
         }
     }
 
@@ -103,6 +147,11 @@ internal sealed partial class RevocationList : IAsyncDisposable
         if (_loop is not null)
         {
             await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        if (_freshness is not null)
+        {
+            await _freshness.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
         _stopping.Dispose();
@@ -129,6 +178,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
                 var next = change(entries);
                 if (ReferenceEquals(next, entries))
                 {
+                    InterlockedMax(ref _confirmedTicks, _time.GetUtcNow().UtcTicks);
                     Apply(entries);
                     return false;
                 }
@@ -137,6 +187,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
                 if (await _consul.PutKeyAsync(_key, Serialize(next), current?.ModifyIndex ?? 0, cancellationToken).ConfigureAwait(false))
                 {
                     _readFromStore = true;
+                    InterlockedMax(ref _confirmedTicks, _time.GetUtcNow().UtcTicks);
                     Apply(next);
                     return true;
                 }
@@ -150,9 +201,8 @@ internal sealed partial class RevocationList : IAsyncDisposable
         throw new RevocationStoreUnavailableException($"The {_what} revocation list at {Location} kept changing under this write; try again.");
     }
 
-    private async Task FollowAsync(ConsulClient consul, CancellationToken cancellationToken)
+    private async Task FollowAsync(ConsulBlockingQuery<IReadOnlyList<ConsulKeyValue>> query, ConsulClient consul, CancellationToken cancellationToken)
     {
-        var query = consul.CreateKeyValueQuery(_key);
         try
         {
             await foreach (var result in query.WatchAsync(cancellationToken).ConfigureAwait(false))
@@ -200,6 +250,100 @@ internal sealed partial class RevocationList : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Logs when the list goes past its bound and when Consul confirms it again, and touches the copy on disk on each
+    /// confirmation (its time is where a restarted replica starts counting). Checks a few times per bound.
+    /// </summary>
+    private async Task WatchFreshnessAsync(CancellationToken cancellationToken)
+    {
+        var every = TimeSpan.FromTicks(Math.Clamp(_maxStaleness.Ticks / 8, TimeSpan.FromMilliseconds(100).Ticks, TimeSpan.FromSeconds(30).Ticks));
+        using var timer = new PeriodicTimer(every, _time);
+        var wasCurrent = true;
+        long touched = 0;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // A replica that never knew the lists refuses as "unknown" already; this reports lists that went stale.
+                var confirmed = ConfirmedAt;
+                var current = !IsKnown || IsCurrent;
+                if (wasCurrent && !current)
+                {
+                    LogStale(_logger, _what, confirmed is { } at ? at.ToString("O", System.Globalization.CultureInfo.InvariantCulture) : "never", _maxStaleness, Location);
+                }
+                else if (!wasCurrent && current)
+                {
+                    LogCurrentAgain(_logger, _what, Location);
+                }
+
+                wasCurrent = current;
+
+                // Past half the bound without an answer (a blocking request hung on a cut connection, or one that waits out
+                // its wait after Consul came back), ask once without blocking: an unchanged list confirms at once.
+                if (IsKnown && (confirmed is null || _time.GetUtcNow() - confirmed.Value > _maxStaleness / 2))
+                {
+                    await ProbeAsync(cancellationToken).ConfigureAwait(false);
+                    confirmed = ConfirmedAt;
+                }
+
+                if (confirmed is { } when && when.UtcTicks > touched && File.Exists(_cachePath))
+                {
+                    try
+                    {
+                        File.SetLastWriteTimeUtc(_cachePath, when.UtcDateTime);
+                        touched = when.UtcTicks;
+                    }
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                    {
+                        // Only a restart during an outage reads this time; it then counts from an older one (refuses sooner).
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Reads the list without blocking; the same entries as held confirm them as of when the read was sent.</summary>
+    private async Task ProbeAsync(CancellationToken cancellationToken)
+    {
+        var sent = _time.GetUtcNow();
+        try
+        {
+            var value = (await _consul!.GetKeyAsync(_key, cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
+            var read = value is null ? Empty : Parse(value);
+
+            // A different list (or none where one is held) is the blocking query's to apply: its request returns at once.
+            if (read is not null && SameEntries(read, _entries))
+            {
+                InterlockedMax(ref _confirmedTicks, sent.UtcTicks);
+            }
+        }
+        catch (ConsulException)
+        {
+            // Still cut off: the blocking query logs its failures (4110).
+        }
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var current = Interlocked.Read(ref target);
+        while (value > current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+
+    private static bool SameEntries(ImmutableDictionary<string, string> a, ImmutableDictionary<string, string> b) =>
+        a.Count == b.Count && a.All(e => b.TryGetValue(e.Key, out var r) && r == e.Value);
+
     /// <summary>The store was read: from now on (restarts included) this replica knows the list, even an empty one.</summary>
     private void MarkRead()
     {
@@ -220,8 +364,7 @@ internal sealed partial class RevocationList : IAsyncDisposable
     /// <summary>Takes a new list, writes the local copy, and raises <see cref="Changed"/> when it differs.</summary>
     private bool Apply(ImmutableDictionary<string, string> next)
     {
-        var before = _entries;
-        if (before.Count == next.Count && before.All(e => next.TryGetValue(e.Key, out var r) && r == e.Value))
+        if (SameEntries(_entries, next))
         {
             return false;
         }
@@ -294,4 +437,10 @@ internal sealed partial class RevocationList : IAsyncDisposable
 
     [LoggerMessage(EventId = 1204, Level = LogLevel.Error, Message = "Could not write the local copy of the {What} revocation list to {Path}: {Error}")]
     private static partial void LogCacheWriteFailed(ILogger logger, string what, string path, string error);
+
+    [LoggerMessage(EventId = 1205, Level = LogLevel.Error, Message = "The {What} revocation list was last confirmed with Consul at {ConfirmedAt}, longer ago than ControlPlane:Consul:RevocationsMaxStaleness ({MaxStaleness}); this replica issues no certificate until {Location} answers again (503 revocations-stale).")]
+    private static partial void LogStale(ILogger logger, string what, string confirmedAt, TimeSpan maxStaleness, string location);
+
+    [LoggerMessage(EventId = 1206, Level = LogLevel.Information, Message = "The {What} revocation list is confirmed with {Location} again; this replica issues certificates again.")]
+    private static partial void LogCurrentAgain(ILogger logger, string what, string location);
 }

@@ -27,6 +27,7 @@ internal sealed class SharedConsul : IDisposable
             WorkloadsPrefix = prefix + "workloads/";
             AdminTokenKey = prefix + "admin/token-sha256";
             connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
+            RevocationsMaxStaleness = value.Consul.RevocationsMaxStalenessFor(value.Consul.Wait);
         }
         else if (value.Policy.Consul is { Address: { } legacy } policy)
         {
@@ -38,6 +39,10 @@ internal sealed class SharedConsul : IDisposable
             WorkloadsPrefix = DefaultPrefix + "workloads/";
             AdminTokenKey = DefaultPrefix + "admin/token-sha256";
             connection = new ConsulOptions { Address = legacy, Token = policy.Token, Datacenter = policy.Datacenter, Wait = policy.Wait };
+
+            // The bound is validated against ControlPlane:Consul:Wait; the older section has its own wait (a healthy replica
+            // hears from Consul about once per wait), so the bound is at least twice that.
+            RevocationsMaxStaleness = TimeSpan.FromTicks(Math.Max(value.Consul.RevocationsMaxStalenessFor(policy.Wait).Ticks, policy.Wait.Ticks * 2));
         }
         else
         {
@@ -61,6 +66,9 @@ internal sealed class SharedConsul : IDisposable
 
     /// <summary>Gets the KV prefix of the revocation lists.</summary>
     public string RevocationsPrefix { get; }
+
+    /// <summary>Gets the longest a replica issues by revocation lists it has not confirmed with Consul.</summary>
+    public TimeSpan RevocationsMaxStaleness { get; }
 
     /// <summary>Gets the KV key whose session lock the replicas compete for (<c>&lt;KeyPrefix&gt;leader</c>).</summary>
     public string LeaderKey { get; }

@@ -74,6 +74,15 @@ internal sealed class JoinTokenRegistry : IAsyncDisposable
     /// <inheritdoc cref="RevocationList.IsKnown"/>
     public bool IsKnown => _revoked.IsKnown;
 
+    /// <inheritdoc cref="RevocationList.IsCurrent"/>
+    public bool IsCurrent => _revoked.IsCurrent;
+
+    /// <inheritdoc cref="RevocationList.ConfirmedAt"/>
+    public DateTimeOffset? ConfirmedAt => _revoked.ConfirmedAt;
+
+    /// <inheritdoc cref="RevocationList.MaxStaleness"/>
+    public TimeSpan MaxStaleness => _revoked.MaxStaleness;
+
     /// <summary>Gets where the revocations are kept, for messages.</summary>
     public string Location => _revoked.Location;
 

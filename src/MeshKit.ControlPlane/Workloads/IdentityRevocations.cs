@@ -28,6 +28,15 @@ internal sealed class IdentityRevocations : IAsyncDisposable
     /// <inheritdoc cref="RevocationList.IsKnown"/>
     public bool IsKnown => _list.IsKnown;
 
+    /// <inheritdoc cref="RevocationList.IsCurrent"/>
+    public bool IsCurrent => _list.IsCurrent;
+
+    /// <inheritdoc cref="RevocationList.ConfirmedAt"/>
+    public DateTimeOffset? ConfirmedAt => _list.ConfirmedAt;
+
+    /// <inheritdoc cref="RevocationList.MaxStaleness"/>
+    public TimeSpan MaxStaleness => _list.MaxStaleness;
+
     /// <summary>Gets where the list is kept, for messages.</summary>
     public string Location => _list.Location;
 
