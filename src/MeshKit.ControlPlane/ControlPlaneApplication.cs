@@ -61,6 +61,8 @@ public static class ControlPlaneApplication
         builder.Services.AddSingleton<Policy.CentralPolicy>();
         // Canary analysis: the callers' reports, and the controller that moves canary routes (on the leading replica only).
         builder.Services.AddSingleton<Canary.CanaryTrafficStore>();
+        builder.Services.AddSingleton<Canary.SharedCanaryTraffic>();
+        builder.Services.AddHostedService(static provider => provider.GetRequiredService<Canary.SharedCanaryTraffic>());
         builder.Services.AddSingleton<Canary.CanaryController>();
         builder.Services.AddHostedService(static provider => provider.GetRequiredService<Canary.CanaryController>());
         // With ControlPlane:Consul, each replica registers itself (ControlPlane:Registration), so workloads find them all.

@@ -34,6 +34,10 @@ internal sealed partial class CanaryController : BackgroundService
     private readonly WorkloadRegistry _workloads;
     private readonly ReplicaLeadership _leadership;
     private readonly CanaryStateStore _store;
+    private readonly SharedCanaryTraffic _sharedTraffic;
+
+    // Per canary, the other replicas' totals at its last check: the next check counts their growth since.
+    private readonly Dictionary<string, Dictionary<string, RemoteBaseline>> _baselines = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly ILogger<CanaryController> _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -43,6 +47,7 @@ internal sealed partial class CanaryController : BackgroundService
     public CanaryController(
         CentralPolicy central,
         CanaryTrafficStore traffic,
+        SharedCanaryTraffic sharedTraffic,
         WorkloadRegistry workloads,
         ReplicaLeadership leadership,
         SharedConsul shared,
@@ -51,6 +56,7 @@ internal sealed partial class CanaryController : BackgroundService
     {
         _central = central;
         _traffic = traffic;
+        _sharedTraffic = sharedTraffic;
         _workloads = workloads;
         _leadership = leadership;
         _store = CanaryStateStore.Create(shared, central);
@@ -94,6 +100,7 @@ internal sealed partial class CanaryController : BackgroundService
         {
             // A follower forgets; when it leads, it reads the states the last leader left.
             _states = null;
+            _baselines.Clear();
             return;
         }
 
@@ -295,13 +302,20 @@ internal sealed partial class CanaryController : BackgroundService
             return Wait(due, now, $"this replica has heard the callers' reports for {(now - heardSince).TotalSeconds:0.#} s of the {spec.Interval.TotalSeconds:0.#} s interval (it started or took the lead since); the canary waits for a whole interval");
         }
 
-        if (_traffic.LastReport(canary.Service) is not { } last || now - last > spec.Interval)
+        var stable = _traffic.Sum(canary.Service, canary.Destination, canary.Route.Name, spec.StableSubset, from, now);
+        var figures = _traffic.Sum(canary.Service, canary.Destination, canary.Route.Name, spec.CanarySubset, from, now);
+        var (remoteRequests, baselined) = AddOtherReplicas(canary, ref stable, ref figures);
+        if (!baselined)
+        {
+            return Wait(due, now, $"the other replicas' reports (received from the workloads that talk to them) count from this check on; the canary waits one interval of {spec.Interval.TotalSeconds:0.#} s");
+        }
+
+        var heardHere = _traffic.LastReport(canary.Service) is { } last && now - last <= spec.Interval;
+        if (!heardHere && remoteRequests == 0)
         {
             return Wait(due, now, $"no report from {canary.Service}'s workloads in the last {spec.Interval.TotalSeconds:0.#} s; the canary never moves without figures");
         }
 
-        var stable = _traffic.Sum(canary.Service, canary.Destination, canary.Route.Name, spec.StableSubset, from, now);
-        var figures = _traffic.Sum(canary.Service, canary.Destination, canary.Route.Name, spec.CanarySubset, from, now);
         var check = CanaryAnalysis.Check(spec, stable, figures);
         switch (check.Verdict)
         {
@@ -350,6 +364,49 @@ internal sealed partial class CanaryController : BackgroundService
                 return Decide(due with { Phase = CanaryPhase.Promoted, Weight = 100, Reason = $"every step passed; promoted: all traffic to '{spec.CanarySubset}'. Last check: {check.Detail}" }, now, "promote", check);
         }
     }
+
+    /// <summary>
+    /// Adds to this replica's figures what the other replicas received since this canary's last check (their totals'
+    /// growth). Returns the requests added, and whether every other replica had a baseline (a replica seen for the first
+    /// time, or after a leadership change, counts from now on: the canary waits one interval).
+    /// </summary>
+    private (long Requests, bool Baselined) AddOtherReplicas(CanaryRoute canary, ref SubsetFigures stable, ref SubsetFigures figures)
+    {
+        var others = _sharedTraffic.Others;
+        if (others.Count == 0)
+        {
+            _baselines.Remove(canary.Key);
+            return (0, true);
+        }
+
+        var previous = _baselines.GetValueOrDefault(canary.Key);
+        var next = new Dictionary<string, RemoteBaseline>(StringComparer.Ordinal);
+        var baselined = true;
+        long requests = 0;
+        foreach (var other in others)
+        {
+            var otherStable = other.Find(canary.Service, canary.Destination, canary.Route.Name, canary.Spec.StableSubset);
+            var otherCanary = other.Find(canary.Service, canary.Destination, canary.Route.Name, canary.Spec.CanarySubset);
+            next[other.Replica] = new RemoteBaseline(other.StartedAt, otherStable, otherCanary);
+            if (previous is null || !previous.TryGetValue(other.Replica, out var before))
+            {
+                baselined = false;
+                continue;
+            }
+
+            // A replica that restarted counts from zero again: all it has is new.
+            var grownStable = before.StartedAt == other.StartedAt ? CanaryTrafficStore.Beyond(otherStable, before.Stable) : otherStable;
+            var grownCanary = before.StartedAt == other.StartedAt ? CanaryTrafficStore.Beyond(otherCanary, before.Canary) : otherCanary;
+            stable = CanaryTrafficStore.Add(stable, grownStable);
+            figures = CanaryTrafficStore.Add(figures, grownCanary);
+            requests += grownStable.Requests + grownCanary.Requests;
+        }
+
+        _baselines[canary.Key] = next;
+        return (requests, baselined);
+    }
+
+    private sealed record RemoteBaseline(DateTimeOffset StartedAt, SubsetFigures Stable, SubsetFigures Canary);
 
     private CanaryState Wait(CanaryState state, DateTimeOffset now, string reason, CanaryCheck? check = null)
     {

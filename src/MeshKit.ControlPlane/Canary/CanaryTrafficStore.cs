@@ -32,6 +32,8 @@ internal sealed class CanaryTrafficStore(TimeProvider time)
     public const int MaxSeries = 4096;
 
     private readonly Dictionary<SeriesKey, Queue<Sample>> _series = [];
+    private readonly Dictionary<SeriesKey, SubsetFigures> _totals = [];
+    private long _version;
     private readonly Dictionary<string, DateTimeOffset> _lastReport = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
@@ -62,9 +64,61 @@ internal sealed class CanaryTrafficStore(TimeProvider time)
 
                 samples.Enqueue(new Sample(now, route.Requests, route.Failures, route.Latency));
                 Prune(samples, now);
+                _totals[key] = Add(_totals.GetValueOrDefault(key) ?? SubsetFigures.Empty, new SubsetFigures(route.Requests, route.Failures, route.Latency));
+            }
+
+            _version++;
+        }
+    }
+
+    /// <summary>Gets a number that changes with every report.</summary>
+    public long Version
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _version;
             }
         }
     }
+
+    /// <summary>
+    /// Gets every series' totals since this replica started (counters that only grow), which replicas publish to each
+    /// other: the leader takes the difference between two checks.
+    /// </summary>
+    public IReadOnlyList<SharedSeries> Totals()
+    {
+        lock (_lock)
+        {
+            return [.. _totals.Select(t => new SharedSeries(t.Key.Caller, t.Key.Destination, t.Key.Route, t.Key.Subset, t.Value.Requests, t.Value.Failures, (long[])t.Value.Latency.Clone()))];
+        }
+    }
+
+    /// <summary>Adds two subsets' figures.</summary>
+    public static SubsetFigures Add(SubsetFigures a, SubsetFigures b)
+    {
+        var latency = new long[LatencyHistogram.BucketCount];
+        for (var i = 0; i < latency.Length; i++)
+        {
+            latency[i] = (i < a.Latency.Length ? a.Latency[i] : 0) + (i < b.Latency.Length ? b.Latency[i] : 0);
+        }
+
+        return new SubsetFigures(a.Requests + b.Requests, a.Failures + b.Failures, latency);
+    }
+
+    /// <summary>The figures <paramref name="later"/> has beyond <paramref name="earlier"/> (totals that only grow).</summary>
+    public static SubsetFigures Beyond(SubsetFigures later, SubsetFigures earlier)
+    {
+        var latency = new long[LatencyHistogram.BucketCount];
+        for (var i = 0; i < latency.Length; i++)
+        {
+            latency[i] = Math.Max(0, (i < later.Latency.Length ? later.Latency[i] : 0) - (i < earlier.Latency.Length ? earlier.Latency[i] : 0));
+        }
+
+        return new SubsetFigures(Math.Max(0, later.Requests - earlier.Requests), Math.Max(0, later.Failures - earlier.Failures), latency);
+    }
+
 
     /// <summary>Gets when a calling service's workloads last reported, if ever.</summary>
     public DateTimeOffset? LastReport(string callerService)
@@ -114,4 +168,17 @@ internal sealed class CanaryTrafficStore(TimeProvider time)
     private readonly record struct SeriesKey(string Caller, string Destination, string Route, string Subset);
 
     private sealed record Sample(DateTimeOffset At, long Requests, long Failures, long[] Latency);
+}
+
+/// <summary>One series' totals as a replica publishes them to the others (Consul KV).</summary>
+internal sealed record SharedSeries(
+    [property: System.Text.Json.Serialization.JsonPropertyName("caller")] string Caller,
+    [property: System.Text.Json.Serialization.JsonPropertyName("destination")] string Destination,
+    [property: System.Text.Json.Serialization.JsonPropertyName("route")] string Route,
+    [property: System.Text.Json.Serialization.JsonPropertyName("subset")] string Subset,
+    [property: System.Text.Json.Serialization.JsonPropertyName("requests")] long Requests,
+    [property: System.Text.Json.Serialization.JsonPropertyName("failures")] long Failures,
+    [property: System.Text.Json.Serialization.JsonPropertyName("latency")] long[] Latency)
+{
+    public SubsetFigures Figures => new(Requests, Failures, Latency);
 }

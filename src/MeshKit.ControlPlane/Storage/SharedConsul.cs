@@ -23,6 +23,7 @@ internal sealed class SharedConsul : IDisposable
             RevocationsPrefix = prefix + "revocations/";
             LeaderKey = prefix + "leader";
             CanariesPrefix = prefix + "canaries/";
+            CanaryTrafficPrefix = prefix + "canary-traffic/";
             WorkloadsPrefix = prefix + "workloads/";
             AdminTokenKey = prefix + "admin/token-sha256";
             connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
@@ -34,6 +35,7 @@ internal sealed class SharedConsul : IDisposable
             RevocationsPrefix = DefaultPrefix + "revocations/";
             LeaderKey = DefaultPrefix + "leader";
             CanariesPrefix = DefaultPrefix + "canaries/";
+            CanaryTrafficPrefix = DefaultPrefix + "canary-traffic/";
             WorkloadsPrefix = DefaultPrefix + "workloads/";
             AdminTokenKey = DefaultPrefix + "admin/token-sha256";
             connection = new ConsulOptions { Address = legacy, Token = policy.Token, Datacenter = policy.Datacenter, Wait = policy.Wait };
@@ -48,6 +50,7 @@ internal sealed class SharedConsul : IDisposable
             RevocationsPrefix = DefaultPrefix + "revocations/";
             LeaderKey = DefaultPrefix + "leader";
             CanariesPrefix = DefaultPrefix + "canaries/";
+            CanaryTrafficPrefix = DefaultPrefix + "canary-traffic/";
             WorkloadsPrefix = DefaultPrefix + "workloads/";
             AdminTokenKey = DefaultPrefix + "admin/token-sha256";
         }
@@ -78,6 +81,9 @@ internal sealed class SharedConsul : IDisposable
 
     /// <summary>Gets the KV key of the SHA-256 (hex) of the admin token the replicas share (the first replica's).</summary>
     public string AdminTokenKey { get; }
+
+    /// <summary>Gets the KV prefix where each replica publishes the canary reports it received (totals, one key per replica).</summary>
+    public string CanaryTrafficPrefix { get; }
 
     public void Dispose() => Client?.Dispose();
 
