@@ -15,8 +15,17 @@ using Microsoft.Extensions.Options;
 namespace MeshKit.ControlPlane;
 
 /// <summary>Builds the control service: the same code runs from <c>dotnet run</c>, from Aspire and in tests.</summary>
-public static class ControlPlaneApplication
+public static partial class ControlPlaneApplication
 {
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "ControlPlane:AdminToken is not set; the admin token was generated and is in {Path} (readable by its owner only).")]
+    private static partial void LogAdminTokenGenerated(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Trust domain {TrustDomain}; trust bundle version {BundleVersion} with {RootCount} root(s).")]
+    private static partial void LogTrust(ILogger logger, string trustDomain, string bundleVersion, int rootCount);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "The revocation lists at {Location} have not been read and this replica kept no copy; it issues no certificate until it has read them.")]
+    private static partial void LogRevocationsUnread(ILogger logger, string location);
+
     /// <summary>The address the control service listens on when no <c>--urls</c> is given.</summary>
     public const string DefaultUrl = "https://127.0.0.1:7443";
 
@@ -91,10 +100,10 @@ public static class ControlPlaneApplication
         var ca = app.Services.GetRequiredService<CertificateAuthority.CertificateAuthority>();
         if (admin.TokenFilePath is not null)
         {
-            app.Logger.LogInformation("ControlPlane:AdminToken is not set; the admin token was generated and is in {Path} (readable by its owner only).", admin.TokenFilePath);
+            LogAdminTokenGenerated(app.Logger, admin.TokenFilePath);
         }
 
-        app.Logger.LogInformation("Trust domain {TrustDomain}; trust bundle version {BundleVersion} with {RootCount} root(s).", ca.TrustDomain, ca.Bundle.Version, ca.Bundle.Roots.Count);
+        LogTrust(app.Logger, ca.TrustDomain, ca.Bundle.Version, ca.Bundle.Roots.Count);
 
         app.MapGet("/", () => Results.Json(new { service = "meshkit-control-plane", trustDomain = ca.TrustDomain }));
         app.MapGet("/healthz", () => Results.Text("ok"));
@@ -105,7 +114,7 @@ public static class ControlPlaneApplication
         revocations.Changed += feed.Publish;
         if (!revocations.IsKnown || !tokens.IsKnown)
         {
-            app.Logger.LogWarning("The revocation lists at {Location} have not been read and this replica kept no copy; it issues no certificate until it has read them.", revocations.Location);
+            LogRevocationsUnread(app.Logger, revocations.Location);
         }
         var central = app.Services.GetRequiredService<Policy.CentralPolicy>();
         central.Store.Changed += feed.Publish;

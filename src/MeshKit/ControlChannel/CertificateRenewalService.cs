@@ -199,9 +199,14 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
                 {
                     LogExpired(_logger, current.Id.Value, current.NotAfter, ex.Message);
                 }
+                else if (current is null)
+                {
+                    // Revoked, or dropped: there is no certificate whose expiry to name.
+                    LogNoCertificate(_logger, _id.Value, failures, ex.Message);
+                }
                 else
                 {
-                    LogRenewalFailed(_logger, _id.Value, failures, current?.NotAfter ?? default, ex.Message);
+                    LogRenewalFailed(_logger, _id.Value, failures, current.NotAfter, ex.Message);
                 }
             }
         }
@@ -280,6 +285,9 @@ internal sealed partial class CertificateRenewalService : IHostedLifecycleServic
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Renewed the workload certificate for {SpiffeId} (serial {Serial}, valid until {NotAfter:O}) using {Credential}.")]
     private static partial void LogRenewed(ILogger logger, string spiffeId, string serial, DateTimeOffset notAfter, string credential);
+
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Warning, Message = "Getting a workload certificate for {SpiffeId} failed ({Failures} in a row); it holds none now (revoked or dropped), so it serves and calls nothing over mTLS, and retries with backoff: {Error}")]
+    private static partial void LogNoCertificate(ILogger logger, string spiffeId, int failures, string error);
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Renewing the workload certificate for {SpiffeId} failed ({Failures} in a row); the current certificate is valid until {NotAfter:O} and renewal retries with backoff: {Error}")]
     private static partial void LogRenewalFailed(ILogger logger, string spiffeId, int failures, DateTimeOffset notAfter, string error);

@@ -69,6 +69,26 @@ public sealed class IdentityRevocationTests
         Assert.Contains(orders.Logs.Entries, e => e.EventId.Id == 5001 && e.Message.Contains("revoked", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_revoked_workload_says_it_holds_no_certificate_while_it_retries()
+    {
+        var settings = MeshTestBed.TokenSettings();
+        settings["ControlPlane:CertificateLifetime"] = "00:00:04";
+        await using var control = await ControlPlaneHost.StartAsync(settings);
+        await using var inventory = await MeshAppHost.StartAsync(control, "inventory", MeshTestBed.Token, meshEndpoint: false);
+
+        using (var admin = control.CreateAdminClient())
+        {
+            using var revoke = await admin.PostAsJsonAsync("v1/identities/revoke", new { spiffeId = SpiffeIdOf(inventory), reason = "key leaked" }, TestContext.Current.CancellationToken);
+            Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+        }
+
+        // Its renewals are refused (identity-revoked) and it holds no certificate: the retries say so, not "valid until 0001-01-01".
+        await Eventually.WaitAsync(() => inventory.Logs.Entries.Any(e => e.EventId.Id == 2007), TimeSpan.FromSeconds(10), "the revoked workload to log that it holds no certificate");
+        Assert.Contains(inventory.Logs.Entries, e => e.EventId.Id == 2007 && e.Message.Contains("identity-revoked", StringComparison.Ordinal));
+        Assert.DoesNotContain(inventory.Logs.Entries, e => e.Message.Contains("0001-01-01", StringComparison.Ordinal));
+    }
+
     private static string SpiffeIdOf(MeshAppHost host) =>
         $"spiffe://{ControlPlaneHost.TrustDomain}/ns/default/svc/{host.Service}";
 }
