@@ -15,7 +15,9 @@ namespace MeshKit.EndToEnd.Tests.Shop;
 /// The Shop's automated canary over real processes: with <c>--Shop:Canary:Enabled=true</c> and orders v2 failing a fifth
 /// of its orders (<c>--Shop:OrdersV2:FailureRate=0.2</c>), the control service starts the canary on frontend's traffic,
 /// sees v2's success rate fall below the spec in frontend's own reports, and rolls it back after two failed checks; its
-/// decisions say why with the figures, and the dashboard holds v2's failed requests. Without the fault, v2 is promoted step by step.
+/// decisions say why with the figures, and the dashboard holds v2's failed requests. The promotion path runs over real
+/// sockets in MeshKit.Tests' CanaryEndToEndTests: a second AppHost run here cost about 40 s of two-core time beside
+/// MeshKit.Tests' 5 s certificates (a ConsulOutageTests certificate expired unrenewed once while both ran).
 /// </summary>
 [Trait("Area", "Canary")]
 [Trait("Area", "EndToEnd")]
@@ -77,30 +79,6 @@ public sealed class ShopCanaryTests
             },
             TimeSpan.FromSeconds(30),
             "orders v2's failed requests (500) to be in the dashboard");
-    }
-
-    [Fact]
-    public async Task A_healthy_orders_v2_is_promoted_step_by_step()
-    {
-        using var deadline = new CancellationTokenSource(StartTimeout);
-        var cancellationToken = deadline.Token;
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Shop_AppHost>(
-            [.. AspireDashboard.UnsecuredArguments, "--Shop:Canary:Enabled=true", "--Shop:Canary:Interval=00:00:03"],
-            (options, _) => AspireDashboard.EnableDashboard(options),
-            cancellationToken);
-        await using var app = await builder.BuildAsync(cancellationToken);
-        await app.StartAsync(cancellationToken);
-        await app.ResourceNotifications.WaitForResourceHealthyAsync("mesh", cancellationToken);
-        await Task.WhenAll(ShopAppFixture.Services.Select(s => app.ResourceNotifications.WaitForResourceHealthyAsync(s, cancellationToken)));
-
-        using var admin = AdminClient(app);
-        var canary = await WaitForPhaseAsync(admin, "Promoted", cancellationToken);
-
-        Assert.Equal(100, canary.GetProperty("weight").GetInt32());
-        var weights = canary.GetProperty("decisions").EnumerateArray()
-            .Where(d => d.GetProperty("action").GetString() is "start" or "advance" or "promote")
-            .Select(d => d.GetProperty("weight").GetInt32());
-        Assert.Equal([20, 50, 100], weights);
     }
 
     private static async Task<JsonElement> WaitForPhaseAsync(HttpClient admin, string phase, CancellationToken cancellationToken)
