@@ -16,6 +16,7 @@ namespace MeshKit.Tests.Canary;
 /// call again. Retries are on, as in the Shop: the figures count attempts, so they cannot hide the failures.
 /// </summary>
 [Trait("Area", "Canary")]
+[Collection(LoadCollection.Name)]
 public sealed class CanaryEndToEndTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -158,7 +159,8 @@ public sealed class CanaryEndToEndTests
                 $"every call to go to {version}");
         }
 
-        /// <summary>Traffic for the analysis: about 100 calls a second until the run ends (bounded: 40 s).</summary>
+        /// <summary>Traffic for the analysis: about 60 calls a second until the run ends (bounded: 40 s). Load-style, so the
+        /// class runs in the load collection, alone.</summary>
         private async Task LoadAsync()
         {
             var client = _caller.Client("orders");
@@ -166,7 +168,7 @@ public sealed class CanaryEndToEndTests
             {
                 try
                 {
-                    await Task.WhenAll(Enumerable.Range(0, 5).Select(async _ =>
+                    await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
                     {
                         using var response = await client.GetAsync("/", _stop.Token);
                     }));
