@@ -213,21 +213,23 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
             Assert.Equal(10, (await moving.ResponseStream.ReadAllAsync(Ct).ToListAsync(Ct)).Count);
         }
 
-        // A tick, then 3 s of silence: ended after about 1 s of it.
-        var watch = Stopwatch.StartNew();
-        using var stalled = client.Watch(new WatchRequest { Count = 2, IntervalMs = 3000 }, cancellationToken: Ct);
+        // A tick, then 6 s of silence: ended after about 1 s of it. Without the idle timeout the second tick would come
+        // and the stream end well; the silence is long so that a loaded machine's late timer cannot be mistaken for that.
+        using var stalled = client.Watch(new WatchRequest { Count = 2, IntervalMs = 6000 }, cancellationToken: Ct);
         var ticks = 0;
+        var sinceFirstTick = new Stopwatch();
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
         {
             await foreach (var _ in stalled.ResponseStream.ReadAllAsync(Ct))
             {
                 ticks++;
+                sinceFirstTick.Start();
             }
         });
 
         Assert.Equal(1, ticks);
         Assert.Contains("Mesh:Policy:Destinations:inventory:IdleTimeout", error.ToString(), StringComparison.Ordinal);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2.5), $"the stalled stream lasted {watch.Elapsed}");
+        Assert.True(sinceFirstTick.Elapsed < TimeSpan.FromSeconds(4.5), $"the stalled stream lasted {sinceFirstTick.Elapsed} after its tick");
     }
 
     /// <summary>A caller of <paramref name="inventory"/> with a 1 s attempt timeout and a 2 s total timeout (and an idle timeout, if given).</summary>
