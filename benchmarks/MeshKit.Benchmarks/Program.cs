@@ -12,5 +12,5 @@ if (args.Length > 0 && args[0] == "--allocations")
     return await MeshKit.Benchmarks.Profiling.AllocationProfile.RunAsync(requests, tracing: args.Contains("--tracing"));
 }
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, new MeshKit.Benchmarks.Support.BenchConfig());
+BenchmarkSwitcher.FromAssembly(typeof(MeshKit.Benchmarks.Support.BenchConfig).Assembly).Run(args, new MeshKit.Benchmarks.Support.BenchConfig());
 return 0;

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
+using MeshKit.ControlPlane.Signing;
 using MeshKit.ControlPlane.Storage;
 using MeshKit.Identity;
 using Microsoft.Extensions.Options;
@@ -18,10 +19,75 @@ namespace MeshKit.ControlPlane.CertificateAuthority;
 internal sealed record Signer(string Id, X509Certificate2 Certificate, AsymmetricAlgorithm Key, IReadOnlyList<X509Certificate2> Chain);
 
 /// <summary>A certificate issued by <see cref="CertificateAuthority"/>.</summary>
-/// <param name="Leaf">The issued certificate (public part only).</param>
-/// <param name="ChainPem">PEM of the leaf followed by the intermediates between it and the root.</param>
-/// <param name="Bundle">The trust bundle at the time of issuance.</param>
-internal sealed record IssuedCertificate(X509Certificate2 Leaf, string ChainPem, TrustBundle Bundle);
+/// <remarks>
+/// The sign endpoint uses the fields and the PEM only; <see cref="Leaf"/> is loaded when first asked for (loading a
+/// certificate costs more than signing it with OpenSSL 3.0).
+/// </remarks>
+internal sealed class IssuedCertificate
+{
+    private readonly byte[]? _der;
+    private X509Certificate2? _leaf;
+
+    /// <summary>Initializes a new instance of the <see cref="IssuedCertificate"/> class from a loaded certificate.</summary>
+    public IssuedCertificate(X509Certificate2 leaf, string chainPem, TrustBundle bundle)
+    {
+        _leaf = leaf;
+        ChainPem = chainPem;
+        Bundle = bundle;
+        SerialNumber = leaf.SerialNumber;
+        NotBefore = new DateTimeOffset(leaf.NotBefore.ToUniversalTime(), TimeSpan.Zero);
+        NotAfter = new DateTimeOffset(leaf.NotAfter.ToUniversalTime(), TimeSpan.Zero);
+        Issuer = leaf.Issuer;
+    }
+
+    /// <summary>Initializes a new instance of the <see cref="IssuedCertificate"/> class from its DER and the fields it encodes.</summary>
+    public IssuedCertificate(byte[] der, string serialNumber, DateTimeOffset notBefore, DateTimeOffset notAfter, string issuer, string chainPem, TrustBundle bundle)
+    {
+        _der = der;
+        ChainPem = chainPem;
+        Bundle = bundle;
+        SerialNumber = serialNumber;
+        NotBefore = notBefore;
+        NotAfter = notAfter;
+        Issuer = issuer;
+    }
+
+    /// <summary>Gets the issued certificate (public part only), loaded on first use; the caller disposes it.</summary>
+    public X509Certificate2 Leaf
+    {
+        get
+        {
+            if (_leaf is null)
+            {
+                var loaded = X509CertificateLoader.LoadCertificate(_der!);
+                if (Interlocked.CompareExchange(ref _leaf, loaded, null) is not null)
+                {
+                    loaded.Dispose();
+                }
+            }
+
+            return _leaf;
+        }
+    }
+
+    /// <summary>Gets the serial number as <see cref="X509Certificate2.SerialNumber"/> shows it.</summary>
+    public string SerialNumber { get; }
+
+    /// <summary>Gets the start of validity, as encoded (whole seconds, UTC).</summary>
+    public DateTimeOffset NotBefore { get; }
+
+    /// <summary>Gets the end of validity, as encoded (whole seconds, UTC).</summary>
+    public DateTimeOffset NotAfter { get; }
+
+    /// <summary>Gets the issuer's name as X509Certificate2.Issuer shows it.</summary>
+    public string Issuer { get; }
+
+    /// <summary>Gets the PEM of the leaf followed by the intermediates between it and the root.</summary>
+    public string ChainPem { get; }
+
+    /// <summary>Gets the trust bundle at the time of issuance.</summary>
+    public TrustBundle Bundle { get; }
+}
 
 /// <summary>
 /// The control service's certificate authority: a root it generates on first start and persists, or a root or
@@ -123,14 +189,26 @@ internal sealed class CertificateAuthority : IDisposable
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(publicKey, critical: false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(signer.Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
 
-        X509Certificate2 leaf;
-        lock (_gate)
+        // Crypto key objects are not documented as thread-safe: each signature uses a copy of the key no other thread uses
+        // meanwhile (Signing/SigningKeys). The certificate is encoded without being loaded (Signing/CertificateEncoder).
+        var serial = NewSerialNumber();
+        X509Certificate2? loaded = null;
+        var der = CertificateEncoder.CanEncode(publicKey)
+            ? SigningKeys.With(signer.Key, (request, signer, notBefore, notAfter, serial), static (key, s) =>
+                CertificateEncoder.Encode(s.request, s.signer.Certificate.SubjectName, CreateGenerator(key), s.notBefore, s.notAfter, s.serial))
+            : null;
+        var chain = new StringBuilder(2048);
+        if (der is null)
         {
-            // Crypto key objects are not documented as thread-safe; signing is short, so one signer at a time.
-            leaf = request.Create(signer.Certificate.SubjectName, CreateGenerator(signer.Key), notBefore, notAfter, NewSerialNumber());
+            loaded = SigningKeys.With(signer.Key, (request, signer, notBefore, notAfter, serial), static (key, s) =>
+                s.request.Create(s.signer.Certificate.SubjectName, CreateGenerator(key), s.notBefore, s.notAfter, s.serial));
+            chain.Append(loaded.ExportCertificatePem()).Append('\n');
+        }
+        else
+        {
+            chain.Append(PemEncoding.Write("CERTIFICATE", der)).Append('\n');
         }
 
-        var chain = new StringBuilder(leaf.ExportCertificatePem()).Append('\n');
         if (!state.Bundle.Contains(signer.Certificate))
         {
             foreach (var intermediate in signer.Chain)
@@ -146,7 +224,9 @@ internal sealed class CertificateAuthority : IDisposable
             }
         }
 
-        return new IssuedCertificate(leaf, chain.ToString(), state.Bundle);
+        return der is null
+            ? new IssuedCertificate(loaded!, chain.ToString(), state.Bundle)
+            : new IssuedCertificate(der, CertificateEncoder.SerialNumberText(serial), CertificateEncoder.Encoded(notBefore), CertificateEncoder.Encoded(notAfter), signer.Certificate.Subject, chain.ToString(), state.Bundle);
     }
 
     /// <summary>
@@ -178,10 +258,8 @@ internal sealed class CertificateAuthority : IDisposable
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(other.Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
         notBefore = Max(notBefore, other.Certificate.NotBefore.ToUniversalTime());
         notAfter = Min(notAfter, other.Certificate.NotAfter.ToUniversalTime());
-        lock (_gate)
-        {
-            return request.Create(other.Certificate.SubjectName, CreateGenerator(other.Key), notBefore, notAfter, NewSerialNumber());
-        }
+        return SigningKeys.With(other.Key, (request, other, notBefore, notAfter), static (key, s) =>
+            s.request.Create(s.other.Certificate.SubjectName, CreateGenerator(key), s.notBefore, s.notAfter, NewSerialNumber()));
     }
 
     /// <summary>Generates a new root and adds it to the trust bundle without issuing from it (CA rotation, step 1).</summary>

@@ -204,17 +204,17 @@ internal static partial class SignEndpoints
 
         // 5. Issue.
         var issued = ca.Issue(id, csr.PublicKey);
-        var notAfter = new DateTimeOffset(issued.Leaf.NotAfter.ToUniversalTime(), TimeSpan.Zero);
+        var notAfter = issued.NotAfter;
         var instance = Truncate(body!.Instance, 128);
         var previous = workloads.Find(id.Value, instance);
         workloads.Record(new WorkloadStatus
         {
             SpiffeId = id.Value,
             Instance = instance,
-            CertificateSerial = issued.Leaf.SerialNumber,
+            CertificateSerial = issued.SerialNumber,
             NotAfter = notAfter,
-            NotBefore = new DateTimeOffset(issued.Leaf.NotBefore.ToUniversalTime(), TimeSpan.Zero),
-            CertificateIssuer = issued.Leaf.Issuer,
+            NotBefore = issued.NotBefore,
+            CertificateIssuer = issued.Issuer,
             BundleVersion = previous?.BundleVersion,
             PolicyVersion = previous?.PolicyVersion,
             CentralPolicyVersion = previous?.CentralPolicyVersion,
@@ -222,7 +222,7 @@ internal static partial class SignEndpoints
             ServiceVersion = Truncate(body.ServiceVersion, 64) ?? previous?.ServiceVersion,
             LastSeen = now,
         });
-        LogIssued(logger, id.Value, issued.Leaf.SerialNumber, notAfter, renewingAs is not null ? "renewal" : $"token '{token!.Name}'");
+        LogIssued(logger, id.Value, issued.SerialNumber, notAfter, renewingAs is not null ? "renewal" : $"token '{token!.Name}'");
         return (null, new SignResponse(id.Value, issued.ChainPem, issued.Bundle.Pem, issued.Bundle.Version, notAfter), id.Value);
     }
 
