@@ -43,7 +43,14 @@ internal sealed class HarnessOptions
 
     public bool Load { get; private set; } = true;
 
-    public int Watchers { get; private set; } = 1000;
+    /// <summary>Gets the numbers of waiting watchers the push is measured at, in increasing order (the watchers of each are added to the previous ones).</summary>
+    public IReadOnlyList<int> WatcherCounts { get; private set; } = [1000, 10000];
+
+    /// <summary>Gets the largest number of watchers.</summary>
+    public int Watchers => WatcherCounts[^1];
+
+    /// <summary>Gets the replica counts the control service is measured at: 1 is one control service alone; more are replicas sharing a Consul double.</summary>
+    public IReadOnlyList<int> Replicas { get; private set; } = [1, 3];
 
     public int PushRounds { get; private set; } = 6;
 
@@ -82,7 +89,8 @@ internal sealed class HarnessOptions
                 case "--repeats": o.Repeats = NextInt(); break;
                 case "--concurrency": o.Concurrencies = [.. Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))]; break;
                 case "--topologies": o.Topologies = [.. Next().Split(',')]; break;
-                case "--watchers": o.Watchers = NextInt(); break;
+                case "--watchers": o.WatcherCounts = [.. Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).Order()]; break;
+                case "--replicas": o.Replicas = [.. Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))]; break;
                 case "--push-rounds": o.PushRounds = NextInt(); break;
                 case "--csr-concurrency": o.CsrConcurrency = NextInt(); break;
                 case "--configuration": o.Configuration = Next(); break;
@@ -107,6 +115,11 @@ internal sealed class HarnessOptions
             || (o.WarmupCurveSeconds is > 0 and < 4))
         {
             throw new ArgumentException("--duration must be 1..600 s, --warmup 0..120 s, --repeats 1..20, --warmup-curve 0 or 4..300 s.");
+        }
+
+        if (o.WatcherCounts.Count == 0 || o.WatcherCounts.Any(c => c is < 1 or > 30000) || o.Replicas.Count == 0 || o.Replicas.Any(r => r is < 1 or > 5))
+        {
+            throw new ArgumentException("--watchers must be counts from 1 to 30000 (for example 1000,10000), --replicas counts from 1 to 5 (for example 1,3).");
         }
 
         if (o.Work.Length == 0)

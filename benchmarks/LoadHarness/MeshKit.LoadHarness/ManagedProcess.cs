@@ -112,6 +112,21 @@ internal sealed class ManagedProcess : IDisposable
         throw new InvalidOperationException($"/proc/{Pid}/status has no VmHWM.");
     }
 
+    /// <summary>Gets the resident set size now (VmRSS), in MB.</summary>
+    public double RssMegabytes()
+    {
+        foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                var kb = long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+                return kb / 1024.0;
+            }
+        }
+
+        throw new InvalidOperationException($"/proc/{Pid}/status has no VmRSS.");
+    }
+
     /// <summary>Resets VmHWM to the current RSS (Linux 4.0+: write 5 to clear_refs), so a peak belongs to one measurement.</summary>
     public void ResetPeakRss() => File.WriteAllText($"/proc/{Pid}/clear_refs", "5");
 

@@ -41,7 +41,7 @@ catch (OperationCanceledException) when (stop.IsCancellationRequested)
 }
 
 var rows = Results.Medians(options.Topologies, options.Concurrencies, samples);
-var latest = new LatestResults(machine, options.Command, rows, controlPlane is null ? null : new ControlPlaneRow(Math.Round(controlPlane.CsrSignaturesPerSecond, 0), Math.Round(controlPlane.PushP99Ms, 1)), curves.Count == 0 ? null : Results.WarmupRows(curves));
+var latest = new LatestResults(machine, options.Command, rows, controlPlane is null ? null : ControlPlaneRow.From(controlPlane), curves.Count == 0 ? null : Results.WarmupRows(curves));
 var raw = new RawResults(machine, options.Command, started, DateTimeOffset.UtcNow, options.DurationSeconds, options.WarmupSeconds, options.Repeats, samples, controlPlane, options.WarmupCurveSeconds, curves.Count == 0 ? null : curves);
 Results.Write(options.Output, latest, raw);
 Console.WriteLine($"Wrote {Report.Write(options.Output, latest, raw)} (tables for docs/benchmarks.md).");
@@ -110,7 +110,12 @@ static double EstimateMinutes(HarnessOptions o)
 
     if (o.ControlPlane)
     {
-        seconds += 120;
+        // Per replica set: start, the sign load, and per watcher count its connections (about 2 ms each) and the rounds.
+        foreach (var _ in o.Replicas)
+        {
+            seconds += 15 + o.WarmupSeconds + o.DurationSeconds;
+            seconds += o.Watchers * 0.002 + o.WatcherCounts.Count * o.PushRounds * 5;
+        }
     }
 
     return seconds / 60;

@@ -149,6 +149,37 @@ internal static class Report
             }
 
             Line($"| watchers' connections | {(detail.NewConnectionPerPoll ? "a new mTLS connection per poll (--watch-reconnect)" : "kept alive between polls, as MeshKit's ControlPlaneClient")} |");
+            if (detail.ReplicaSets is { Count: > 0 } sets)
+            {
+                ReplicaSetTable(sets);
+            }
+        }
+
+        // Issue 19, item 6: one control service and replicas sharing a Consul double, side by side.
+        void ReplicaSetTable(IReadOnlyList<ReplicaSetFigures> sets)
+        {
+            string Column(ReplicaSetFigures s) => s.Replicas == 1 ? "1 control service" : string.Create(inv, $"{s.Replicas} replicas, one Consul double");
+            void Row(string name, Func<ReplicaSetFigures, string> value) => Line($"| {name} | {string.Join(" | ", sets.Select(value))} |");
+            string Push(ReplicaSetFigures s, int watchers, Func<PushFigures, string> value) =>
+                s.Pushes.FirstOrDefault(p => p.Watchers == watchers) is { } p ? value(p) : "–";
+            Line();
+            Line($"| control service, load spread over the replicas | {string.Join(" | ", sets.Select(Column))} |");
+            Line($"|---|{string.Concat(sets.Select(_ => "---:|"))}");
+            Row(string.Create(inv, $"CSR signatures per second (concurrency {detail.CsrConcurrency}, kept-alive connections)"), s => string.Create(inv, $"{s.CsrSignaturesPerSecond:F0}"));
+            Row("CSR signed / failed in the measured run", s => string.Create(inv, $"{s.CsrSigned} / {s.CsrFailed} in {s.CsrSeconds:F1} s"));
+            Row("CPU per signature: control service(s) / load generator (µs)", s => string.Create(inv, $"{s.ServiceCpuUsPerSignature:F0} / {s.HarnessCpuUsPerSignature:F0}"));
+            foreach (var watchers in sets.SelectMany(s => s.Pushes).Select(p => p.Watchers).Distinct().Order())
+            {
+                Row(string.Create(inv, $"push to {watchers} waiting watchers: p99 (p50 / max)"), s => Push(s, watchers, p => string.Create(inv, $"**{p.P99Ms:F0} ms** ({p.P50Ms:F0} / {p.MaxMs:F0})")));
+                Row(string.Create(inv, $"push to {watchers}: p99 round by round (ms)"), s => Push(s, watchers, p => string.Join(", ", p.P99MsPerRound.Select(v => v.ToString("F0", inv)))));
+                Row(string.Create(inv, $"push to {watchers}: the policy write answered in (ms)"), s => Push(s, watchers, p => string.Join(", ", p.ChangeRequestMsPerRound.Select(v => v.ToString("F0", inv)))));
+                Row(string.Create(inv, $"push to {watchers}: until all watch again (ms, 100 ms resolution)"), s => Push(s, watchers, p => string.Join(", ", p.RearmMsPerRound.Select(v => v.ToString("F0", inv)))));
+                Row(string.Create(inv, $"{watchers} watchers: RSS with them waiting (MB, all replicas) / per 1,000 watchers"), s => Push(s, watchers, p => string.Create(inv, $"{p.RssMb:F0} / **{p.MbPer1000Watchers:F1} MB**")));
+                Row(string.Create(inv, $"{watchers} watchers: time to connect the new ones (s)"), s => Push(s, watchers, p => string.Create(inv, $"{p.ConnectSeconds:F1}")));
+            }
+
+            Row("RSS without watchers, after the sign load (MB, all replicas)", s => string.Create(inv, $"{s.RssMbWithoutWatchers:F0}"));
+            Row("load average (1, 5, 15 min) at start / end", s => $"{s.LoadAverageAtStart} / {s.LoadAverageAtEnd}");
         }
 
         var mdPath = Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + ".md");

@@ -34,9 +34,42 @@ internal sealed record WarmupRow(
     [property: JsonPropertyName("ready_seconds")] double ReadySeconds,
     [property: JsonPropertyName("steady_rps")] double SteadyRps);
 
+/// <summary>
+/// The control service in latest.json: the first two fields as earlier runs wrote them (one replica; the push at the first
+/// watcher count, 1,000 by default); issue 19 added the rest (the push at the largest count, memory, three replicas).
+/// </summary>
 internal sealed record ControlPlaneRow(
     [property: JsonPropertyName("csr_signatures_per_s")] double CsrSignaturesPerSecond,
-    [property: JsonPropertyName("policy_push_p99_ms_1000_watchers")] double PolicyPushP99Ms1000Watchers);
+    [property: JsonPropertyName("policy_push_p99_ms_1000_watchers")] double PolicyPushP99Ms1000Watchers,
+    [property: JsonPropertyName("csr_service_cpu_us_per_signature"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? CsrServiceCpuUsPerSignature = null,
+    [property: JsonPropertyName("policy_push_watchers"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? PolicyPushWatchers = null,
+    [property: JsonPropertyName("policy_push_p99_ms"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? PolicyPushP99Ms = null,
+    [property: JsonPropertyName("memory_mb_per_1000_watchers"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MemoryMbPer1000Watchers = null,
+    [property: JsonPropertyName("csr_signatures_per_s_3_replicas"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? CsrSignaturesPerSecond3Replicas = null,
+    [property: JsonPropertyName("policy_push_p99_ms_3_replicas"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? PolicyPushP99Ms3Replicas = null,
+    [property: JsonPropertyName("memory_mb_per_1000_watchers_3_replicas"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MemoryMbPer1000Watchers3Replicas = null,
+    [property: JsonPropertyName("load_average_at_start"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? LoadAverageAtStart = null)
+{
+    /// <summary>Gets the row for measured figures.</summary>
+    public static ControlPlaneRow From(ControlPlaneFigures f)
+    {
+        var one = f.ReplicaSets?.FirstOrDefault(s => s.Replicas == 1);
+        var three = f.ReplicaSets?.FirstOrDefault(s => s.Replicas == 3);
+        var onePush = one?.Pushes[^1];
+        var threePush = three?.Pushes[^1];
+        return new ControlPlaneRow(
+            Math.Round(f.CsrSignaturesPerSecond, 0),
+            Math.Round(f.PushP99Ms, 1),
+            one is null ? null : Math.Round(one.ServiceCpuUsPerSignature, 0),
+            onePush?.Watchers,
+            onePush is null ? null : Math.Round(onePush.P99Ms, 1),
+            onePush is null ? null : Math.Round(onePush.MbPer1000Watchers, 1),
+            three is null ? null : Math.Round(three.CsrSignaturesPerSecond, 0),
+            threePush is null ? null : Math.Round(threePush.P99Ms, 1),
+            threePush is null ? null : Math.Round(threePush.MbPer1000Watchers, 1),
+            f.ReplicaSets?.FirstOrDefault()?.LoadAverageAtStart);
+    }
+}
 
 /// <summary>latest.json, in the shape issue 9 asks for; issue 17 added the allocations of each run and the warm-up list.</summary>
 internal sealed record LatestResults(
