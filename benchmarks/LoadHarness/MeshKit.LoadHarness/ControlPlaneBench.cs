@@ -272,6 +272,9 @@ internal static class ControlPlaneBench
     {
         // One certificate per replica, issued by it, for every simulated watcher of that replica (a connection each, as real
         // workloads have); the control service tells them apart by X-Mesh-Instance. Watcher i talks to replica i mod N.
+        // Each watcher has a client (and so a connection) of its own, as each workload has: with one shared pool, a round's
+        // 10,000 polls at once would open thousands of new connections at the same moment instead of reusing the idle ones.
+        var certificates = new List<X509Certificate2>();
         var watchers = new List<HttpClient>();
         using var admin = CreateClient(services[0]);
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", services[0].AdminToken);
@@ -285,7 +288,7 @@ internal static class ControlPlaneBench
         {
             foreach (var service in services)
             {
-                watchers.Add(CreateClient(service, await IssueAsync(service, cancellationToken)));
+                certificates.Add(await IssueAsync(service, cancellationToken));
             }
 
             // The memory the watchers cost is measured from here (after the sign load, the certificates issued).
@@ -299,6 +302,11 @@ internal static class ControlPlaneBench
                 var connectStarted = Stopwatch.GetTimestamp();
                 var from = indexes.Count;
                 indexes.AddRange(new long[count - from]);
+                for (var i = from; i < count; i++)
+                {
+                    watchers.Add(CreateClient(services[i % services.Count], certificates[i % services.Count]));
+                }
+
                 using (var connectDeadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
                 using (var gate = new SemaphoreSlim(ConnectConcurrency))
                 {
@@ -308,7 +316,7 @@ internal static class ControlPlaneBench
                         await gate.WaitAsync(connectDeadline.Token);
                         try
                         {
-                            indexes[i] = (await WatchAsync(watchers[i % services.Count], i, services.Count, 0, "connect", reconnect, connectDeadline.Token)).Index;
+                            indexes[i] = (await WatchAsync(watchers[i], i, services.Count, 0, "connect", reconnect, connectDeadline.Token)).Index;
                         }
                         finally
                         {
@@ -355,14 +363,22 @@ internal static class ControlPlaneBench
         for (var round = 1; round <= o.PushRounds; round++)
         {
             var marker = $"round-{round}-{count}";
-            var polls = Enumerable.Range(0, count).Select(i => WatchAsync(watchers[i % replicas], i, replicas, indexes[i], marker, o.WatchReconnect, cancellationToken)).ToArray();
+            var polls = Enumerable.Range(0, count).Select(i => WatchAsync(watchers[i], i, replicas, indexes[i], marker, o.WatchReconnect, cancellationToken)).ToArray();
 
             // Every watch is waiting once each replica has recorded this round's report of each of its watchers.
             for (var r = 0; r < replicas; r++)
             {
                 var replica = r;
                 var expected = (count / replicas) + (replica < count % replicas ? 1 : 0);
-                await Readiness.PollAsync($"{expected} parked watches on replica {replica + 1}", services[replica].Process, async () => await CountReportsAsync(admins[replica], Instance(replica, null), marker, cancellationToken) >= expected, cancellationToken);
+                var seen = 0;
+                try
+                {
+                    await Readiness.PollAsync($"{expected} parked watches on replica {replica + 1}", services[replica].Process, async () => (seen = await CountReportsAsync(admins[replica], Instance(replica, null), marker, cancellationToken)) >= expected, cancellationToken);
+                }
+                catch (TimeoutException ex)
+                {
+                    throw new TimeoutException($"{ex.Message} It had recorded {seen} of this round's polls ({polls.Count(p => p.IsCompleted)} polls had already answered, {polls.Count(p => p.IsFaulted)} with an error; the first: {polls.FirstOrDefault(p => p.IsFaulted)?.Exception?.InnerException?.InnerException}; the first answer: {polls.FirstOrDefault(p => p.IsCompletedSuccessfully)?.Result}).", ex);
+                }
             }
 
             if (previousChange is { } p)

@@ -48,6 +48,7 @@ internal sealed class ControlService
         }
 
         arguments.AddRange(extra);
+        arguments.AddRange(o.ControlPlaneSettings);
         var dll = o.App("MeshKit.ControlPlane");
         var process = ManagedProcess.Start(name, "dotnet", arguments, Path.Combine(o.Work, "logs"), Path.GetDirectoryName(dll));
         var service = new ControlService(process, address, data, joinToken, adminToken);

@@ -54,6 +54,11 @@ internal sealed class HarnessOptions
 
     public int PushRounds { get; private set; } = 6;
 
+    /// <summary>Gets extra settings for the control services of the control-service figures (--control-plane-setting KEY=VALUE, repeatable), for experiments such as a log level.</summary>
+    public IReadOnlyList<string> ControlPlaneSettings => _controlPlaneSettings;
+
+    private readonly List<string> _controlPlaneSettings = [];
+
     public int CsrConcurrency { get; private set; } = 16;
 
     /// <summary>Gets whether simulated watchers open a new connection for every poll (MeshKit's own client keeps its connection while its certificate lasts).</summary>
@@ -90,6 +95,7 @@ internal sealed class HarnessOptions
                 case "--concurrency": o.Concurrencies = [.. Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))]; break;
                 case "--topologies": o.Topologies = [.. Next().Split(',')]; break;
                 case "--watchers": o.WatcherCounts = [.. Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).Order()]; break;
+                case "--control-plane-setting": o._controlPlaneSettings.Add("--" + Next()); break;
                 case "--replicas": o.Replicas = [.. Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))]; break;
                 case "--push-rounds": o.PushRounds = NextInt(); break;
                 case "--csr-concurrency": o.CsrConcurrency = NextInt(); break;
