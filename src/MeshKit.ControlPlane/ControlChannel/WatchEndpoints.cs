@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Serialization;
 using MeshKit.ControlPlane.Workloads;
@@ -30,6 +31,10 @@ internal sealed record WatchResponse(
 /// </summary>
 internal static class WatchEndpoints
 {
+    // A push wakes every watcher of a service at once with the same stored document: it is parsed once, not once per
+    // watcher (a cloned element is immutable and safe to read from many threads). Keyed by the document object itself.
+    private static readonly ConditionalWeakTable<Policy.StoredPolicy, StrongBox<System.Text.Json.JsonElement>> ParsedPolicies = [];
+
     public static IEndpointRouteBuilder MapControlChannel(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGet("/v1/workloads/self/watch", WatchAsync);
@@ -107,7 +112,7 @@ internal static class WatchEndpoints
         // revision newer than the workload's document, makes it drop its central policy.
         var answer = central.Lookup(Policy.PolicyDocument.ServiceKey(id));
         var policy = answer.Document;
-        System.Text.Json.JsonElement? policyJson = policy is null ? null : System.Text.Json.JsonDocument.Parse(policy.Json).RootElement.Clone();
+        System.Text.Json.JsonElement? policyJson = policy is null ? null : ParsedPolicies.GetValue(policy, static p => new(System.Text.Json.JsonDocument.Parse(p.Json).RootElement.Clone())).Value;
         http.Response.Headers["X-Mesh-Index"] = current.ToString(CultureInfo.InvariantCulture);
         return Results.Json(new WatchResponse(
             current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.ActiveSigner.Certificate.Subject,
