@@ -59,7 +59,7 @@ internal static partial class SignEndpoints
         TimeProvider time,
         ILoggerFactory loggerFactory)
     {
-        var logger = loggerFactory.CreateLogger("MeshKit.ControlPlane.Signing");
+        var logger = Logger(loggerFactory);
         var refusal = await SignCoreAsync(http, ca, tokens, workloads, revocations, time, logger).ConfigureAwait(false);
         if (refusal.Refusal is { } r)
         {
@@ -225,6 +225,23 @@ internal static partial class SignEndpoints
         LogIssued(logger, id.Value, issued.SerialNumber, notAfter, renewingAs is not null ? "renewal" : $"token '{token!.Name}'");
         return (null, new SignResponse(id.Value, issued.ChainPem, issued.Bundle.Pem, issued.Bundle.Version, notAfter), id.Value);
     }
+
+    // LoggerFactory.CreateLogger takes a lock on every call: the logger is kept per factory (tests run several hosts).
+    private static CategoryLogger? s_logger;
+
+    private static ILogger Logger(ILoggerFactory factory)
+    {
+        var cached = Volatile.Read(ref s_logger);
+        if (cached is null || !ReferenceEquals(cached.Factory, factory))
+        {
+            cached = new CategoryLogger(factory, factory.CreateLogger("MeshKit.ControlPlane.Signing"));
+            Volatile.Write(ref s_logger, cached);
+        }
+
+        return cached.Logger;
+    }
+
+    private sealed record CategoryLogger(ILoggerFactory Factory, ILogger Logger);
 
     private static DateTimeOffset? Older(DateTimeOffset? a, DateTimeOffset? b) => a is null || b is null ? null : (a < b ? a : b);
 
