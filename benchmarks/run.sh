@@ -3,9 +3,11 @@
 #
 #   benchmarks/run.sh        # 9 topologies: first each one alone right after its start, 40 s of 1 s runs at c=64 (its
 #                            # warm-up curve); then all of them interleaved x concurrency 1,16,64 x 5 repeats, 10 s each
-#                            # after a 10 s warm-up; then the control-service figures. About 56 min on 2 cores.
+#                            # after a 10 s warm-up; then the control-service figures (about 8 min: one control
+#                            # service, then three replicas; CSR signing, the push to 1,000 then 10,000 watchers).
+#                            # About 64 min on 2 cores. The control-service figures alone: --no-load (about 8 min).
 #                            # Writes benchmarks/results/latest.json, latest-raw.json and latest.md.
-#   benchmarks/run.sh --duration 2 --warmup 1 --repeats 1 --watchers 100 --concurrency 1,64 --warmup-curve 10 \
+#   benchmarks/run.sh --duration 2 --warmup 1 --repeats 1 --watchers 100 --replicas 1 --concurrency 1,64 --warmup-curve 10 \
 #                     --out /tmp/smoke/latest.json                             # a quick smoke run (about 5 min)
 #
 # Topologies: direct-http, direct-mtls, direct-mtls-h2, direct-mtls-h2-otel (direct-mtls-h2 plus the OpenTelemetry
@@ -21,7 +23,11 @@
 #   --warmup-curve S (40; 0 = no warm-up curves, every topology started before any load)
 #   --topologies direct-http,direct-mtls,direct-mtls-h2,direct-mtls-h2-otel,meshkit,meshkit-notrace,sidecar-haproxy,
 #                direct-grpc-mtls,meshkit-grpc
-#   --watchers N (1000)   --push-rounds N (6)   --csr-concurrency N (16)   --watch-reconnect   --no-control-plane   --no-load
+#   --watchers 1000,10000 (the push is measured at each count; each adds watchers to the previous, a connection each)
+#   --replicas 1,3 (1: one control service alone; 3: three replicas sharing a Consul double in the orchestrator, each with
+#                  its own intermediate from one root, the sign load and the watchers spread over them)
+#   --push-rounds N (6)   --csr-concurrency N (16)   --watch-reconnect   --no-control-plane   --no-load
+#   --control-plane-setting KEY=VALUE (repeatable; passed to every control service, e.g. a log level, for experiments)
 #   --out PATH     (default benchmarks/results/latest.json; latest-raw.json and latest.md are written beside it)
 #   --profile      attach dotnet-trace and dotnet-counters to every .NET process (figures are then not results)
 #   --report-only  rewrite latest.md from latest.json and latest-raw.json
@@ -34,7 +40,7 @@ cd "$(dirname "$0")/.."
 repo="$(pwd)"
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -85,6 +91,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# 10,000 watchers are 10,000 sockets in the orchestrator and as many in the control service(s): raise the soft limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (( $(ulimit -n) < 12000 )); then
+  echo "warning: ulimit -n is $(ulimit -n); 10,000 watchers need about 10,100 descriptors per process (use --watchers 1000 or raise it)." >&2
+fi
 
 echo "== running (work folder $work)"
 # The whole run is bounded: at most 3 hours, whatever the options say.

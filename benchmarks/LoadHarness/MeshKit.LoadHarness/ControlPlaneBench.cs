@@ -22,7 +22,9 @@ internal sealed record PushFigures(
     IReadOnlyList<double> RearmMsPerRound,
     double ConnectSeconds,
     double RssMb,
-    double MbPer1000Watchers);
+    double MbPer1000Watchers,
+    double ServiceCpuUsPerWatcher = 0,
+    double HarnessCpuUsPerWatcher = 0);
 
 /// <summary>The figures of one replica, or of several against one Consul double, with the load spread over them.</summary>
 internal sealed record ReplicaSetFigures(
@@ -359,6 +361,7 @@ internal static class ControlPlaneBench
         var changeMs = new List<double>();
         var rearmMs = new List<double>();
         var rss = 0.0;
+        double serviceCpuUs = 0, harnessCpuUs = 0;
         long? previousChange = null;
         for (var round = 1; round <= o.PushRounds; round++)
         {
@@ -392,6 +395,8 @@ internal static class ControlPlaneBench
                 rss = services.Sum(s => s.Process.RssMegabytes());
             }
 
+            var serviceCpu = services.Sum(s => s.Process.CpuMilliseconds());
+            var harnessCpu = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
             var changed = Stopwatch.GetTimestamp();
             previousChange = changed;
             string pushedVersion;
@@ -407,6 +412,10 @@ internal static class ControlPlaneBench
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(TimeSpan.FromSeconds(60));
             var answers = await WhenAllWithPolicyAsync(polls, pushedVersion, deadline.Token);
+
+            // CPU from the change until every watcher has its answer, per watcher (machine load does not inflate it much).
+            serviceCpuUs += (services.Sum(s => s.Process.CpuMilliseconds()) - serviceCpu) * 1000 / count;
+            harnessCpuUs += (Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds - harnessCpu) * 1000 / count;
             var latencies = answers.Select(a => Stopwatch.GetElapsedTime(changed, a.ReceivedAt).TotalMilliseconds).Order().ToList();
             for (var i = 0; i < answers.Length; i++)
             {
@@ -421,7 +430,10 @@ internal static class ControlPlaneBench
         all.Sort();
         var perThousand = (rss - rssWithout) / (count / 1000.0);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Control channel, {count} watchers over {replicas} replica(s): p99 {Percentile(all, 99):F1} ms; RSS {rss:F0} MB with them waiting, {rssWithout:F0} MB without: {perThousand:F1} MB per 1,000 watchers"));
-        return new PushFigures(count, o.PushRounds, Percentile(all, 50), Percentile(all, 99), all.Count == 0 ? 0 : all[^1], perRound, changeMs, rearmMs, connectSeconds, rss, perThousand);
+        serviceCpuUs /= o.PushRounds;
+        harnessCpuUs /= o.PushRounds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Control channel, {count} watchers: CPU per watcher woken {serviceCpuUs:F0} µs in the control service(s), {harnessCpuUs:F0} µs in the load generator"));
+        return new PushFigures(count, o.PushRounds, Percentile(all, 50), Percentile(all, 99), all.Count == 0 ? 0 : all[^1], perRound, changeMs, rearmMs, connectSeconds, rss, perThousand, serviceCpuUs, harnessCpuUs);
     }
 
     /// <summary>

@@ -175,6 +175,7 @@ internal static class Report
                 Row(string.Create(inv, $"push to {watchers}: the policy write answered in (ms)"), s => Push(s, watchers, p => string.Join(", ", p.ChangeRequestMsPerRound.Select(v => v.ToString("F0", inv)))));
                 Row(string.Create(inv, $"push to {watchers}: until all watch again (ms, 100 ms resolution)"), s => Push(s, watchers, p => string.Join(", ", p.RearmMsPerRound.Select(v => v.ToString("F0", inv)))));
                 Row(string.Create(inv, $"{watchers} watchers: RSS with them waiting (MB, all replicas) / per 1,000 watchers"), s => Push(s, watchers, p => string.Create(inv, $"{p.RssMb:F0} / **{p.MbPer1000Watchers:F1} MB**")));
+                Row(string.Create(inv, $"push to {watchers}: CPU per watcher woken, control service(s) / load generator (µs)"), s => Push(s, watchers, p => string.Create(inv, $"{p.ServiceCpuUsPerWatcher:F0} / {p.HarnessCpuUsPerWatcher:F0}")));
                 Row(string.Create(inv, $"{watchers} watchers: time to connect the new ones (s)"), s => Push(s, watchers, p => string.Create(inv, $"{p.ConnectSeconds:F1}")));
             }
 
