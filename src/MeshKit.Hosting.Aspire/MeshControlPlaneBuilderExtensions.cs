@@ -200,9 +200,10 @@ public static class MeshControlPlaneBuilderExtensions
                 $"--{MeshResourceBuilderExtensions.ConsulAddressKey}=http://127.0.0.1:8500 (or set it in its configuration), or keep {nameof(MeshControlPlaneSettings.Replicas)} at 1.");
         }
 
-        if (settings.Replicas > 1 && !Uri.TryCreate(builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey], UriKind.Absolute, out _))
+        if (settings.Replicas > 1
+            && (!Uri.TryCreate(builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey], UriKind.Absolute, out var consul) || consul.Scheme is not ("http" or "https")))
         {
-            throw new InvalidOperationException($"The AppHost setting '{MeshResourceBuilderExtensions.ConsulAddressKey}' is '{builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey]}'; the control-service replicas need an absolute URL such as http://127.0.0.1:8500.");
+            throw new InvalidOperationException($"The AppHost setting '{MeshResourceBuilderExtensions.ConsulAddressKey}' is '{builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey]}'; the control-service replicas need the agent's HTTP address, such as http://127.0.0.1:8500.");
         }
 
         if (settings.Port is { } port && port + settings.Replicas - 1 > 65535)
