@@ -92,13 +92,13 @@ public static class MeshResourceBuilderExtensions
                 env["Mesh__Service__Version"] = workload.Version;
             }
 
-            // Every replica's address. Workloads start at different replicas (the k-th to join at replica k mod n) and each
-            // stays with its replica while it answers, so the replicas share the work; the rest are where it fails over to.
-            var first = replicas.Count == 1 ? 0 : IndexOf(controlPlane.Workloads, workload) % replicas.Count;
-            env["Mesh__ControlPlane__Address"] = ReplicaAddress(replicas[first]);
+            // Every replica's address: the list, not Consul's mesh-control service, because the AppHost knows each endpoint
+            // exactly, and a list needs no Consul to find a replica (nor the replicas' registration to have happened). The
+            // workload picks its first replica at random among them, so the replicas share the work.
+            env["Mesh__ControlPlane__Address"] = ReplicaAddress(replicas[0]);
             for (var i = 1; i < replicas.Count; i++)
             {
-                env[$"Mesh__ControlPlane__Addresses__{i - 1}"] = ReplicaAddress(replicas[(first + i) % replicas.Count]);
+                env[$"Mesh__ControlPlane__Addresses__{i - 1}"] = ReplicaAddress(replicas[i]);
             }
 
             env["Mesh__ControlPlane__TrustBundlePath"] = controlPlane.CertificateAuthority.CertificatePath;
@@ -146,19 +146,6 @@ public static class MeshResourceBuilderExtensions
 
     private static ReferenceExpression ReplicaAddress(MeshControlPlaneReplica replica) =>
         ReferenceExpression.Create($"https://127.0.0.1:{replica.Endpoint.Property(EndpointProperty.Port)}");
-
-    private static int IndexOf(IReadOnlyList<MeshWorkload> workloads, MeshWorkload workload)
-    {
-        for (var i = 0; i < workloads.Count; i++)
-        {
-            if (ReferenceEquals(workloads[i], workload))
-            {
-                return i;
-            }
-        }
-
-        return 0;
-    }
 
     private static string NewJoinToken() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
 }
