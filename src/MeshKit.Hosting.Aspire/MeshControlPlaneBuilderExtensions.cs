@@ -206,7 +206,7 @@ public static class MeshControlPlaneBuilderExtensions
             throw new InvalidOperationException($"The AppHost setting '{MeshResourceBuilderExtensions.ConsulAddressKey}' is '{builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey]}'; the control-service replicas need the agent's HTTP address, such as http://127.0.0.1:8500.");
         }
 
-        if (settings.Port is { } port && port + settings.Replicas - 1 > 65535)
+        if (settings.Replicas > 1 && settings.Port is { } port && port + settings.Replicas - 1 > 65535)
         {
             throw new ArgumentOutOfRangeException(nameof(configure), port, $"{nameof(MeshControlPlaneSettings.Port)} is {port}; replica i listens on Port + i, and {settings.Replicas} replicas do not fit below 65536.");
         }
