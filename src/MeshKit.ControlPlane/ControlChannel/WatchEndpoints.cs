@@ -153,13 +153,7 @@ internal static class WatchEndpoints
             return true;
         }
 
-        var extra = new X509Certificate2Collection();
-        foreach (var c in ca.ActiveSigner.Chain)
-        {
-            extra.Add(c);
-        }
-
-        var validation = SvidValidator.Validate(certificate, extra, bundle, ca.TrustDomain, now, SvidUsage.Client);
+        var validation = SvidValidator.Validate(certificate, Tls.PresentedIntermediates.For(http, ca), bundle, ca.TrustDomain, now, SvidUsage.Client);
         if (!validation.IsValid)
         {
             id = null;
