@@ -110,7 +110,7 @@ internal static class WatchEndpoints
         System.Text.Json.JsonElement? policyJson = policy is null ? null : System.Text.Json.JsonDocument.Parse(policy.Json).RootElement.Clone();
         http.Response.Headers["X-Mesh-Index"] = current.ToString(CultureInfo.InvariantCulture);
         return Results.Json(new WatchResponse(
-            current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.ActiveSigner.Certificate.Subject,
+            current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.Trust.IssuingRoot.Subject,
             StateName(answer.State), answer.Revision, revocations.RevokedIds));
     }
 
