@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using MeshKit.Testing;
+using MeshKit.Tests.Chaos;
+using MeshKit.Tests.Identity;
+using MeshKit.Tests.Traffic;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace MeshKit.Tests.ControlChannel;
+
+/// <summary>
+/// Chaos with three control-service replicas running as real processes on the Consul double (5 s certificates, so every
+/// workload renews about every 2 s): one killed with SIGKILL under load, and a rolling restart of all three under load.
+/// No mesh request may fail, and certificates must keep coming from the replicas that are up.
+/// </summary>
+[Trait("Area", "ControlPlaneHA")]
+[Trait("Area", "Chaos")]
+[Collection(LoadCollection.Name)]
+public sealed class ReplicaProcessChaosTests
+{
+    /// <summary>A certificate's lifetime (ControlPlaneHost.DefaultSettings) and a margin: past it, no certificate from before is in use.</summary>
+    private static readonly TimeSpan CertificateLifetime = TimeSpan.FromSeconds(5.5);
+
+    [Fact]
+    public async Task A_replica_killed_with_SIGKILL_under_load_fails_no_request_and_its_workloads_renew_at_the_others()
+    {
+        await using var set = await ProcessReplicaSet.StartAsync();
+        var (orders, frontend) = await StartWorkloadsAsync(set);
+        await using var _ = orders;
+        await using var __ = frontend;
+        MeshAppHost[] workloads = [orders, frontend];
+        using var renewals = set.RecordRenewals(workloads);
+        var client = frontend.Client("orders");
+        await using var load = ScenarioLoad.Start("replica-sigkill", async ct => (await client.GetAsync("/api/orders", ct)).EnsureSuccessStatusCode());
+        await load.CallsAsync(50);
+
+        // The victim is the replica orders talks to (workloads draw their first replica at random).
+        var victim = set.Using(orders);
+        Assert.True(victim >= 0, "orders has talked to no replica yet");
+        var affected = workloads.Where(w => set.Using(w) == victim).ToList();
+        var wasLeader = await ProcessReplicaSet.IsLeaderAsync(set.Replicas[victim]);
+        var killedAt = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+        set.Replicas[victim].Kill();
+
+        // Failover: how long until each workload that used it got its first answer from another replica.
+        var failover = new TimeSpan?[affected.Count];
+        await Eventually.WaitAsync(
+            () =>
+            {
+                for (var i = 0; i < affected.Count; i++)
+                {
+                    if (failover[i] is null && set.Using(affected[i]) is var now && now >= 0 && now != victim)
+                    {
+                        failover[i] = clock.Elapsed;
+                    }
+                }
+
+                return failover.All(t => t is not null);
+            },
+            TimeSpan.FromSeconds(10),
+            $"{string.Join(", ", affected.Select(w => w.Service))} to leave the killed replica",
+            TimeSpan.FromMilliseconds(2));
+
+        // Renewals go on at the others: every workload gets two more certificates, none from the dead replica; and the load
+        // runs past one certificate lifetime after the kill, so nothing signed before it is still in use.
+        await Eventually.WaitAsync(() => workloads.All(w => renewals.Of(w.Service, killedAt).Count >= 2), TimeSpan.FromSeconds(15), "every workload to renew twice after the kill");
+        if (clock.Elapsed < CertificateLifetime)
+        {
+            await load.ForAsync(CertificateLifetime - clock.Elapsed);
+        }
+
+        var result = await load.StopAsync();
+        Assert.True(result.Failed == 0, result.ToString());
+        var after = renewals.Since(killedAt);
+        Assert.All(after, r => Assert.True(r.Replica >= 0 && r.Replica != victim, $"{r.Service} renewed at replica {r.Replica} after replica {victim} was killed"));
+
+        // The control service sees it too: a survivor's registry names the replica each moved workload now talks to.
+        foreach (var workload in affected)
+        {
+            var now = set.Replicas[set.Using(workload)];
+            var id = await ProcessReplicaSet.ReplicaIdAsync(now);
+            await Eventually.WaitAsync(async () => await ProcessReplicaSet.ListedReplicaAsync(now, Instance(workload)) == id, TimeSpan.FromSeconds(5), $"{workload.Service} to be listed at replica {id}");
+        }
+
+        ScenarioLoad.ReportFigure("replica-sigkill", "failover_ms", failover.Max(t => t!.Value).TotalMilliseconds);
+        ScenarioLoad.ReportFigure("replica-sigkill", "moved_workloads", affected.Count);
+        ScenarioLoad.ReportFigure("replica-sigkill", "renewals_elsewhere_after_kill", after.Count);
+        ScenarioLoad.ReportFigure("replica-sigkill", "killed_replica_was_leader", wasLeader ? 1 : 0);
+    }
+
+    [Fact]
+    public async Task A_rolling_restart_of_all_three_replicas_under_load_fails_no_request_and_every_workload_still_renews()
+    {
+        await using var set = await ProcessReplicaSet.StartAsync();
+        var (orders, frontend) = await StartWorkloadsAsync(set);
+        await using var _ = orders;
+        await using var __ = frontend;
+        MeshAppHost[] workloads = [orders, frontend];
+        using var renewals = set.RecordRenewals(workloads);
+        var client = frontend.Client("orders");
+        await using var load = ScenarioLoad.Start("replica-rolling-restart", async ct => (await client.GetAsync("/api/orders", ct)).EnsureSuccessStatusCode());
+        await load.CallsAsync(50);
+
+        var started = DateTimeOffset.UtcNow;
+        var restart = new List<double>();
+        for (var i = 0; i < set.Replicas.Count; i++)
+        {
+            // One after another, as a deployment does: SIGTERM, start again on the same port and data, healthy, next.
+            var phase = DateTimeOffset.UtcNow;
+            var clock = Stopwatch.StartNew();
+            await set.Replicas[i].StopAsync();
+            await set.Replicas[i].StartAsync();
+            restart.Add(clock.Elapsed.TotalMilliseconds);
+
+            // Every workload still renews: each got a certificate since this replica went down.
+            await Eventually.WaitAsync(() => workloads.All(w => renewals.Of(w.Service, phase).Count >= 1), TimeSpan.FromSeconds(10), $"every workload to renew while replica {i} restarted");
+        }
+
+        var result = await load.StopAsync();
+        Assert.True(result.Failed == 0, result.ToString());
+        var all = renewals.Since(started);
+        ScenarioLoad.ReportFigure("replica-rolling-restart", "max_restart_ms", restart.Max());
+        ScenarioLoad.ReportFigure("replica-rolling-restart", "renewals", all.Count);
+        ScenarioLoad.ReportFigure("replica-rolling-restart", "replicas_that_signed", all.Select(r => r.Replica).Where(r => r >= 0).Distinct().Count());
+    }
+
+    private static async Task<(MeshAppHost Orders, MeshAppHost Frontend)> StartWorkloadsAsync(ProcessReplicaSet set)
+    {
+        // Long watches, as in production: a replica that dies holds each workload's waiting poll.
+        var first = set.Replicas[0];
+        var orders = await MeshAppHost.StartAsync(first.BaseAddress, set.TrustBundlePath, "orders", MeshTestBed.Token,
+            set.AddressSettings(Settings("orders")), map: app => app.MapGet("/api/orders", () => "orders"));
+        try
+        {
+            var frontend = await MeshAppHost.StartAsync(first.BaseAddress, set.TrustBundlePath, "frontend", MeshTestBed.Token,
+                set.AddressSettings(Settings("frontend").Concat(orders.AsStaticEndpoint("orders"))),
+                configureServices: s => s.AddMeshClient("orders"), meshEndpoint: false);
+            return (orders, frontend);
+        }
+        catch
+        {
+            await orders.DisposeAsync();
+            throw;
+        }
+
+        static Dictionary<string, string?> Settings(string service) => new()
+        {
+            ["Mesh:ControlPlane:WatchWait"] = "00:00:10",
+            ["Mesh:Service:InstanceId"] = $"{service}-chaos",
+        };
+    }
+
+    private static string Instance(MeshAppHost workload) => $"{workload.Service}-chaos";
+}
