@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
 using MeshKit.ControlChannel;
@@ -110,6 +111,36 @@ public sealed class ProcessReplicaSet : IAsyncDisposable
         }
 
         return -1;
+    }
+
+    /// <summary>
+    /// Takes replica <paramref name="replica"/> away with <paramref name="outage"/> (a kill, a stop) and returns how long each
+    /// of <paramref name="workloads"/> that used it took to get its first answer from another replica, from the outage's start.
+    /// </summary>
+    public async Task<IReadOnlyList<(MeshAppHost Workload, TimeSpan Failover)>> TimeFailoverAsync(int replica, Func<Task> outage, params MeshAppHost[] workloads)
+    {
+        var moving = workloads.Where(w => Using(w) == replica).ToList();
+        var times = new TimeSpan?[moving.Count];
+        var clock = Stopwatch.StartNew();
+        var taking = outage();
+        await Eventually.WaitAsync(
+            () =>
+            {
+                for (var i = 0; i < moving.Count; i++)
+                {
+                    if (times[i] is null && Using(moving[i]) is var now && now >= 0 && now != replica)
+                    {
+                        times[i] = clock.Elapsed;
+                    }
+                }
+
+                return times.All(t => t is not null);
+            },
+            TimeSpan.FromSeconds(10),
+            $"{string.Join(", ", moving.Select(w => w.Service))} to leave replica {replica}",
+            TimeSpan.FromMilliseconds(2));
+        await taking;
+        return [.. moving.Select((w, i) => (w, times[i]!.Value))];
     }
 
     /// <summary>
