@@ -12,7 +12,7 @@ namespace MeshKit.Tests.ControlChannel;
 /// <summary>
 /// Control-service replicas as real processes (<see cref="ControlPlaneProcess"/>) against one Consul double in this
 /// process, set up like <see cref="ReplicaSet"/>'s (same settings, same trust), so that a test can kill one with SIGKILL
-/// or restart them one by one. Workloads run in this process and name every replica.
+/// or restart them one by one. Workloads run in this process; the replicas register in Consul as <c>mesh-control</c>.
 /// </summary>
 public sealed class ProcessReplicaSet : IAsyncDisposable
 {
@@ -79,23 +79,6 @@ public sealed class ProcessReplicaSet : IAsyncDisposable
         }
 
         return (root, root.TrustBundlePath);
-    }
-
-    /// <summary>A workload's settings naming every replica: <c>Mesh:ControlPlane:Addresses:0..n</c>.</summary>
-    public Dictionary<string, string?> AddressSettings(IEnumerable<KeyValuePair<string, string?>>? more = null)
-    {
-        var settings = new Dictionary<string, string?>();
-        for (var i = 0; i < Replicas.Count; i++)
-        {
-            settings[$"Mesh:ControlPlane:Addresses:{i}"] = Replicas[i].BaseAddress.ToString();
-        }
-
-        foreach (var (key, value) in more ?? [])
-        {
-            settings[key] = value;
-        }
-
-        return settings;
     }
 
     /// <summary>Gets the index of the replica a workload talks to now (-1 before it talked to any).</summary>

@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using MeshKit.ControlChannel;
 using MeshKit.Testing;
 using MeshKit.Tests.Chaos;
+using MeshKit.Tests.Discovery;
 using MeshKit.Tests.Identity;
 using MeshKit.Tests.Traffic;
 using Microsoft.AspNetCore.Builder;
@@ -70,7 +72,7 @@ public sealed class ReplicaProcessChaosTests
         {
             var now = set.Replicas[set.Using(workload)];
             var id = await ProcessReplicaSet.ReplicaIdAsync(now);
-            await Eventually.WaitAsync(async () => await ProcessReplicaSet.ListedReplicaAsync(now, Instance(workload)) == id, TimeSpan.FromSeconds(5), $"{workload.Service} to be listed at replica {id}");
+            await Eventually.WaitAsync(async () => await ProcessReplicaSet.ListedReplicaAsync(now, Instance(workload.Service)) == id, TimeSpan.FromSeconds(5), $"{workload.Service} to be listed at replica {id}");
         }
 
         ScenarioLoad.ReportFigure("replica-sigkill", "failover_ms", moved.Max(m => m.Failover).TotalMilliseconds);
@@ -82,8 +84,10 @@ public sealed class ReplicaProcessChaosTests
     [Fact]
     public async Task A_rolling_restart_of_all_three_replicas_under_load_fails_no_request_and_every_workload_still_renews()
     {
+        var setupClock = Stopwatch.StartNew();
         await using var set = await ProcessReplicaSet.StartAsync();
         var (orders, frontend) = await StartWorkloadsAsync(set);
+        var setup = setupClock.Elapsed.TotalMilliseconds;
         await using var _ = orders;
         await using var __ = frontend;
         MeshAppHost[] workloads = [orders, frontend];
@@ -94,6 +98,7 @@ public sealed class ReplicaProcessChaosTests
 
         var started = DateTimeOffset.UtcNow;
         var restart = new List<double>();
+        var stop = new List<double>();
         var moved = new List<(MeshAppHost Workload, TimeSpan Failover)>();
         for (var i = 0; i < set.Replicas.Count; i++)
         {
@@ -103,6 +108,7 @@ public sealed class ReplicaProcessChaosTests
             var clock = Stopwatch.StartNew();
             var replica = set.Replicas[i];
             moved.AddRange(await set.TimeFailoverAsync(i, replica.StopAsync, workloads));
+            stop.Add(clock.Elapsed.TotalMilliseconds);
             await replica.StartAsync();
             restart.Add(clock.Elapsed.TotalMilliseconds);
 
@@ -110,13 +116,17 @@ public sealed class ReplicaProcessChaosTests
             await Eventually.WaitAsync(() => workloads.All(w => renewals.Of(w.Service, phase).Count >= 1), TimeSpan.FromSeconds(10), $"every workload to renew while replica {i} restarted");
         }
 
+        // Each replica deregistered when it stopped and registered again when it started: the workloads list all three again.
+        await Eventually.WaitAsync(() => workloads.All(w => Known(w) == 3), TimeSpan.FromSeconds(5), "the workloads to list the three replicas again");
         var result = await load.StopAsync();
         Assert.True(result.Failed == 0, result.ToString());
 
         // Each workload's replica was restarted at some point, so each moved at least once; none stayed without a control service.
         Assert.All(workloads, w => Assert.Contains(moved, m => m.Workload == w));
         var all = renewals.Since(started);
+        ScenarioLoad.ReportFigure("replica-rolling-restart", "max_stop_ms", stop.Max());
         ScenarioLoad.ReportFigure("replica-rolling-restart", "max_restart_ms", restart.Max());
+        ScenarioLoad.ReportFigure("replica-rolling-restart", "setup_ms", setup);
         ScenarioLoad.ReportFigure("replica-rolling-restart", "max_failover_ms", moved.Max(m => m.Failover).TotalMilliseconds);
         ScenarioLoad.ReportFigure("replica-rolling-restart", "failovers", moved.Count);
         ScenarioLoad.ReportFigure("replica-rolling-restart", "renewals", all.Count);
@@ -125,15 +135,16 @@ public sealed class ReplicaProcessChaosTests
 
     private static async Task<(MeshAppHost Orders, MeshAppHost Frontend)> StartWorkloadsAsync(ProcessReplicaSet set)
     {
-        // Long watches, as in production: a replica that dies holds each workload's waiting poll.
-        var first = set.Replicas[0];
-        var orders = await MeshAppHost.StartAsync(first.BaseAddress, set.TrustBundlePath, "orders", MeshTestBed.Token,
-            set.AddressSettings(Settings("orders")), map: app => app.MapGet("/api/orders", () => "orders"));
+        // As in production: the workloads find the replicas in Consul (mesh-control) and hold long watches, so a replica
+        // that dies holds each workload's waiting poll; a killed one stays listed (its TTL check passing) for a while.
+        var orders = await MeshAppHost.StartAsync(set.Replicas[0].BaseAddress, set.TrustBundlePath, "orders", MeshTestBed.Token,
+            Settings("orders"), map: app => app.MapGet("/api/orders", () => "orders"), addOns: ConsulMeshApps.AddConsul);
         try
         {
-            var frontend = await MeshAppHost.StartAsync(first.BaseAddress, set.TrustBundlePath, "frontend", MeshTestBed.Token,
-                set.AddressSettings(Settings("frontend").Concat(orders.AsStaticEndpoint("orders"))),
-                configureServices: s => s.AddMeshClient("orders"), meshEndpoint: false);
+            var frontend = await MeshAppHost.StartAsync(set.Replicas[0].BaseAddress, set.TrustBundlePath, "frontend", MeshTestBed.Token,
+                Settings("frontend", orders.AsStaticEndpoint("orders")),
+                configureServices: s => s.AddMeshClient("orders"), meshEndpoint: false, addOns: ConsulMeshApps.AddConsul);
+            await Eventually.WaitAsync(() => Known(orders) == 3 && Known(frontend) == 3, TimeSpan.FromSeconds(5), "the workloads to learn the three replicas from Consul");
             return (orders, frontend);
         }
         catch
@@ -142,12 +153,17 @@ public sealed class ReplicaProcessChaosTests
             throw;
         }
 
-        static Dictionary<string, string?> Settings(string service) => new()
-        {
-            ["Mesh:ControlPlane:WatchWait"] = "00:00:10",
-            ["Mesh:Service:InstanceId"] = $"{service}-chaos",
-        };
+        Dictionary<string, string?> Settings(string service, IEnumerable<KeyValuePair<string, string?>>? more = null) =>
+            ConsulMeshApps.Settings(set.Consul, Instance(service), new Dictionary<string, string?>((more ?? []).Concat(new Dictionary<string, string?>
+            {
+                ["Mesh:ControlPlane:Address"] = string.Empty,
+                ["Mesh:ControlPlane:ConsulService"] = ReplicaSet.ConsulService,
+                ["Mesh:ControlPlane:WatchWait"] = "00:00:10",
+            })));
     }
 
-    private static string Instance(MeshAppHost workload) => $"{workload.Service}-chaos";
+    /// <summary>How many replicas the workload's list from Consul holds.</summary>
+    private static int Known(MeshAppHost workload) => workload.Services.GetRequiredService<IControlPlaneAddresses>().Current.Count;
+
+    private static string Instance(string service) => $"{service}-chaos";
 }
