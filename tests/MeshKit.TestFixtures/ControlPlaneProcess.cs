@@ -40,6 +40,9 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
     /// <summary>Gets whether the process runs.</summary>
     public bool IsRunning => _process is { HasExited: false };
 
+    /// <summary>Gets the exit code of the last run that ended (after <see cref="StopAsync"/>, 0 for a clean stop), or null.</summary>
+    public int? ExitCode { get; private set; }
+
     /// <summary>Gets the last lines the process wrote (warnings and errors), for failure messages.</summary>
     public string Output => string.Join(Environment.NewLine, _output);
 
@@ -153,6 +156,7 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
         try
         {
             await _process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            ExitCode = _process.ExitCode;
         }
         catch (OperationCanceledException)
         {

@@ -109,6 +109,7 @@ public sealed class ReplicaProcessChaosTests
             var replica = set.Replicas[i];
             moved.AddRange(await set.TimeFailoverAsync(i, replica.StopAsync, workloads));
             stop.Add(clock.Elapsed.TotalMilliseconds);
+            Assert.True(replica.ExitCode == 0, $"replica {i} exited with {replica.ExitCode} on SIGTERM:{Environment.NewLine}{replica.Output}");
             await replica.StartAsync();
             restart.Add(clock.Elapsed.TotalMilliseconds);
 
