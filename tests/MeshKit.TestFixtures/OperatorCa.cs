@@ -9,7 +9,7 @@ namespace MeshKit.Testing;
 /// docs/security.md ("One CA across replicas") asks of production, so that no replica holds the root's key. Each
 /// intermediate is written to its own folder as the <c>ControlPlane:Ca</c> settings of one replica.
 /// </summary>
-public sealed class OperatorCa : IDisposable
+public sealed class OperatorCa : IDisposable, IAsyncDisposable
 {
     private readonly TempDirectory _directory = new("meshkit-operator-ca");
     private int _issued;
@@ -89,4 +89,10 @@ public sealed class OperatorCa : IDisposable
     }
 
     public void Dispose() => _directory.Dispose();
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
 }

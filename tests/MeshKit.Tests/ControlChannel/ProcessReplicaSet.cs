@@ -65,20 +65,19 @@ public sealed class ProcessReplicaSet : IAsyncDisposable
     }
 
     /// <summary>
-    /// The one place where the replicas get their trust. For now as <see cref="ReplicaSet.SameRoot"/> gives it: one root,
-    /// made by a control service run once in this process (without Consul, then stopped), handed to every replica as a
-    /// user-supplied CA. Returns what must live as long as the replicas, and the bundle workloads trust.
+    /// The one place where the replicas get their trust: an operator's root kept in this process, and an intermediate of
+    /// its own for every replica (no replica holds the root's key). Returns what must live as long as the replicas, and
+    /// the bundle workloads trust.
     /// </summary>
-    private static async Task<(IAsyncDisposable Keep, string TrustBundlePath)> SameTrustAsync(IReadOnlyList<Dictionary<string, string?>> replicas)
+    private static Task<(IAsyncDisposable Keep, string TrustBundlePath)> SameTrustAsync(IReadOnlyList<Dictionary<string, string?>> replicas)
     {
-        var root = await ControlPlaneHost.StartAsync();
-        await root.StopAsync();
+        var ca = new OperatorCa();
         foreach (var settings in replicas)
         {
-            ReplicaSet.SameRoot(settings, root);
+            ca.IntermediateFor(settings);
         }
 
-        return (root, root.TrustBundlePath);
+        return Task.FromResult<(IAsyncDisposable, string)>((ca, ca.RootCertificatePath));
     }
 
     /// <summary>Gets the index of the replica a workload talks to now (-1 before it talked to any).</summary>
