@@ -4,7 +4,7 @@ using System.Globalization;
 
 namespace MeshKit.Cli;
 
-/// <summary>Durations on the command line: <c>500ms</c>, <c>30s</c>, <c>5m</c>, <c>2h</c>, or <c>hh:mm:ss</c>; and how they are shown.</summary>
+/// <summary>Durations on the command line: <c>500ms</c>, <c>30s</c>, <c>5m</c>, <c>2h</c>, <c>30d</c>, or <c>hh:mm:ss</c>; and how they are shown.</summary>
 internal static class Durations
 {
     public static Option<TimeSpan> Option(string name, TimeSpan defaultValue, string description) => new(name)
@@ -24,6 +24,7 @@ internal static class Durations
             _ when text.EndsWith('s') => (text[..^1], 1000.0),
             _ when text.EndsWith('m') => (text[..^1], 60_000.0),
             _ when text.EndsWith('h') => (text[..^1], 3_600_000.0),
+            _ when text.EndsWith('d') => (text[..^1], 86_400_000.0),
             _ => (string.Empty, 0.0),
         };
         if (scale > 0)
@@ -45,7 +46,7 @@ internal static class Durations
     {
         var negative = value < TimeSpan.Zero;
         var d = negative ? value.Negate() : value;
-        var text = d.TotalDays >= 1 ? $"{(int)d.TotalDays}d {d.Hours}h"
+        var text = d.TotalDays >= 1 ? (d.Hours == 0 ? $"{(int)d.TotalDays}d" : $"{(int)d.TotalDays}d {d.Hours}h")
             : d.TotalHours >= 1 ? $"{(int)d.TotalHours}h {d.Minutes:00}m"
             : d.TotalMinutes >= 1 ? $"{(int)d.TotalMinutes}m {d.Seconds:00}s"
             : d.TotalSeconds >= 1 ? $"{(int)d.TotalSeconds}s"
@@ -61,7 +62,7 @@ internal static class Durations
             return value;
         }
 
-        result.AddError($"'{text}' is not a duration; write 500ms, 30s, 5m, 2h or hh:mm:ss.");
+        result.AddError($"'{text}' is not a duration; write 500ms, 30s, 5m, 2h, 30d or hh:mm:ss.");
         return default;
     }
 }

@@ -78,6 +78,18 @@ internal sealed class ControlPlaneSettings
 
     public string? TrustDomain { get; init; }
 
+    /// <summary>The same settings for one replica alone: calls go to <paramref name="address"/> and never move on to another.</summary>
+    public ControlPlaneSettings ForReplica(Uri address) => new()
+    {
+        Address = address,
+        Addresses = [address],
+        Bundle = Bundle,
+        BundleSource = BundleSource,
+        AdminToken = AdminToken,
+        AdminTokenSource = AdminTokenSource,
+        TrustDomain = TrustDomain,
+    };
+
     public static ControlPlaneSettings Resolve(GlobalOptions options, System.CommandLine.ParseResult parse, CliEnvironment environment)
     {
         var addressText = parse.GetValue(options.ControlPlane) ?? environment.GetVariable("MESHCTL_CONTROL_PLANE") ?? DefaultAddress;

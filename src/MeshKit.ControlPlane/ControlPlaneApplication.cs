@@ -76,6 +76,8 @@ public static partial class ControlPlaneApplication
         builder.Services.AddHostedService(static provider => provider.GetRequiredService<Canary.CanaryController>());
         // With ControlPlane:Consul, each replica registers itself (ControlPlane:Registration), so workloads find them all.
         builder.Services.AddHostedService<Replicas.ReplicaRegistration>();
+        builder.Services.AddSingleton<CertificateAuthority.ReplicaTrust>();
+        builder.Services.AddHostedService(static provider => provider.GetRequiredService<CertificateAuthority.ReplicaTrust>());
         builder.Services.AddProblemDetails();
 
         var urls = ReadUrls(builder.Configuration);
@@ -181,7 +183,7 @@ public static partial class ControlPlaneApplication
             listen.UseHttps(new TlsHandshakeCallbackOptions
             {
                 HandshakeTimeout = TimeSpan.FromSeconds(10),
-                OnConnection = _ => ValueTask.FromResult(new SslServerAuthenticationOptions
+                OnConnection = context => ValueTask.FromResult(new SslServerAuthenticationOptions
                 {
                     ServerCertificateContext = serving().GetContext(),
                     EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
@@ -190,7 +192,15 @@ public static partial class ControlPlaneApplication
                     // A client certificate is asked for but optional: renewals present one, first issuance does not.
                     // The sign endpoint validates it against the trust bundle; the handshake accepts any.
                     ClientCertificateRequired = true,
-                    RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+
+                    // A resumed TLS session brings back the client's certificate but not the intermediates it sent (a
+                    // certificate from another replica's intermediate needs them): full handshakes only.
+                    AllowTlsResume = false,
+                    RemoteCertificateValidationCallback = (_, _, chain, _) =>
+                    {
+                        Tls.PresentedIntermediates.Capture(context.Connection.Items, chain);
+                        return true;
+                    },
                 }),
             });
         }

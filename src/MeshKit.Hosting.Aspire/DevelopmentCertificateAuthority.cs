@@ -39,6 +39,25 @@ internal sealed class DevelopmentCertificateAuthority
     public X509Certificate2 Certificate { get; }
 
     /// <summary>
+    /// Reads the root's private key from <see cref="KeyPath"/>, for the AppHost to sign replicas' intermediates with; the
+    /// caller disposes it at once. The key never leaves the AppHost's process.
+    /// </summary>
+    public ECDsa LoadKey()
+    {
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportFromPem(File.ReadAllText(KeyPath));
+            return key;
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Loads the root kept in <paramref name="directory"/>, or creates one when there is none, it cannot be read, it
     /// expires within 30 days, or it is not the root of <paramref name="trustDomain"/> (its URI SAN is not
     /// <c>spiffe://&lt;trust-domain&gt;</c>: the trust domain changed, or the root predates the shared generator).
@@ -137,7 +156,8 @@ internal sealed class DevelopmentCertificateAuthority
         File.WriteAllText(Path.Combine(directory, CertificateFileName), root.ExportCertificatePem() + "\n");
     }
 
-    private static void CreateOwnerOnlyDirectory(string path)
+    /// <summary>Creates a folder readable by its owner only (mode 0700 outside Windows), or leaves an existing one as it is.</summary>
+    internal static void CreateOwnerOnlyDirectory(string path)
     {
         if (OperatingSystem.IsWindows())
         {
@@ -149,7 +169,8 @@ internal sealed class DevelopmentCertificateAuthority
         }
     }
 
-    private static void WriteOwnerOnly(string path, string contents)
+    /// <summary>Writes a new file readable by its owner only (mode 0600 outside Windows); fails when it exists.</summary>
+    internal static void WriteOwnerOnly(string path, string contents)
     {
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
         if (!OperatingSystem.IsWindows())

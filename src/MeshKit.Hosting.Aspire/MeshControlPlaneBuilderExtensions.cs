@@ -42,19 +42,22 @@ public static class MeshControlPlaneBuilderExtensions
         Action<MeshControlPlaneSettings>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var settings = ReadSettings(configure);
+        var settings = ReadSettings(builder, configure);
         var tool = MeshControlPlaneTool.Find(
             settings.ToolPath ?? builder.Configuration[MeshControlPlaneTool.ToolPathKey],
             builder.AppHostDirectory,
             Environment.GetEnvironmentVariable("PATH"),
             Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
-        var executable = builder.AddExecutable(name, tool.Command, tool.WorkingDirectory, [.. tool.Arguments]);
-        executable.WithHttpsEndpoint(port: settings.Port, name: EndpointName, isProxied: false);
-        var endpoint = executable.GetEndpoint(EndpointName);
+        return AddControlPlane(builder, name, settings, (replicaName, port, _) =>
+        {
+            var executable = builder.AddExecutable(replicaName, tool.Command, tool.WorkingDirectory, [.. tool.Arguments]);
+            executable.WithHttpsEndpoint(port: port, name: EndpointName, isProxied: false);
+            var endpoint = executable.GetEndpoint(EndpointName);
 
-        // An executable gets no ASPNETCORE_URLS from Aspire (a project does): the control service binds what it reads there.
-        executable.WithEnvironment("ASPNETCORE_URLS", ReferenceExpression.Create($"https://127.0.0.1:{endpoint.Property(EndpointProperty.TargetPort)}"));
-        return ConfigureControlPlane(builder, executable, settings, static path => path);
+            // An executable gets no ASPNETCORE_URLS from Aspire (a project does): the control service binds what it reads there.
+            executable.WithEnvironment("ASPNETCORE_URLS", ReferenceExpression.Create($"https://127.0.0.1:{endpoint.Property(EndpointProperty.TargetPort)}"));
+            return executable;
+        }, static (_, path) => path);
     }
 
     /// <summary>
@@ -75,18 +78,21 @@ public static class MeshControlPlaneBuilderExtensions
         Action<MeshControlPlaneSettings>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var settings = ReadSettings(configure);
-        var container = builder.AddContainer(name, settings.ContainerImage ?? MeshControlPlaneSettings.DefaultContainerImage, settings.ContainerTag ?? MeshControlPlaneSettings.DefaultContainerTag);
-        container.WithHttpsEndpoint(port: settings.Port, targetPort: ContainerPort, name: EndpointName);
-        if (OperatingSystem.IsLinux() && LinuxUser.Current() is { } user)
+        var settings = ReadSettings(builder, configure);
+        return AddControlPlane(builder, name, settings, (replicaName, port, hostFolder) =>
         {
-            // The image's own user (app, uid 1654) cannot read the AppHost user's 0600 CA key through the bind mount.
-            container.WithContainerRuntimeArgs("--user", user);
-        }
+            var container = builder.AddContainer(replicaName, settings.ContainerImage ?? MeshControlPlaneSettings.DefaultContainerImage, settings.ContainerTag ?? MeshControlPlaneSettings.DefaultContainerTag);
+            container.WithHttpsEndpoint(port: port, targetPort: ContainerPort, name: EndpointName);
+            if (OperatingSystem.IsLinux() && LinuxUser.Current() is { } user)
+            {
+                // The image's own user (app, uid 1654) cannot read the AppHost user's 0600 CA key through the bind mount.
+                container.WithContainerRuntimeArgs("--user", user);
+            }
 
-        var state = StateDirectory(builder, settings);
-        container.WithBindMount(state, ContainerStateDirectory);
-        return ConfigureControlPlane(builder, container, settings, path => ContainerStateDirectory + "/" + Path.GetRelativePath(state, path).Replace('\\', '/'));
+            // One replica mounts the state folder; each of several mounts its own folder only, so the root's key stays out.
+            container.WithBindMount(hostFolder, ContainerStateDirectory);
+            return container;
+        }, static (hostFolder, path) => ContainerStateDirectory + "/" + Path.GetRelativePath(hostFolder, path).Replace('\\', '/'));
     }
 
     /// <summary>
@@ -108,10 +114,10 @@ public static class MeshControlPlaneBuilderExtensions
         where TProject : IProjectMetadata, new()
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var settings = ReadSettings(configure);
-        var project = builder.AddProject<TProject>(name, options => options.ExcludeLaunchProfile = true);
-        project.WithHttpsEndpoint(port: settings.Port, name: EndpointName, isProxied: false);
-        return ConfigureControlPlane(builder, project, settings, static path => path);
+        var settings = ReadSettings(builder, configure);
+        return AddControlPlane(builder, name, settings, (replicaName, port, _) =>
+            builder.AddProject<TProject>(replicaName, options => options.ExcludeLaunchProfile = true)
+                .WithHttpsEndpoint(port: port, name: EndpointName, isProxied: false), static (_, path) => path);
     }
 
     /// <summary>
@@ -133,13 +139,39 @@ public static class MeshControlPlaneBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrWhiteSpace(projectPath);
-        var settings = ReadSettings(configure);
-        var project = builder.AddProject(name, projectPath, options => options.ExcludeLaunchProfile = true);
-        project.WithHttpsEndpoint(port: settings.Port, name: EndpointName, isProxied: false);
-        return ConfigureControlPlane(builder, project, settings, static path => path);
+        var settings = ReadSettings(builder, configure);
+        return AddControlPlane(builder, name, settings, (replicaName, port, _) =>
+            builder.AddProject(replicaName, projectPath, options => options.ExcludeLaunchProfile = true)
+                .WithHttpsEndpoint(port: port, name: EndpointName, isProxied: false), static (_, path) => path);
     }
 
-    private static MeshControlPlaneSettings ReadSettings(Action<MeshControlPlaneSettings>? configure)
+    /// <summary>
+    /// Applies <paramref name="configure"/> to every replica of the control service that <paramref name="mesh"/> belongs
+    /// to: the resource <c>AddMeshControlPlane()</c> returned and, with <see cref="MeshControlPlaneSettings.Replicas"/>
+    /// above 1, the others (<c>&lt;name&gt;-1</c>, <c>&lt;name&gt;-2</c>, ...). Use it for what every replica must have
+    /// alike (central policy settings, a Consul ACL token): a call on the returned builder alone reaches its replica only.
+    /// With one replica it is <paramref name="configure"/> on <paramref name="mesh"/>.
+    /// </summary>
+    /// <typeparam name="T">The form of the control service (project, executable or container).</typeparam>
+    /// <param name="mesh">The control service, from <c>AddMeshControlPlane()</c>.</param>
+    /// <param name="configure">What to do to each replica's resource builder.</param>
+    /// <returns><paramref name="mesh"/>.</returns>
+    public static IResourceBuilder<T> WithEveryReplica<T>(this IResourceBuilder<T> mesh, Action<IResourceBuilder<T>> configure)
+        where T : IResource
+    {
+        ArgumentNullException.ThrowIfNull(mesh);
+        ArgumentNullException.ThrowIfNull(configure);
+        var controlPlane = mesh.Resource.Annotations.OfType<MeshControlPlaneAnnotation>().SingleOrDefault()
+            ?? throw new ArgumentException($"Resource '{mesh.Resource.Name}' is not a MeshKit control service; create it with builder.AddMeshControlPlane(\"{mesh.Resource.Name}\").", nameof(mesh));
+        foreach (var replica in controlPlane.Replicas)
+        {
+            configure(ReferenceEquals(replica.Resource, mesh.Resource) ? mesh : mesh.ApplicationBuilder.CreateResourceBuilder((T)replica.Resource));
+        }
+
+        return mesh;
+    }
+
+    private static MeshControlPlaneSettings ReadSettings(IDistributedApplicationBuilder builder, Action<MeshControlPlaneSettings>? configure)
     {
         var settings = new MeshControlPlaneSettings();
         configure?.Invoke(settings);
@@ -153,28 +185,126 @@ public static class MeshControlPlaneBuilderExtensions
             throw new ArgumentOutOfRangeException(nameof(configure), lifetime, $"{nameof(MeshControlPlaneSettings.CertificateLifetime)} is {lifetime}; use at least 00:00:01.");
         }
 
+        if (settings.Replicas is < 1 or > MeshControlPlaneSettings.MaxReplicas)
+        {
+            throw new ArgumentOutOfRangeException(nameof(configure), settings.Replicas, $"{nameof(MeshControlPlaneSettings)}.{nameof(MeshControlPlaneSettings.Replicas)} is {settings.Replicas}; use 1 to {MeshControlPlaneSettings.MaxReplicas}.");
+        }
+
+        if (settings.Replicas > 1 && string.IsNullOrWhiteSpace(builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey]))
+        {
+            // Fails closed at build time: replicas without a shared store would each keep their own revocations, registry and
+            // policy, and a workload moving between them would see different answers.
+            throw new InvalidOperationException(
+                $"{nameof(MeshControlPlaneSettings)}.{nameof(MeshControlPlaneSettings.Replicas)} is {settings.Replicas}, and several control-service replicas share their state " +
+                $"through Consul, but the AppHost has no '{MeshResourceBuilderExtensions.ConsulAddressKey}' setting. Start the AppHost with " +
+                $"--{MeshResourceBuilderExtensions.ConsulAddressKey}=http://127.0.0.1:8500 (or set it in its configuration), or keep {nameof(MeshControlPlaneSettings.Replicas)} at 1.");
+        }
+
+        if (settings.Replicas > 1
+            && (!Uri.TryCreate(builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey], UriKind.Absolute, out var consul) || consul.Scheme is not ("http" or "https")))
+        {
+            throw new InvalidOperationException($"The AppHost setting '{MeshResourceBuilderExtensions.ConsulAddressKey}' is '{builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey]}'; the control-service replicas need the agent's HTTP address, such as http://127.0.0.1:8500.");
+        }
+
+        if (settings.Replicas > 1 && settings.Port is { } port && port + settings.Replicas - 1 > 65535)
+        {
+            throw new ArgumentOutOfRangeException(nameof(configure), port, $"{nameof(MeshControlPlaneSettings.Port)} is {port}; replica i listens on Port + i, and {settings.Replicas} replicas do not fit below 65536.");
+        }
+
         return settings;
     }
 
     private static string StateDirectory(IDistributedApplicationBuilder builder, MeshControlPlaneSettings settings) =>
         Path.GetFullPath(settings.StateDirectory ?? Path.Combine(builder.AppHostDirectory, ".meshkit"));
 
-    /// <summary>What every form of the control service gets: the development CA, its settings, join tokens, a health check.</summary>
+    /// <summary>
+    /// Adds the control service's replica or replicas through <paramref name="addReplica"/> and gives each what it needs.
+    /// One replica (the default) uses the development root itself as its CA and keeps its data in
+    /// <c>&lt;state&gt;/control-plane</c>, as it always has. Several share their state through the AppHost's Consul, and each
+    /// has a folder of its own, <c>&lt;state&gt;/replicas/&lt;name&gt;/</c>: an intermediate CA the AppHost signed with the
+    /// root (<c>ca/</c>), its data directory (<c>data/</c>) holding the replicas' shared admin token.
+    /// </summary>
     /// <param name="builder">The AppHost builder.</param>
-    /// <param name="project">The resource, with its <c>https</c> endpoint already added.</param>
+    /// <param name="name">The name of the first replica's resource; the others are <c>&lt;name&gt;-1</c>, <c>&lt;name&gt;-2</c>, ...</param>
     /// <param name="settings">The validated settings.</param>
-    /// <param name="pathInResource">Maps a path of the AppHost's machine to the same file as the resource sees it.</param>
-    private static IResourceBuilder<T> ConfigureControlPlane<T>(
+    /// <param name="addReplica">Adds one replica's resource with its <c>https</c> endpoint: its name, its fixed port if any, and its folder on the AppHost's machine.</param>
+    /// <param name="pathInResource">Maps a path under a replica's folder on the AppHost's machine to the same file as the resource sees it.</param>
+    /// <returns>The first replica's resource builder.</returns>
+    private static IResourceBuilder<T> AddControlPlane<T>(
         IDistributedApplicationBuilder builder,
-        IResourceBuilder<T> project,
+        string name,
         MeshControlPlaneSettings settings,
-        Func<string, string> pathInResource)
+        Func<string, int?, string, IResourceBuilder<T>> addReplica,
+        Func<string, string, string> pathInResource)
         where T : IResourceWithEnvironment, IResourceWithEndpoints, IResourceWithArgs
     {
         var state = StateDirectory(builder, settings);
-        var ca = DevelopmentCertificateAuthority.LoadOrCreate(Path.Combine(state, "ca"), settings.TrustDomain, DateTimeOffset.UtcNow);
+        var now = DateTimeOffset.UtcNow;
+        var ca = DevelopmentCertificateAuthority.LoadOrCreate(Path.Combine(state, "ca"), settings.TrustDomain, now);
         var annotation = new MeshControlPlaneAnnotation(settings.TrustDomain, ca, EndpointName, state);
+        if (settings.Replicas == 1)
+        {
+            var single = addReplica(name, settings.Port, state);
+            ConfigureReplica(builder, single, settings, annotation);
+            single
+                .WithEnvironment("ControlPlane__DataDirectory", pathInResource(state, Path.Combine(state, "control-plane")))
+                .WithEnvironment("ControlPlane__Ca__CertificatePath", pathInResource(state, ca.CertificatePath))
+                .WithEnvironment("ControlPlane__Ca__KeyPath", pathInResource(state, ca.KeyPath));
+            return single;
+        }
 
+        var consul = builder.Configuration[MeshResourceBuilderExtensions.ConsulAddressKey]!;
+        var replicasFolder = Path.Combine(state, ReplicasDirectory);
+        var adminToken = ReplicaAdminToken.LoadOrCreate(replicasFolder);
+        IResourceBuilder<T>? first = null;
+        for (var i = 0; i < settings.Replicas; i++)
+        {
+            var replicaName = i == 0 ? name : $"{name}-{i}";
+            var folder = Path.Combine(replicasFolder, replicaName);
+            DevelopmentCertificateAuthority.CreateOwnerOnlyDirectory(folder);
+            var intermediate = ReplicaCertificateAuthority.LoadOrCreate(Path.Combine(folder, "ca"), ca, settings.TrustDomain, replicaName, now);
+            var data = Path.Combine(folder, "data");
+            ReplicaAdminToken.WriteTo(data, adminToken);
+
+            var replica = addReplica(replicaName, settings.Port + i, folder);
+            ConfigureReplica(builder, replica, settings, annotation);
+            replica
+                .WithEnvironment("ControlPlane__DataDirectory", pathInResource(folder, data))
+                .WithEnvironment("ControlPlane__Ca__CertificatePath", pathInResource(folder, intermediate.CertificatePath))
+                .WithEnvironment("ControlPlane__Ca__KeyPath", pathInResource(folder, intermediate.KeyPath))
+                .WithEnvironment("ControlPlane__Ca__TrustBundlePath", pathInResource(folder, intermediate.TrustBundlePath))
+                .WithEnvironment("ControlPlane__Consul__Address", consul);
+            if (first is null)
+            {
+                first = replica;
+            }
+            else
+            {
+                // The dashboard shows the replicas under the first; nothing else depends on it.
+                replica.WithParentRelationship(first.Resource);
+            }
+        }
+
+        return first!;
+    }
+
+    /// <summary>The folder of the state directory that holds each replica's folder when there are several.</summary>
+    internal const string ReplicasDirectory = "replicas";
+
+    /// <summary>What every replica of every form gets: the annotation, its settings, the join tokens, a health check.</summary>
+    /// <param name="builder">The AppHost builder.</param>
+    /// <param name="project">The replica's resource, with its <c>https</c> endpoint already added.</param>
+    /// <param name="settings">The validated settings.</param>
+    /// <param name="annotation">The annotation every replica of this control service shares.</param>
+    private static void ConfigureReplica<T>(
+        IDistributedApplicationBuilder builder,
+        IResourceBuilder<T> project,
+        MeshControlPlaneSettings settings,
+        MeshControlPlaneAnnotation annotation)
+        where T : IResourceWithEnvironment, IResourceWithEndpoints, IResourceWithArgs
+    {
+        var endpoint = project.GetEndpoint(EndpointName);
+        annotation.AddReplica(new MeshControlPlaneReplica(project.Resource, endpoint));
         project
             .WithAnnotation(annotation)
             .WithUrlForEndpoint(EndpointName, url => url.DisplayText = $"control service TLS :{url.Endpoint?.Port}");
@@ -187,9 +317,6 @@ public static class MeshControlPlaneBuilderExtensions
         project
             .WithIconName("ShieldLock")
             .WithEnvironment("ControlPlane__TrustDomain", settings.TrustDomain)
-            .WithEnvironment("ControlPlane__DataDirectory", pathInResource(Path.Combine(state, "control-plane")))
-            .WithEnvironment("ControlPlane__Ca__CertificatePath", pathInResource(ca.CertificatePath))
-            .WithEnvironment("ControlPlane__Ca__KeyPath", pathInResource(ca.KeyPath))
             .WithEnvironment(context =>
             {
                 if (settings.CertificateLifetime is { } configured)
@@ -197,7 +324,8 @@ public static class MeshControlPlaneBuilderExtensions
                     context.EnvironmentVariables["ControlPlane__CertificateLifetime"] = configured.ToString("c", CultureInfo.InvariantCulture);
                 }
 
-                // One join token per meshed resource, generated for this run, granting exactly that resource's service.
+                // One join token per meshed resource, generated for this run, granting exactly that resource's service. Every
+                // replica has them all: a workload's first certificate may come from any of them.
                 foreach (var workload in annotation.Workloads)
                 {
                     var key = $"ControlPlane__JoinTokens__{workload.Resource.Name}";
@@ -209,14 +337,12 @@ public static class MeshControlPlaneBuilderExtensions
         // Ready means it answers /healthz over TLS with a certificate that chains to the mesh root, so WaitFor(mesh) holds
         // workloads back until they can get their first certificate.
         var healthCheckKey = $"{project.Resource.Name}-meshkit-control-plane";
-        var endpoint = project.GetEndpoint(EndpointName);
-        var healthCheck = new MeshControlPlaneHealthCheck(endpoint, ca.Certificate);
+        var healthCheck = new MeshControlPlaneHealthCheck(endpoint, annotation.CertificateAuthority.Certificate);
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
             healthCheckKey,
             _ => healthCheck,
             failureStatus: HealthStatus.Unhealthy,
             tags: null));
         project.WithHealthCheck(healthCheckKey);
-        return project;
     }
 }

@@ -7,7 +7,7 @@ namespace MeshKit.Hosting.Aspire;
 
 /// <summary>
 /// Asks the control service's <c>/healthz</c> over HTTPS, trusting only the mesh's development root: healthy once it
-/// answers 200 with a certificate issued under that root.
+/// answers 200 with a certificate issued under that root (directly, or through the intermediate a replica sends).
 /// </summary>
 internal sealed class MeshControlPlaneHealthCheck(EndpointReference endpoint, X509Certificate2 root) : IHealthCheck, IDisposable
 {
@@ -17,7 +17,7 @@ internal sealed class MeshControlPlaneHealthCheck(EndpointReference endpoint, X5
         PooledConnectionLifetime = TimeSpan.FromMinutes(1),
         SslOptions = new SslClientAuthenticationOptions
         {
-            RemoteCertificateValidationCallback = (_, certificate, _, _) => ChainsTo(certificate, root),
+            RemoteCertificateValidationCallback = (_, certificate, chain, _) => ChainsTo(certificate, chain, root),
         },
     })
     {
@@ -46,7 +46,7 @@ internal sealed class MeshControlPlaneHealthCheck(EndpointReference endpoint, X5
 
     public void Dispose() => _http.Dispose();
 
-    private static bool ChainsTo(X509Certificate? presented, X509Certificate2 root)
+    private static bool ChainsTo(X509Certificate? presented, X509Chain? sent, X509Certificate2 root)
     {
         if (presented is null)
         {
@@ -55,6 +55,17 @@ internal sealed class MeshControlPlaneHealthCheck(EndpointReference endpoint, X5
 
         using var leaf = X509CertificateLoader.LoadCertificate(presented.GetRawCertData());
         using var chain = new X509Chain();
+
+        // A replica's certificate comes from its intermediate, which it sends with its own; the trust is the root alone.
+        if (sent is not null)
+        {
+            chain.ChainPolicy.ExtraStore.AddRange(sent.ChainPolicy.ExtraStore);
+            foreach (var element in sent.ChainElements)
+            {
+                chain.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(root);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;

@@ -18,11 +18,12 @@ public static class MeshResourceBuilderExtensions
     /// <summary>
     /// Joins a project to the mesh whose control service is <paramref name="mesh"/>. The project must call
     /// <c>builder.AddMesh()</c>; it receives, as <c>Mesh__...</c> environment variables:
-    /// the control service's address and the path of the mesh root that its certificate chains to; a join token generated
+    /// the control service's address (with several replicas, every replica's: <c>Mesh__ControlPlane__Address</c> and
+    /// <c>Mesh__ControlPlane__Addresses__i</c>) and the path of the mesh root that its certificate chains to; a join token generated
     /// for this resource in this run (registered with the control service) that grants exactly this service; the trust
     /// domain; the service name, namespace and version; a mesh endpoint (an Aspire endpoint named <c>mesh</c>, not proxied,
     /// on 127.0.0.1); and MeshKit's static discovery entries for every other meshed resource's mesh endpoint with its
-    /// version, resolved when the processes start. The resource waits for the control service to be healthy.
+    /// version, resolved when the processes start. The resource waits for the control service (every replica) to be healthy.
     /// When the AppHost's configuration has <c>Consul:Address</c>, it is passed on as <c>Mesh__Discovery__Consul__Address</c>;
     /// the project then needs MeshKit's Consul add-on (the MeshKit.Discovery.Consul package,
     /// <c>builder.AddMeshConsulDiscovery()</c> after <c>builder.AddMesh()</c>), or it stops at start saying so.
@@ -44,7 +45,8 @@ public static class MeshResourceBuilderExtensions
         ArgumentNullException.ThrowIfNull(mesh);
         var controlPlane = mesh.Resource.Annotations.OfType<MeshControlPlaneAnnotation>().SingleOrDefault()
             ?? throw new ArgumentException($"Resource '{mesh.Resource.Name}' is not a MeshKit control service; create it with builder.AddMeshControlPlane<...>(\"{mesh.Resource.Name}\").", nameof(mesh));
-        if (ReferenceEquals(builder.Resource, mesh.Resource))
+        var replicas = controlPlane.Replicas;
+        if (replicas.Any(r => ReferenceEquals(r.Resource, builder.Resource)))
         {
             throw new ArgumentException("The control service cannot join its own mesh as a workload.", nameof(builder));
         }
@@ -78,7 +80,6 @@ public static class MeshResourceBuilderExtensions
         var workload = new MeshWorkload(builder.Resource, service, @namespace, version, NewJoinToken(), builder.GetEndpoint(MeshEndpointName));
         controlPlane.Add(workload);
 
-        var controlPlaneEndpoint = mesh.GetEndpoint(controlPlane.HttpsEndpointName);
         var configuration = builder.ApplicationBuilder.Configuration;
         builder.WithEnvironment(context =>
         {
@@ -91,7 +92,15 @@ public static class MeshResourceBuilderExtensions
                 env["Mesh__Service__Version"] = workload.Version;
             }
 
-            env["Mesh__ControlPlane__Address"] = ReferenceExpression.Create($"https://127.0.0.1:{controlPlaneEndpoint.Property(EndpointProperty.Port)}");
+            // Every replica's address: the list, not Consul's mesh-control service, because the AppHost knows each endpoint
+            // exactly, and a list needs no Consul to find a replica (nor the replicas' registration to have happened). The
+            // workload picks its first replica at random among them, so the replicas share the work.
+            env["Mesh__ControlPlane__Address"] = ReplicaAddress(replicas[0]);
+            for (var i = 1; i < replicas.Count; i++)
+            {
+                env[$"Mesh__ControlPlane__Addresses__{i - 1}"] = ReplicaAddress(replicas[i]);
+            }
+
             env["Mesh__ControlPlane__TrustBundlePath"] = controlPlane.CertificateAuthority.CertificatePath;
             env["Mesh__ControlPlane__JoinToken"] = workload.JoinToken;
 
@@ -126,8 +135,17 @@ public static class MeshResourceBuilderExtensions
             }
         });
 
-        return builder.WaitFor(mesh);
+        // Every replica, healthy: a workload may be sent to any of them for its first certificate.
+        foreach (var replica in replicas)
+        {
+            builder.WaitFor(ReferenceEquals(replica.Resource, mesh.Resource) ? mesh : builder.ApplicationBuilder.CreateResourceBuilder(replica.Resource));
+        }
+
+        return builder;
     }
+
+    private static ReferenceExpression ReplicaAddress(MeshControlPlaneReplica replica) =>
+        ReferenceExpression.Create($"https://127.0.0.1:{replica.Endpoint.Property(EndpointProperty.Port)}");
 
     private static string NewJoinToken() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
 }

@@ -6,6 +6,7 @@ public sealed class UsageTests
     public static TheoryData<string> Commands => new()
     {
         "status", "policy check", "policy diff", "policy apply", "why", "cert inspect", "ca roots", "ca rotate",
+        "ca root", "ca intermediate", "ca reload", "ca replicas",
     };
 
     [Theory]

@@ -63,14 +63,7 @@ public sealed class ControlPlaneHost : IAsyncDisposable
             dataDirectory = owned.Path;
         }
 
-        var all = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
-        {
-            ["ControlPlane:TrustDomain"] = TrustDomain,
-            ["ControlPlane:AdminToken"] = AdminToken,
-            ["ControlPlane:DataDirectory"] = dataDirectory,
-            ["ControlPlane:CertificateLifetime"] = "00:00:05",
-            ["ControlPlane:MaxWatchWait"] = "00:00:30",
-        };
+        var all = DefaultSettings(dataDirectory);
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             all[key] = value;
@@ -80,6 +73,20 @@ public sealed class ControlPlaneHost : IAsyncDisposable
         await host.StartAsync().ConfigureAwait(false);
         return host;
     }
+
+    /// <summary>
+    /// The settings every test control service starts with (the test trust domain and admin token, 5 s certificates), in
+    /// this process or as a process of its own (<see cref="ControlPlaneProcess"/>).
+    /// </summary>
+    /// <param name="dataDirectory">Its data folder.</param>
+    public static Dictionary<string, string?> DefaultSettings(string dataDirectory) => new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["ControlPlane:TrustDomain"] = TrustDomain,
+        ["ControlPlane:AdminToken"] = AdminToken,
+        ["ControlPlane:DataDirectory"] = dataDirectory,
+        ["ControlPlane:CertificateLifetime"] = "00:00:05",
+        ["ControlPlane:MaxWatchWait"] = "00:00:30",
+    };
 
     /// <summary>Starts the control service again (after <see cref="StopAsync"/>), on the same port when it is free.</summary>
     public async Task StartAsync()
@@ -121,9 +128,12 @@ public sealed class ControlPlaneHost : IAsyncDisposable
     /// <summary>Creates an HttpClient that trusts the control service through its trust bundle.</summary>
     /// <param name="clientCertificate">A client certificate to present (renewal), if any.</param>
     /// <param name="bearer">A bearer token to send, if any.</param>
-    public HttpClient CreateClient(X509Certificate2? clientCertificate = null, string? bearer = null)
+    public HttpClient CreateClient(X509Certificate2? clientCertificate = null, string? bearer = null) =>
+        CreateClient(BaseAddress, TrustBundle, clientCertificate, bearer);
+
+    /// <summary>Creates an HttpClient for the control service at <paramref name="baseAddress"/> that trusts it through <paramref name="bundle"/>.</summary>
+    internal static HttpClient CreateClient(Uri baseAddress, TrustBundle bundle, X509Certificate2? clientCertificate, string? bearer)
     {
-        var bundle = TrustBundle;
         var handler = new SocketsHttpHandler
         {
             SslOptions = new SslClientAuthenticationOptions
@@ -135,7 +145,7 @@ public sealed class ControlPlaneHost : IAsyncDisposable
             },
             PooledConnectionLifetime = TimeSpan.FromSeconds(30),
         };
-        var client = new HttpClient(handler) { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        var client = new HttpClient(handler) { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
         if (bearer is not null)
         {
             client.DefaultRequestHeaders.Authorization = new("Bearer", bearer);

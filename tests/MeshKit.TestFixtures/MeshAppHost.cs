@@ -77,8 +77,34 @@ public sealed class MeshAppHost : IAsyncDisposable
     /// Mesh add-ons to call on the builder right after <c>AddMesh()</c>, as an app would (for example
     /// <c>b =&gt; b.AddMeshConsulDiscovery()</c>).
     /// </param>
-    public static async Task<MeshAppHost> StartAsync(
+    public static Task<MeshAppHost> StartAsync(
         ControlPlaneHost controlPlane,
+        string service,
+        string joinToken,
+        IDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? configureServices = null,
+        Action<WebApplication>? map = null,
+        bool meshEndpoint = true,
+        string? jsonFile = null,
+        string? stateDirectory = null,
+        Action<IHostApplicationBuilder>? addOns = null) =>
+        StartAsync(controlPlane.BaseAddress, controlPlane.TrustBundlePath, service, joinToken, settings, configureServices, map, meshEndpoint, jsonFile, stateDirectory, addOns);
+
+    /// <summary>Starts a mesh app against a control service given by address and trust bundle (one running as a process, say).</summary>
+    /// <param name="controlPlaneAddress">The control service's address (<c>Mesh:ControlPlane:Address</c>).</param>
+    /// <param name="trustBundlePath">The trust bundle the workload trusts it with (<c>Mesh:ControlPlane:TrustBundlePath</c>).</param>
+    /// <param name="service">Its service name.</param>
+    /// <param name="joinToken">Its join token.</param>
+    /// <param name="settings">Further settings (<c>Mesh:...</c>), applied last.</param>
+    /// <param name="configureServices">Services to add (mesh clients, say).</param>
+    /// <param name="map">Routes to map.</param>
+    /// <param name="meshEndpoint">Whether it has a mesh endpoint.</param>
+    /// <param name="jsonFile">A JSON settings file to add last, reloaded on change.</param>
+    /// <param name="stateDirectory">The workload's state folder; by default a new temporary folder, deleted with the host.</param>
+    /// <param name="addOns">Mesh add-ons to call on the builder right after <c>AddMesh()</c>.</param>
+    public static async Task<MeshAppHost> StartAsync(
+        Uri controlPlaneAddress,
+        string trustBundlePath,
         string service,
         string joinToken,
         IDictionary<string, string?>? settings = null,
@@ -98,7 +124,7 @@ public sealed class MeshAppHost : IAsyncDisposable
 
         try
         {
-            return await StartCoreAsync(controlPlane, service, joinToken, settings, configureServices, map, meshEndpoint, jsonFile, stateDirectory, ownedState, addOns).ConfigureAwait(false);
+            return await StartCoreAsync(controlPlaneAddress, trustBundlePath, service, joinToken, settings, configureServices, map, meshEndpoint, jsonFile, stateDirectory, ownedState, addOns).ConfigureAwait(false);
         }
         catch
         {
@@ -108,7 +134,8 @@ public sealed class MeshAppHost : IAsyncDisposable
     }
 
     private static async Task<MeshAppHost> StartCoreAsync(
-        ControlPlaneHost controlPlane,
+        Uri controlPlaneAddress,
+        string trustBundlePath,
         string service,
         string joinToken,
         IDictionary<string, string?>? settings,
@@ -126,9 +153,9 @@ public sealed class MeshAppHost : IAsyncDisposable
         {
             ["Mesh:Service:Name"] = service,
             ["Mesh:TrustDomain"] = ControlPlaneHost.TrustDomain,
-            ["Mesh:ControlPlane:Address"] = controlPlane.BaseAddress.ToString(),
+            ["Mesh:ControlPlane:Address"] = controlPlaneAddress.ToString(),
             ["Mesh:ControlPlane:JoinToken"] = joinToken,
-            ["Mesh:ControlPlane:TrustBundlePath"] = controlPlane.TrustBundlePath,
+            ["Mesh:ControlPlane:TrustBundlePath"] = trustBundlePath,
             ["Mesh:ControlPlane:StartupTimeout"] = "00:00:10",
             ["Mesh:ControlPlane:WatchWait"] = "00:00:01",
             ["Mesh:Identity:RetryBaseDelay"] = "00:00:00.200",

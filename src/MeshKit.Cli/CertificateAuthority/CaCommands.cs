@@ -87,6 +87,13 @@ internal static class CaCommands
             return ExitCodes.Ok;
         });
         ca.Subcommands.Add(rotate);
+
+        // A user-supplied CA across replicas: the operator's root and each replica's intermediate are made offline, and a
+        // replica takes new files with a reload.
+        ca.Subcommands.Add(CaFileCommands.CreateRoot(options, environment));
+        ca.Subcommands.Add(CaFileCommands.CreateIntermediate(options, environment));
+        ca.Subcommands.Add(CaReplicaCommands.CreateReload(options, environment));
+        ca.Subcommands.Add(CaReplicaCommands.CreateReplicas(options, environment));
         return ca;
     }
 
@@ -101,6 +108,12 @@ internal static class CaCommands
                 Markup.Escape(root.Subject),
                 Markup.Escape(root.NotAfter.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
                 Markup.Escape(root.Sha256.Length > 16 ? root.Sha256[..16] + "…" : root.Sha256));
+        }
+
+        if (roots is { UserSupplied: true, Issuer: { } issuer })
+        {
+            // Each replica of a user-supplied CA issues with its own intermediate under one of these roots.
+            table.Caption($"Issuer of this replica: {Markup.Escape(issuer.Subject)} ({Markup.Escape(issuer.Sha256.Length > 16 ? issuer.Sha256[..16] + "…" : issuer.Sha256)}), until {issuer.NotAfter.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}");
         }
 
         console.Write(table);

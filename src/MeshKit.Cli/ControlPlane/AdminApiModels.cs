@@ -24,11 +24,26 @@ internal sealed record PolicyIndex(string? Source, IReadOnlyList<PolicyIndexEntr
 /// <summary>One stored central document.</summary>
 internal sealed record PolicyIndexEntry(string Service, string Version);
 
-/// <summary><c>GET /v1/ca/roots</c>.</summary>
-internal sealed record CaRoots(string BundleVersion, IReadOnlyList<CaRoot> Roots);
+/// <summary>
+/// <c>GET /v1/ca/roots</c> (and the answer of the CA changes): <paramref name="UserSupplied"/> and
+/// <paramref name="Issuer"/> (the root, or the replica's intermediate) are absent from older control services.
+/// </summary>
+internal sealed record CaRoots(string BundleVersion, IReadOnlyList<CaRoot> Roots, bool UserSupplied = false, CaRoot? Issuer = null);
 
 /// <summary>One root of the trust bundle.</summary>
 internal sealed record CaRoot(string Id, bool Active, string Subject, string Sha256, DateTimeOffset NotAfter);
+
+/// <summary><c>GET /v1/ca/replicas</c>: this replica's CA record, the other live replicas' records, and why two do not trust each other.</summary>
+internal sealed record CaReplicas(CaReplicaRecord Self, IReadOnlyList<CaReplicaRecord> Others, string? Conflict);
+
+/// <summary>What one replica publishes of its CA: the issuer it signs with, the root that issuer chains to, the roots it trusts (SHA-256 fingerprints).</summary>
+internal sealed record CaReplicaRecord(string Replica, DateTimeOffset UpdatedAt, string Issuer, string IssuerSha256, string RootSha256, IReadOnlyList<string> Bundle);
+
+/// <summary>
+/// The answer of <c>POST /v1/ca/reload</c> on one replica: the new roots, or the refusal (its HTTP status, <c>reason</c>
+/// and detail).
+/// </summary>
+internal sealed record CaReloadAnswer(CaRoots? Roots, int Status, string? Reason, string? Detail);
 
 /// <summary>One difference between two policy documents, by configuration key.</summary>
 internal sealed record PolicyChange(string Op, string Path, string? Old, string? New);

@@ -84,6 +84,43 @@ internal sealed class ControlPlaneApi : IDisposable
     public Task<CaRoots> RemoveRootAsync(string id, CancellationToken cancellationToken) =>
         SendAsync<CaRoots>(HttpMethod.Delete, $"v1/ca/roots/{Uri.EscapeDataString(id)}", null, null, cancellationToken);
 
+    /// <summary>
+    /// <c>POST /v1/ca/reload</c>: the replica reads its CA files again. A refusal of the change itself (400, 409 or 503 with a
+    /// <c>ca-</c> reason) is returned, not thrown, so that the caller can report it per replica; other failures throw.
+    /// </summary>
+    public async Task<CaReloadAnswer> ReloadCaAsync(CancellationToken cancellationToken)
+    {
+        using var response = await SendRawAsync(HttpMethod.Post, "v1/ca/reload", null, null, cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.Conflict or HttpStatusCode.ServiceUnavailable)
+        {
+            var (reason, detail, _) = await ReadProblemAsync(response, cancellationToken).ConfigureAwait(false);
+            if (reason is not null && reason.StartsWith("ca-", StringComparison.Ordinal))
+            {
+                return new CaReloadAnswer(null, (int)response.StatusCode, reason, detail);
+            }
+        }
+
+        await ThrowIfFailedAsync(response, cancellationToken).ConfigureAwait(false);
+        return new CaReloadAnswer(await ReadJsonAsync<CaRoots>(response, cancellationToken).ConfigureAwait(false), (int)response.StatusCode, null, null);
+    }
+
+    /// <summary><c>GET /v1/ca/replicas</c>, as the control service wrote it (for <c>--json</c>, unchanged).</summary>
+    public Task<JsonElement> GetCaReplicasAsync(CancellationToken cancellationToken) =>
+        SendAsync<JsonElement>(HttpMethod.Get, "v1/ca/replicas", null, null, cancellationToken);
+
+    /// <summary>Reads an answer of the control service as <typeparamref name="T"/>, or fails naming the call.</summary>
+    public static T Read<T>(JsonElement answer, string call)
+    {
+        try
+        {
+            return answer.Deserialize<T>(Json) ?? throw new JsonException("The body is empty.");
+        }
+        catch (JsonException ex)
+        {
+            throw new MeshctlException(ExitCodes.Unexpected, $"The control service's answer to {call} could not be read: {ex.Message}", ex);
+        }
+    }
+
     public Task<CanaryList> GetCanariesAsync(CancellationToken cancellationToken) =>
         SendAsync<CanaryList>(HttpMethod.Get, "v1/canaries", null, null, cancellationToken);
 
@@ -97,6 +134,11 @@ internal sealed class ControlPlaneApi : IDisposable
     {
         using var response = await SendRawAsync(method, path, body, ifMatch, cancellationToken).ConfigureAwait(false);
         await ThrowIfFailedAsync(response, cancellationToken).ConfigureAwait(false);
+        return await ReadJsonAsync<T>(response, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<T> ReadJsonAsync<T>(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
         try
         {
             return await response.Content.ReadFromJsonAsync<T>(Json, cancellationToken).ConfigureAwait(false)
@@ -104,7 +146,7 @@ internal sealed class ControlPlaneApi : IDisposable
         }
         catch (JsonException ex)
         {
-            throw new MeshctlException(ExitCodes.Unexpected, $"The control service's answer to {method} /{path} could not be read: {ex.Message}", ex);
+            throw new MeshctlException(ExitCodes.Unexpected, $"The control service's answer to {response.RequestMessage?.Method} /{response.RequestMessage?.RequestUri?.AbsolutePath.TrimStart('/')} could not be read: {ex.Message}", ex);
         }
     }
 

@@ -18,6 +18,15 @@ namespace MeshKit.ControlPlane.CertificateAuthority;
 /// <param name="Chain">The signing certificate followed by any intermediates above it, excluding the root when the signer is not itself a root.</param>
 internal sealed record Signer(string Id, X509Certificate2 Certificate, AsymmetricAlgorithm Key, IReadOnlyList<X509Certificate2> Chain);
 
+/// <summary>What a CA state trusts and issues under: the roots it publishes and the root its issuing certificate chains to.</summary>
+/// <param name="Bundle">The trust bundle (roots only).</param>
+/// <param name="Issuer">The certificate that signs workload certificates (a root, or an intermediate).</param>
+/// <param name="IssuingRoot">The root of the bundle that <paramref name="Issuer"/> chains to (itself for a root).</param>
+internal sealed record CaTrust(TrustBundle Bundle, X509Certificate2 Issuer, X509Certificate2 IssuingRoot);
+
+/// <summary>A CA change refused because another replica's trust would not hold with it (see <see cref="ReplicaTrust"/>).</summary>
+internal sealed class CaTrustConflictException(string message) : InvalidOperationException(message);
+
 /// <summary>A certificate issued by <see cref="CertificateAuthority"/>.</summary>
 /// <remarks>
 /// The sign endpoint uses the fields and the PEM only; <see cref="Leaf"/> is loaded when first asked for (loading a
@@ -93,6 +102,9 @@ internal sealed class IssuedCertificate
 /// The control service's certificate authority: a root it generates on first start and persists, or a root or
 /// intermediate supplied by the user. The trust bundle may hold several roots so that the CA can be rotated with an
 /// overlap: a new root is added to the bundle first, issuance switches to it later, and the old root is removed last.
+/// Replicas each hold their own intermediate under the operator's root (docs/security.md, "One CA across replicas"); a
+/// user-supplied CA is rotated by replacing its files and <see cref="Reload"/>, one replica at a time. Every change that
+/// alters the bundle or the issuing root can be checked against the other replicas first (<see cref="ReplicaTrust"/>).
 /// </summary>
 internal sealed class CertificateAuthority : IDisposable
 {
@@ -113,7 +125,16 @@ internal sealed class CertificateAuthority : IDisposable
         _time = time;
         _caDirectory = Path.Combine(dataDirectory.Path, "ca");
         _userSupplied = !string.IsNullOrEmpty(_options.Ca.CertificatePath);
-        _state = _userSupplied ? LoadUserSupplied(_options.Ca) : LoadOrCreateGenerated();
+        if (_userSupplied)
+        {
+            _state = LoadUserSupplied(_options.Ca);
+            SecureFile.EnsureDirectory(_caDirectory);
+            SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), _state.Bundle.Pem);
+        }
+        else
+        {
+            _state = LoadOrCreateGenerated();
+        }
     }
 
     /// <summary>Raised after the trust bundle or the active signer changes.</summary>
@@ -124,6 +145,12 @@ internal sealed class CertificateAuthority : IDisposable
     public TrustBundle Bundle => _state.Bundle;
 
     public Signer ActiveSigner => _state.Active;
+
+    /// <summary>Gets whether the CA comes from files the user supplied (<c>ControlPlane:Ca</c>) rather than generated roots.</summary>
+    public bool IsUserSupplied => _userSupplied;
+
+    /// <summary>Gets what this CA trusts and issues under now.</summary>
+    public CaTrust Trust => TrustOf(_state);
 
     /// <summary>Gets the ids of the generated roots in the bundle, the active one marked.</summary>
     public IReadOnlyList<(string Id, X509Certificate2 Certificate, bool Active)> Roots
@@ -277,19 +304,25 @@ internal sealed class CertificateAuthority : IDisposable
     }
 
     /// <summary>Switches issuance to a root already in the bundle (CA rotation, step 2).</summary>
-    public void Activate(string id)
+    /// <param name="id">The root's id.</param>
+    /// <param name="check">Says why the change must not be made (other replicas' trust), or <see langword="null"/> to go on.</param>
+    /// <exception cref="CaTrustConflictException"><paramref name="check"/> refused it.</exception>
+    public void Activate(string id, Func<CaTrust, string?>? check = null)
     {
         ThrowIfUserSupplied();
         lock (_gate)
         {
             var signer = _state.Signers.FirstOrDefault(s => s.Id == id)
                 ?? throw new KeyNotFoundException($"No root '{id}' is in the trust bundle.");
-            Commit(_state with { Active = signer });
+            Commit(Checked(Generated(_state with { Active = signer, IssuingRoot = signer.Certificate }), check));
         }
     }
 
     /// <summary>Removes a root from the bundle (CA rotation, step 3). The active root cannot be removed.</summary>
-    public void RemoveRoot(string id)
+    /// <param name="id">The root's id.</param>
+    /// <param name="check">Says why the change must not be made (other replicas' trust), or <see langword="null"/> to go on.</param>
+    /// <exception cref="CaTrustConflictException"><paramref name="check"/> refused it.</exception>
+    public void RemoveRoot(string id, Func<CaTrust, string?>? check = null)
     {
         ThrowIfUserSupplied();
         lock (_gate)
@@ -301,8 +334,38 @@ internal sealed class CertificateAuthority : IDisposable
                 throw new InvalidOperationException($"Root '{id}' is the one issuing certificates; activate another root before removing it.");
             }
 
-            Commit(_state with { Signers = [.. _state.Signers.Where(s => !ReferenceEquals(s, signer))] });
+            Commit(Checked(Generated(_state with { Signers = [.. _state.Signers.Where(s => !ReferenceEquals(s, signer))] }), check));
         }
+    }
+
+    /// <summary>
+    /// Reads the user-supplied CA's files again (<c>ControlPlane:Ca</c>: certificate, key and trust bundle) and, when they
+    /// are valid, chain together and pass <paramref name="check"/>, issues with them from now on and publishes their bundle.
+    /// This is how a user-supplied CA is rotated, one replica at a time: roots are added to (and later removed from) the
+    /// bundle file, and the certificate and key are replaced with an intermediate under the new root. On any refusal
+    /// nothing changes.
+    /// </summary>
+    /// <param name="check">Says why the change must not be made (other replicas' trust), or <see langword="null"/> to go on.</param>
+    /// <returns>The trust now in effect.</returns>
+    /// <exception cref="InvalidOperationException">The CA is generated, not user-supplied.</exception>
+    /// <exception cref="InvalidDataException">The files are not a valid CA; the message names the settings.</exception>
+    /// <exception cref="CaTrustConflictException"><paramref name="check"/> refused it.</exception>
+    public CaTrust Reload(Func<CaTrust, string?>? check = null)
+    {
+        if (!_userSupplied)
+        {
+            throw new InvalidOperationException("The CA is generated by the control service (no ControlPlane:Ca files); rotate it with the /v1/ca/roots steps, not by reloading.");
+        }
+
+        lock (_gate)
+        {
+            var next = Checked(LoadUserSupplied(_options.Ca), check);
+            SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), next.Bundle.Pem);
+            _state = next;
+        }
+
+        BundleChanged?.Invoke(_state.Bundle);
+        return TrustOf(_state);
     }
 
     public void Dispose()
@@ -311,6 +374,21 @@ internal sealed class CertificateAuthority : IDisposable
         {
             signer.Key.Dispose();
         }
+    }
+
+    private static CaTrust TrustOf(State state) => new(state.Bundle, state.Active.Certificate, state.IssuingRoot);
+
+    /// <summary>A generated CA's state with its bundle made of its roots.</summary>
+    private static State Generated(State state) => state with { Bundle = TrustBundle.Create(state.Signers.Select(s => s.Certificate)) };
+
+    private static State Checked(State next, Func<CaTrust, string?>? check)
+    {
+        if (check?.Invoke(TrustOf(next)) is { } refusal)
+        {
+            throw new CaTrustConflictException(refusal);
+        }
+
+        return next;
     }
 
     private void Commit(State next)
@@ -339,7 +417,7 @@ internal sealed class CertificateAuthority : IDisposable
         {
             var root = GenerateRoot("root-1");
             Persist(root);
-            var created = new State([root], root, TrustBundle.Create([root.Certificate]));
+            var created = new State([root], root, TrustBundle.Create([root.Certificate]), root.Certificate);
             SecureFile.WriteAllText(statePath, JsonSerializer.Serialize(new StateFile(root.Id, [root.Id])));
             SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), created.Bundle.Pem);
             return created;
@@ -372,7 +450,7 @@ internal sealed class CertificateAuthority : IDisposable
 
         var active = signers.FirstOrDefault(s => s.Id == file.Active)
             ?? throw new InvalidDataException($"The CA state file '{statePath}' names active root '{file.Active}', which is not among its roots.");
-        var state = new State(signers, active, TrustBundle.Create(signers.Select(s => s.Certificate)));
+        var state = new State(signers, active, TrustBundle.Create(signers.Select(s => s.Certificate)), active.Certificate);
         SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), state.Bundle.Pem);
         return state;
     }
@@ -442,9 +520,32 @@ internal sealed class CertificateAuthority : IDisposable
         }
 
         var signer = new Signer("user-supplied", certificate, key, chain);
-        SecureFile.EnsureDirectory(_caDirectory);
-        SecureFile.WritePublicText(Path.Combine(_caDirectory, "..", "trust-bundle.pem"), bundle.Pem);
-        return new State([signer], signer, bundle);
+        return new State([signer], signer, bundle, IssuingRootOf(certificate, chain, bundle, ca));
+    }
+
+    /// <summary>
+    /// The root of <paramref name="bundle"/> that <paramref name="certificate"/> chains to through <paramref name="chain"/>,
+    /// checked now: signatures, validity and CA constraints. An intermediate that chains to none of the published roots
+    /// would issue certificates no workload accepts, so it is refused at start (and on reload) rather than at the first call.
+    /// </summary>
+    private X509Certificate2 IssuingRootOf(X509Certificate2 certificate, IReadOnlyList<X509Certificate2> chain, TrustBundle bundle, CertificateAuthorityOptions ca)
+    {
+        using var builder = new X509Chain { ChainPolicy = bundle.CreateChainPolicy() };
+        foreach (var intermediate in chain)
+        {
+            builder.ChainPolicy.ExtraStore.Add(intermediate);
+        }
+
+        builder.ChainPolicy.VerificationTime = _time.GetUtcNow().UtcDateTime;
+        if (!builder.Build(certificate))
+        {
+            var why = string.Join("; ", builder.ChainStatus.Select(s => s.StatusInformation.Trim()).Where(s => s.Length > 0).Distinct());
+            var roots = ca.TrustBundlePath is null ? "itself (it is self-signed)" : $"a root in ControlPlane:Ca:TrustBundlePath '{ca.TrustBundlePath}'";
+            throw new InvalidDataException($"ControlPlane:Ca:CertificatePath '{ca.CertificatePath}' ({certificate.Subject}) does not chain to {roots}: {(why.Length > 0 ? why : "no valid chain")}.");
+        }
+
+        var top = builder.ChainElements[^1].Certificate;
+        return bundle.Roots.First(r => r.RawData.AsSpan().SequenceEqual(top.RawData));
     }
 
     private Signer GenerateRoot(string id)
@@ -501,7 +602,7 @@ internal sealed class CertificateAuthority : IDisposable
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTime b) => a < b ? a : new DateTimeOffset(b, TimeSpan.Zero);
 
-    private sealed record State(IReadOnlyList<Signer> Signers, Signer Active, TrustBundle Bundle);
+    private sealed record State(IReadOnlyList<Signer> Signers, Signer Active, TrustBundle Bundle, X509Certificate2 IssuingRoot);
 
     private sealed record StateFile(string Active, string[] Roots);
 }

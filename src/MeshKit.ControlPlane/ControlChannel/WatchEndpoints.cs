@@ -115,7 +115,7 @@ internal static class WatchEndpoints
         System.Text.Json.JsonElement? policyJson = policy is null ? null : ParsedPolicies.GetValue(policy, static p => new(System.Text.Json.JsonDocument.Parse(p.Json).RootElement.Clone())).Value;
         http.Response.Headers["X-Mesh-Index"] = current.ToString(CultureInfo.InvariantCulture);
         return Results.Json(new WatchResponse(
-            current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.ActiveSigner.Certificate.Subject,
+            current, bundle.Pem, bundle.Version, revoked, revoked ? reason : null, policyJson, policy?.Version, ca.Trust.IssuingRoot.Subject,
             StateName(answer.State), answer.Revision, revocations.RevokedIds));
     }
 
@@ -158,13 +158,7 @@ internal static class WatchEndpoints
             return true;
         }
 
-        var extra = new X509Certificate2Collection();
-        foreach (var c in ca.ActiveSigner.Chain)
-        {
-            extra.Add(c);
-        }
-
-        var validation = SvidValidator.Validate(certificate, extra, bundle, ca.TrustDomain, now, SvidUsage.Client);
+        var validation = SvidValidator.Validate(certificate, Tls.PresentedIntermediates.For(http, ca), bundle, ca.TrustDomain, now, SvidUsage.Client);
         if (!validation.IsValid)
         {
             id = null;

@@ -116,13 +116,7 @@ internal static partial class SignEndpoints
         string? certificateProblem = null;
         if (clientCertificate is not null)
         {
-            var extra = new X509Certificate2Collection();
-            foreach (var c in ca.ActiveSigner.Chain)
-            {
-                extra.Add(c);
-            }
-
-            var validation = SvidValidator.Validate(clientCertificate, extra, ca.Bundle, ca.TrustDomain, now, SvidUsage.Client);
+            var validation = SvidValidator.Validate(clientCertificate, Tls.PresentedIntermediates.For(http, ca), ca.Bundle, ca.TrustDomain, now, SvidUsage.Client);
             if (validation.IsValid)
             {
                 renewingAs = validation.SpiffeId;

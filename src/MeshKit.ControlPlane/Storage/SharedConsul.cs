@@ -26,6 +26,7 @@ internal sealed class SharedConsul : IDisposable
             CanaryTrafficPrefix = prefix + "canary-traffic/";
             WorkloadsPrefix = prefix + "workloads/";
             AdminTokenKey = prefix + "admin/token-sha256";
+            CaReplicasPrefix = prefix + "ca/replicas/";
             connection = new ConsulOptions { Address = address, Token = value.Consul.Token, Datacenter = value.Consul.Datacenter, Wait = value.Consul.Wait };
             RevocationsMaxStaleness = value.Consul.RevocationsMaxStalenessFor(value.Consul.Wait);
         }
@@ -38,6 +39,7 @@ internal sealed class SharedConsul : IDisposable
             CanaryTrafficPrefix = DefaultPrefix + "canary-traffic/";
             WorkloadsPrefix = DefaultPrefix + "workloads/";
             AdminTokenKey = DefaultPrefix + "admin/token-sha256";
+            CaReplicasPrefix = DefaultPrefix + "ca/replicas/";
             connection = new ConsulOptions { Address = legacy, Token = policy.Token, Datacenter = policy.Datacenter, Wait = policy.Wait };
 
             // The bound is validated against ControlPlane:Consul:Wait; the older section has its own wait (a healthy replica
@@ -53,6 +55,7 @@ internal sealed class SharedConsul : IDisposable
             CanaryTrafficPrefix = DefaultPrefix + "canary-traffic/";
             WorkloadsPrefix = DefaultPrefix + "workloads/";
             AdminTokenKey = DefaultPrefix + "admin/token-sha256";
+            CaReplicasPrefix = DefaultPrefix + "ca/replicas/";
         }
 
         Client = connection is null ? null : new ConsulClient(Options.Create(connection), loggerFactory);
@@ -72,6 +75,9 @@ internal sealed class SharedConsul : IDisposable
 
     /// <summary>Gets the KV key whose session lock the replicas compete for (<c>&lt;KeyPrefix&gt;leader</c>).</summary>
     public string LeaderKey { get; }
+
+    /// <summary>Gets the KV prefix where each replica publishes what its CA trusts and issues under (one key per replica).</summary>
+    public string CaReplicasPrefix { get; }
 
     /// <summary>Gets the KV prefix of the canaries' states (one key per canary, written by the leader).</summary>
     public string CanariesPrefix { get; }

@@ -1,3 +1,4 @@
+using MeshKit.ControlPlane.CertificateAuthority;
 using MeshKit.ControlPlane.Coordination;
 using MeshKit.ControlPlane.Tokens;
 
@@ -22,10 +23,29 @@ internal static class WorkloadEndpoints
         admin.MapGet("/ca/roots", (CertificateAuthority.CertificateAuthority ca) => Results.Json(RootsView(ca)));
         admin.MapPost("/ca/roots", (CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership) =>
             CaChange(ca, leadership, "CA rotation step 1 (add a root)", () => ca.AddRoot()));
-        admin.MapPost("/ca/roots/{id}/activate", (string id, CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership) =>
-            CaChange(ca, leadership, $"CA rotation step 2 (activate root {id})", () => ca.Activate(id)));
-        admin.MapDelete("/ca/roots/{id}", (string id, CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership) =>
-            CaChange(ca, leadership, $"CA rotation step 3 (remove root {id})", () => ca.RemoveRoot(id)));
+        admin.MapPost("/ca/roots/{id}/activate", (string id, CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership, ReplicaTrust trust, CancellationToken cancellationToken) =>
+            CheckedCaChangeAsync(ca, leadership, trust, $"CA rotation step 2 (activate root {id})", check => ca.Activate(id, check), cancellationToken));
+        admin.MapDelete("/ca/roots/{id}", (string id, CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership, ReplicaTrust trust, CancellationToken cancellationToken) =>
+            CheckedCaChangeAsync(ca, leadership, trust, $"CA rotation step 3 (remove root {id})", check => ca.RemoveRoot(id, check), cancellationToken));
+
+        // A user-supplied CA (ControlPlane:Ca) is rotated by replacing its files and reloading each replica in turn; every
+        // replica reloads its own files, so this is not a leader step. Checked against the other replicas' trust first.
+        admin.MapPost("/ca/reload", (CertificateAuthority.CertificateAuthority ca, ReplicaTrust trust, CancellationToken cancellationToken) =>
+            CheckedCaChangeAsync(ca, leadership: null, trust, "CA reload", check => ca.Reload(check), cancellationToken));
+        admin.MapGet("/ca/replicas", async (CertificateAuthority.CertificateAuthority ca, ReplicaTrust trust, CancellationToken cancellationToken) =>
+        {
+            IReadOnlyList<ReplicaCaRecord> others;
+            try
+            {
+                others = await trust.ReadOthersAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (MeshKit.Consul.ConsulException ex)
+            {
+                return Problems.Refuse(StatusCodes.Status503ServiceUnavailable, "ca-replicas-unknown", $"The other replicas' CA records could not be read from Consul: {ex.Message}");
+            }
+
+            return Results.Json(new { self = trust.Describe(ca.Trust), others, conflict = ReplicaTrust.Conflict(others, ca.Trust) });
+        });
         admin.MapGet("/identities/revoked", (IdentityRevocations revocations) => Results.Json(revocations.All));
         admin.MapPost("/identities/revoke", (RevokeIdentityRequest body, IdentityRevocations revocations, CancellationToken cancellationToken) =>
         {
@@ -61,18 +81,90 @@ internal static class WorkloadEndpoints
         }
     }
 
-    private static object RootsView(CertificateAuthority.CertificateAuthority ca) => new
+    private static object RootsView(CertificateAuthority.CertificateAuthority ca)
     {
-        bundleVersion = ca.Bundle.Version,
-        roots = ca.Roots.Select(r => new
+        var trust = ca.Trust;
+        return new
         {
-            id = r.Id,
-            active = r.Active,
-            subject = r.Certificate.Subject,
-            sha256 = r.Certificate.GetCertHashString(System.Security.Cryptography.HashAlgorithmName.SHA256),
-            notAfter = new DateTimeOffset(r.Certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero),
-        }),
+            bundleVersion = trust.Bundle.Version,
+            userSupplied = ca.IsUserSupplied,
+
+            // A generated CA names its roots (root-1, root-2...); a user-supplied bundle's roots are named by fingerprint.
+            roots = ca.IsUserSupplied
+                ? trust.Bundle.Roots.Select(r => CertificateView(ReplicaTrust.Fingerprint(r)[..16], r, ReferenceEquals(r, trust.IssuingRoot)))
+                : ca.Roots.Select(r => CertificateView(r.Id, r.Certificate, r.Active)),
+            issuer = CertificateView("issuer", trust.Issuer, active: true),
+        };
+    }
+
+    private static object CertificateView(string id, System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, bool active) => new
+    {
+        id,
+        active,
+        subject = certificate.Subject,
+        sha256 = ReplicaTrust.Fingerprint(certificate),
+        notAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero),
     };
+
+    /// <summary>
+    /// A CA change that alters the bundle or the issuing root: on the leader when <paramref name="leadership"/> is given,
+    /// checked against the other replicas' published trust (read now; unknown means refused), then published at once.
+    /// </summary>
+    private static async Task<IResult> CheckedCaChangeAsync(
+        CertificateAuthority.CertificateAuthority ca,
+        ReplicaLeadership? leadership,
+        ReplicaTrust trust,
+        string step,
+        Action<Func<CaTrust, string?>> change,
+        CancellationToken cancellationToken)
+    {
+        if (leadership?.CheckLeader(step) is { } refusal)
+        {
+            return refusal.ToResult();
+        }
+
+        IReadOnlyList<ReplicaCaRecord> others;
+        try
+        {
+            others = await trust.ReadOthersAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (MeshKit.Consul.ConsulException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status503ServiceUnavailable, "ca-replicas-unknown", $"{step} refused: the other replicas' CA records could not be read from Consul, so it is not known whether they would still trust this replica ({ex.Message}). Nothing changed.");
+        }
+
+        try
+        {
+            change(next => ReplicaTrust.Conflict(others, next));
+        }
+        catch (KeyNotFoundException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status404NotFound, "root-not-found", ex.Message);
+        }
+        catch (CaTrustConflictException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status409Conflict, "ca-trust-conflict", $"{step} refused, nothing changed: {ex.Message}");
+        }
+        catch (InvalidOperationException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status409Conflict, "ca-change-refused", ex.Message);
+        }
+        catch (InvalidDataException ex)
+        {
+            return Problems.Refuse(StatusCodes.Status400BadRequest, "ca-files-invalid", $"{step} refused, the CA in use is unchanged: {ex.Message}");
+        }
+
+        try
+        {
+            await trust.PublishAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (MeshKit.Consul.ConsulException)
+        {
+            // Done here; the record is published again in the background (event 1701 says it could not be).
+        }
+
+        return Results.Json(RootsView(ca));
+    }
 
     private static IResult CaChange(CertificateAuthority.CertificateAuthority ca, ReplicaLeadership leadership, string step, Action change)
     {

@@ -273,16 +273,22 @@ internal sealed partial class ControlChannelWatcher(
         }
 
         // The control service issues from another CA now (a CA rotation): renew at once rather than at the usual point,
-        // so the old root can be retired as soon as every workload has moved.
+        // so the old root can be retired as soon as every workload has moved. It names the root it issues under (replicas
+        // each sign with their own intermediate of one root: moving to another replica is not a rotation).
         if (result.ActiveIssuer is { Length: > 0 } issuer && identity.Current is { } held
+            && !string.Equals(IssuingRoot(held), issuer, StringComparison.Ordinal)
             && !string.Equals(held.Certificate.Issuer, issuer, StringComparison.Ordinal))
         {
-            identity.RequestRenewal($"the control service now issues from '{issuer}', this certificate is from '{held.Certificate.Issuer}'");
+            identity.RequestRenewal($"the control service now issues from '{issuer}', this certificate is from '{IssuingRoot(held)}'");
         }
 
         ApplyCentralPolicy(result, replica);
         state.Apply(result);
     }
+
+    /// <summary>The subject of the root the held certificate chains to: the issuer of its topmost intermediate, or its own issuer.</summary>
+    private static string IssuingRoot(WorkloadIdentity held) =>
+        held.Intermediates.Count > 0 ? held.Intermediates[^1].Issuer : held.Certificate.Issuer;
 
     /// <summary>
     /// Central policy rides the same answer. A document applies when its version moved. Nothing else removes the one

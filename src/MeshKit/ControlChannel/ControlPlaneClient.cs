@@ -165,9 +165,24 @@ internal sealed class ControlPlaneClient : IWorkloadCertificateIssuer, IDisposab
             SslOptions = new SslClientAuthenticationOptions
             {
                 RemoteCertificateValidationCallback = ValidateServer,
-                LocalCertificateSelectionCallback = (_, _, _, _, _) => CurrentClientCertificate(),
+
+                // A resumed session would not carry the replica's intermediate (see the control service's TLS set-up).
+                AllowTlsResume = false,
             },
         };
+        if (identity is not null && identity.HasIntermediates)
+        {
+            // A certificate issued by an intermediate (a replica's own, under the operator's root) must travel with it: a
+            // selection callback can hand over the leaf only, so the pool presents the identity's context, and gives way to
+            // a pool without a certificate if this identity expires unrenewed (a cert past NotAfter is never presented).
+            handler.SslOptions.ClientCertificateContext = identity.CertificateContext;
+            ScheduleExpiry(identity);
+        }
+        else
+        {
+            handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => CurrentClientCertificate();
+        }
+
         return new HttpClient(handler)
         {
             Timeout = Timeout.InfiniteTimeSpan,
@@ -401,6 +416,25 @@ internal sealed class ControlPlaneClient : IWorkloadCertificateIssuer, IDisposab
         {
             request.Headers.TryAddWithoutValidation(name, value);
         }
+    }
+
+    private void ScheduleExpiry(WorkloadIdentity identity)
+    {
+        var left = identity.NotAfter - _time.GetUtcNow();
+        _ = Task.Delay(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time).ContinueWith(
+            (_, state) =>
+            {
+                var expired = (WorkloadIdentity)state!;
+                if (ReferenceEquals(_identity.Current, expired))
+                {
+                    var old = Interlocked.Exchange(ref _http, CreateClient(null));
+                    _ = Task.Delay(TimeSpan.FromSeconds(30), _time).ContinueWith(static (_, client) => ((HttpClient)client!).Dispose(), old, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                }
+            },
+            identity,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     private X509Certificate2? CurrentClientCertificate()

@@ -33,6 +33,9 @@ internal sealed class WorkloadIdentity
     /// <summary>Gets the intermediates between the certificate and its root (empty when a root signs directly).</summary>
     public X509Certificate2Collection Intermediates { get; }
 
+    /// <summary>Gets whether an intermediate signed the certificate (it must then be presented with the certificate).</summary>
+    public bool HasIntermediates => Intermediates.Count > 0;
+
     /// <summary>Gets the trust bundle peers are validated against.</summary>
     public TrustBundle Bundle { get; }
 

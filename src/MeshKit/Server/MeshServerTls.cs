@@ -45,6 +45,11 @@ internal sealed partial class MeshServerTls(
             CertificateChainPolicy = current.CreateChainPolicy(),
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
             ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
+
+            // Every connection sees the caller's whole chain: a resumed TLS session brings back the caller's certificate but
+            // not the intermediates it sent, and a certificate from a control-service replica's intermediate cannot be
+            // validated without them (refused as a partial chain). Pooled connections make full handshakes rare.
+            AllowTlsResume = false,
             RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
             {
                 var chainVerified = errors == SslPolicyErrors.None;

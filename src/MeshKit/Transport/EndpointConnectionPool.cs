@@ -185,6 +185,9 @@ internal sealed partial class EndpointConnectionPool : IDisposable
                 CertificateChainPolicy = identity.CreateChainPolicy(),
                 CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                 EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+
+                // A resumed session would not carry the server's intermediates (see MeshServerTls).
+                AllowTlsResume = false,
                 RemoteCertificateValidationCallback = (_, certificate, chain, errors) => ValidateServer(identity, certificate, chain, errors),
             },
         };

@@ -82,4 +82,51 @@ public sealed class CertificateAuthorityRootsTests
         var lifetime = Assert.Throws<ArgumentException>(() => CertificateAuthorityRoots.CreateRoot(key, "mesh.test", Subject, Now, TimeSpan.Zero));
         Assert.Equal("lifetime", lifetime.ParamName);
     }
+    [Fact]
+    public void An_intermediate_signs_workloads_only_chains_to_its_root_and_ends_no_later_than_it()
+    {
+        using var rootKey = CertificateAuthorityRoots.CreateKey();
+        using var root = CertificateAuthorityRoots.CreateRoot(rootKey, "mesh.test", Subject, Now, TimeSpan.FromDays(10));
+        using var key = CertificateAuthorityRoots.CreateKey();
+        using var intermediate = CertificateAuthorityRoots.CreateIntermediate(root, rootKey, key, "mesh.test", new X500DistinguishedName("CN=Replica a, O=MeshKit"), Now, TimeSpan.FromDays(30));
+
+        var constraints = intermediate.Extensions.OfType<X509BasicConstraintsExtension>().Single();
+        Assert.True(constraints is { Critical: true, CertificateAuthority: true, HasPathLengthConstraint: true, PathLengthConstraint: 0 });
+        Assert.Equal(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, intermediate.Extensions.OfType<X509KeyUsageExtension>().Single().KeyUsages);
+        Assert.Equal(root.SubjectName.Name, intermediate.IssuerName.Name);
+        Assert.Equal(
+            root.Extensions.OfType<X509SubjectKeyIdentifierExtension>().Single().SubjectKeyIdentifier,
+            Convert.ToHexString(intermediate.Extensions.OfType<X509AuthorityKeyIdentifierExtension>().Single().KeyIdentifier!.Value.Span));
+        Assert.Contains("spiffe://mesh.test", RootProfile.Describe(intermediate).Single(d => d.StartsWith("subjectAltName", StringComparison.Ordinal)), StringComparison.Ordinal);
+        Assert.Equal(root.NotAfter, intermediate.NotAfter); // asked for 30 days, cut at the root's 10
+        Assert.Null(intermediate.GetECDsaPrivateKey());
+
+        // It chains to the root alone (the root's key signed it), and nothing else: custom trust, no machine store.
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.VerificationTime = Now.UtcDateTime;
+        chain.ChainPolicy.CustomTrustStore.Add(root);
+        Assert.True(chain.Build(intermediate), string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation)));
+    }
+
+    [Fact]
+    public void An_intermediate_is_refused_for_a_key_that_is_not_the_roots_or_a_root_that_is_not_a_CA()
+    {
+        using var rootKey = CertificateAuthorityRoots.CreateKey();
+        using var root = CertificateAuthorityRoots.CreateRoot(rootKey, "mesh.test", Subject, Now, TimeSpan.FromDays(10));
+        using var other = CertificateAuthorityRoots.CreateKey();
+        using var key = CertificateAuthorityRoots.CreateKey();
+        var subject = new X500DistinguishedName("CN=Replica a");
+
+        var wrongKey = Assert.Throws<ArgumentException>(() => CertificateAuthorityRoots.CreateIntermediate(root, other, key, "mesh.test", subject, Now, TimeSpan.FromDays(1)));
+        Assert.Equal("rootKey", wrongKey.ParamName);
+
+        var leaf = new CertificateRequest("CN=leaf", other, HashAlgorithmName.SHA256).CreateSelfSigned(Now.AddDays(-1), Now.AddDays(1));
+        var notCa = Assert.Throws<ArgumentException>(() => CertificateAuthorityRoots.CreateIntermediate(leaf, other, key, "mesh.test", subject, Now, TimeSpan.FromDays(1)));
+        Assert.Contains("not a CA certificate", notCa.Message, StringComparison.Ordinal);
+
+        var expired = Assert.Throws<ArgumentException>(() => CertificateAuthorityRoots.CreateIntermediate(root, rootKey, key, "mesh.test", subject, Now.AddDays(11), TimeSpan.FromDays(1)));
+        Assert.Contains("not valid now", expired.Message, StringComparison.Ordinal);
+    }
 }

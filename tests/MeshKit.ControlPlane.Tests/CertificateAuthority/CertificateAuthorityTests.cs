@@ -121,6 +121,23 @@ public sealed class CertificateAuthorityTests
     }
 
     [Fact]
+    public async Task An_intermediate_that_does_not_chain_to_a_root_of_its_bundle_stops_the_start_naming_the_settings()
+    {
+        // An intermediate of one operator root, published with another root: its certificates would be refused everywhere.
+        using var signing = new OperatorCa();
+        using var published = new OperatorCa();
+        var settings = signing.IntermediateFor(Settings(new()), trustBundlePath: published.RootCertificatePath);
+        var error = await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            await using var host = await ControlPlaneHost.StartAsync(settings);
+        });
+
+        var message = error.ToString();
+        Assert.Contains("ControlPlane:Ca:CertificatePath", message, StringComparison.Ordinal);
+        Assert.Contains("does not chain to a root in ControlPlane:Ca:TrustBundlePath", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Invalid_settings_fail_at_start_with_errors_that_name_their_keys()
     {
         var error = await Assert.ThrowsAnyAsync<Exception>(async () =>

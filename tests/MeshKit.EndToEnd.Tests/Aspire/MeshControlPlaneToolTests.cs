@@ -21,7 +21,7 @@ public sealed class MeshControlPlaneToolTests : IDisposable
     public void Dispose() => _state.Dispose();
 
     /// <summary>The control service's apphost as this build made it (Shop.AppHost references the project, so it is built).</summary>
-    private static string BuiltControlPlaneExecutable()
+    internal static string BuiltControlPlaneExecutable()
     {
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
         var executable = Path.Combine(Root, "src", "MeshKit.ControlPlane", "bin", configuration, "net10.0", OperatingSystem.IsWindows() ? "MeshKit.ControlPlane.exe" : "MeshKit.ControlPlane");

@@ -12,19 +12,23 @@ using Microsoft.Extensions.DependencyInjection;
 namespace MeshKit.Tests.ControlChannel;
 
 /// <summary>
-/// Control-service replicas against one Consul double: they share central policy and revocations in its KV store, sign
-/// under one root (the first replica's, given to the others as a user-supplied CA) and register in it as
-/// <c>mesh-control</c>.
+/// Control-service replicas against one Consul double: they share central policy and revocations in its KV store, each
+/// signs with an intermediate of its own under one operator root (<see cref="OperatorCa"/>; no replica holds the root's
+/// key) and they register in it as <c>mesh-control</c>.
 /// </summary>
 public sealed class ReplicaSet : IAsyncDisposable
 {
     public const string ConsulService = "mesh-control";
 
-    private ReplicaSet(ConsulDouble consul, IReadOnlyList<ControlPlaneHost> replicas)
+    private ReplicaSet(ConsulDouble consul, OperatorCa ca, IReadOnlyList<ControlPlaneHost> replicas)
     {
         Consul = consul;
+        Ca = ca;
         Replicas = replicas;
     }
+
+    /// <summary>Gets the operator's root: every replica issues with an intermediate of its own signed by it.</summary>
+    public OperatorCa Ca { get; }
 
     public ConsulDouble Consul { get; }
 
@@ -34,17 +38,13 @@ public sealed class ReplicaSet : IAsyncDisposable
     public static async Task<ReplicaSet> StartAsync(int count = 3, Action<int, Dictionary<string, string?>>? configure = null)
     {
         var consul = await ConsulDouble.StartAsync();
+        var ca = new OperatorCa();
         var replicas = new List<ControlPlaneHost>();
         try
         {
             for (var i = 0; i < count; i++)
             {
-                var settings = Settings(consul);
-                if (i > 0)
-                {
-                    SameRoot(settings, replicas[0]);
-                }
-
+                var settings = ca.IntermediateFor(Settings(consul));
                 configure?.Invoke(i, settings);
                 replicas.Add(await ControlPlaneHost.StartAsync(settings));
             }
@@ -57,10 +57,11 @@ public sealed class ReplicaSet : IAsyncDisposable
             }
 
             await consul.DisposeAsync();
+            ca.Dispose();
             throw;
         }
 
-        return new ReplicaSet(consul, replicas);
+        return new ReplicaSet(consul, ca, replicas);
     }
 
     /// <summary>A replica's settings: the test join token, Consul as the shared store with a 1 s wait.</summary>
@@ -72,12 +73,20 @@ public sealed class ReplicaSet : IAsyncDisposable
         return settings;
     }
 
-    /// <summary>Makes a replica sign under <paramref name="first"/>'s root (a user-supplied CA), so workloads trust both alike.</summary>
+    /// <summary>
+    /// Makes a replica sign under <paramref name="first"/>'s generated root, so workloads trust both alike: the test plays the
+    /// operator, signs an intermediate with that root and gives the replica the intermediate, never the root's key.
+    /// </summary>
     public static Dictionary<string, string?> SameRoot(Dictionary<string, string?> settings, ControlPlaneHost first)
     {
-        var certificate = Directory.GetFiles(Path.Combine(first.DataDirectory, "ca"), "*.crt.pem").Single();
-        settings["ControlPlane:Ca:CertificatePath"] = certificate;
-        settings["ControlPlane:Ca:KeyPath"] = certificate.Replace(".crt.pem", ".key.pem", StringComparison.Ordinal);
+        var ca = Path.Combine(first.DataDirectory, "ca");
+        var root = Directory.GetFiles(ca, "*.crt.pem").Single();
+        var files = OperatorCa.WriteIntermediate(
+            root, root.Replace(".crt.pem", ".key.pem", StringComparison.Ordinal), ControlPlaneHost.TrustDomain,
+            Path.Combine(first.DataDirectory, "operator", Guid.NewGuid().ToString("N")), "Replica intermediate");
+        settings["ControlPlane:Ca:CertificatePath"] = files.CertificatePath;
+        settings["ControlPlane:Ca:KeyPath"] = files.KeyPath;
+        settings["ControlPlane:Ca:TrustBundlePath"] = root;
         return settings;
     }
 
@@ -161,5 +170,6 @@ public sealed class ReplicaSet : IAsyncDisposable
         }
 
         await Consul.DisposeAsync();
+        Ca.Dispose();
     }
 }
