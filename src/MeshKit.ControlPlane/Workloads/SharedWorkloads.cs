@@ -48,6 +48,12 @@ internal sealed partial class SharedWorkloads : BackgroundService
     /// <summary>How old a replica's key gets before the leader deletes it.</summary>
     internal static readonly TimeSpan DeleteAfter = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// The largest value written: Consul refuses values over 512 KiB (<c>limits.kv_max_value_size</c>), so a long list is
+    /// written as several pages, <c>&lt;replica&gt;</c>, <c>&lt;replica&gt;/1</c>, <c>&lt;replica&gt;/2</c>...
+    /// </summary>
+    internal const int MaxPageBytes = 400 * 1024;
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -63,6 +69,7 @@ internal sealed partial class SharedWorkloads : BackgroundService
     private async Task PublishAsync(ConsulClient consul, CancellationToken cancellationToken)
     {
         var key = _shared.WorkloadsPrefix + _leadership.ReplicaId;
+        var pagesWritten = 0;
         long published = -1;
         var lastWrite = DateTimeOffset.MinValue;
         var failing = false;
@@ -82,8 +89,19 @@ internal sealed partial class SharedWorkloads : BackgroundService
 
                 try
                 {
-                    var body = JsonSerializer.SerializeToUtf8Bytes(new ReplicaWorkloads(_leadership.ReplicaId, now, _registry.Local()), Json);
-                    await consul.PutKeyAsync(key, body, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    var pages = Pages(_registry.Local(), now);
+                    for (var page = 0; page < pages.Count; page++)
+                    {
+                        await consul.PutKeyAsync(PageKey(key, page), pages[page], cancellationToken: cancellationToken).ConfigureAwait(false);
+                    }
+
+                    // Pages of an earlier, longer list would still be read as this replica's.
+                    for (var page = pages.Count; page < pagesWritten; page++)
+                    {
+                        await consul.DeleteKeyAsync(PageKey(key, page), cancellationToken: cancellationToken).ConfigureAwait(false);
+                    }
+
+                    pagesWritten = pages.Count;
                     (published, lastWrite) = (version, now);
                     if (failing)
                     {
@@ -111,6 +129,30 @@ internal sealed partial class SharedWorkloads : BackgroundService
         }
     }
 
+    /// <summary>The list as JSON pages of at most <see cref="MaxPageBytes"/> each (one page for up to about a thousand workloads).</summary>
+    private List<byte[]> Pages(IReadOnlyList<WorkloadStatus> workloads, DateTimeOffset now)
+    {
+        var whole = JsonSerializer.SerializeToUtf8Bytes(new ReplicaWorkloads(_leadership.ReplicaId, now, workloads), Json);
+        if (whole.Length <= MaxPageBytes || workloads.Count <= 1)
+        {
+            return [whole];
+        }
+
+        // Split evenly by count, with room to spare; a page that still comes out too big is split again.
+        var count = (int)Math.Ceiling(whole.Length * 1.25 / MaxPageBytes);
+        var size = (workloads.Count + count - 1) / count;
+        var pages = new List<byte[]>();
+        for (var start = 0; start < workloads.Count; start += size)
+        {
+            var slice = workloads.Skip(start).Take(size).ToList();
+            pages.AddRange(Pages(slice, now));
+        }
+
+        return pages;
+    }
+
+    private static string PageKey(string key, int page) => page == 0 ? key : $"{key}/{page}";
+
     private async Task FollowAsync(ConsulClient consul, CancellationToken cancellationToken)
     {
         var query = consul.CreateKeyValueQuery(_shared.WorkloadsPrefix, recurse: true);
@@ -122,7 +164,7 @@ internal sealed partial class SharedWorkloads : BackgroundService
                 var others = new List<WorkloadStatus>();
                 foreach (var entry in result.Value)
                 {
-                    if (entry.Key == _shared.WorkloadsPrefix + _leadership.ReplicaId || Parse(entry) is not { } list || now - list.UpdatedAt > StaleAfter)
+                    if (Parse(entry) is not { } list || list.Replica == _leadership.ReplicaId || now - list.UpdatedAt > StaleAfter)
                     {
                         continue;
                     }

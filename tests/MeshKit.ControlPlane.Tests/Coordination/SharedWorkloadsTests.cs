@@ -62,6 +62,22 @@ public sealed class SharedWorkloadsTests
         Assert.Equal("p2", onB.PolicyVersion);
     }
 
+    [Fact]
+    public async Task A_replica_with_more_workloads_than_one_Consul_value_holds_is_listed_whole_by_the_others()
+    {
+        // 3,000 workloads publish as well over Consul's 512 KiB value limit (the double enforces it as the agent does).
+        await using var consul = await ConsulDouble.StartAsync();
+        await using var a = await StartReplicaAsync(consul);
+        await using var b = await StartReplicaAsync(consul);
+        for (var i = 0; i < 3000; i++)
+        {
+            Record(a, $"service-{i % 50}", $"instance-{i:D4}");
+        }
+
+        await Eventually.WaitAsync(async () => (await ListAsync(b)).Count == 3000, Deadline, "b to list all 3,000 of a's workloads");
+        Assert.DoesNotContain(a.Logs.Entries, e => e.EventId.Id == 1601);
+    }
+
     private static void Record(ControlPlaneHost replica, string service, string instance, string policyVersion = "p1", TimeSpan later = default)
     {
         var registry = replica.Services.GetRequiredService<WorkloadRegistry>();

@@ -9,6 +9,9 @@ namespace MeshKit.Testing.Consul;
 /// <summary>The double's HTTP endpoints, each answering as the Consul agent documents it.</summary>
 internal static class ConsulDoubleEndpoints
 {
+    /// <summary>The largest KV value the agent accepts by default (<c>limits.kv_max_value_size</c>, 512 KiB).</summary>
+    public const int MaxValueSize = 512 * 1024;
+
     private static readonly TimeSpan DefaultWait = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan MaxWait = TimeSpan.FromMinutes(10);
 
@@ -226,6 +229,12 @@ internal static class ConsulDoubleEndpoints
 
             using var buffer = new MemoryStream();
             await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+
+            // As the agent does: "Values in the KV store cannot be larger than 512kb" (the KV API docs).
+            if (buffer.Length > MaxValueSize)
+            {
+                return Results.Text($"Request body({buffer.Length} bytes) too large, max size: {MaxValueSize} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size.", statusCode: StatusCodes.Status413RequestEntityTooLarge);
+            }
 
             // As the agent reads them: release wins over acquire, which wins over cas.
             if (query.ContainsKey("release") || query.ContainsKey("acquire"))
