@@ -204,18 +204,19 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
     {
         var behaviour = new InventoryBehaviour();
         await using var inventory = await Upstream.StartGrpcAsync<TestInventory>(bed, "inventory", "v1", s => s.AddSingleton(behaviour));
-        await using var caller = await StreamingCallerAsync(inventory, idleTimeout: "00:00:01");
+        await using var caller = await StreamingCallerAsync(inventory, idleTimeout: "00:00:02");
         var client = caller.Services.GetRequiredService<Inventory.InventoryClient>();
 
-        // A tick every 300 ms for about 3 s: never idle for 1 s, and past both timeouts.
-        using (var moving = client.Watch(new WatchRequest { Count = 10, IntervalMs = 300 }, cancellationToken: Ct))
+        // A tick every 250 ms for about 3 s: never idle for 2 s (a margin a loaded machine's late tick stays within), and
+        // past both the attempt and the total timeout.
+        using (var moving = client.Watch(new WatchRequest { Count = 12, IntervalMs = 250 }, cancellationToken: Ct))
         {
-            Assert.Equal(10, (await moving.ResponseStream.ReadAllAsync(Ct).ToListAsync(Ct)).Count);
+            Assert.Equal(12, (await moving.ResponseStream.ReadAllAsync(Ct).ToListAsync(Ct)).Count);
         }
 
-        // A tick, then 6 s of silence: ended after about 1 s of it. Without the idle timeout the second tick would come
+        // A tick, then 8 s of silence: ended after about 2 s of it. Without the idle timeout the second tick would come
         // and the stream end well; the silence is long so that a loaded machine's late timer cannot be mistaken for that.
-        using var stalled = client.Watch(new WatchRequest { Count = 2, IntervalMs = 6000 }, cancellationToken: Ct);
+        using var stalled = client.Watch(new WatchRequest { Count = 2, IntervalMs = 8000 }, cancellationToken: Ct);
         var ticks = 0;
         var sinceFirstTick = new Stopwatch();
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
@@ -229,7 +230,7 @@ public sealed class GrpcClientTests(MeshTestBed bed) : IClassFixture<MeshTestBed
 
         Assert.Equal(1, ticks);
         Assert.Contains("Mesh:Policy:Destinations:inventory:IdleTimeout", error.ToString(), StringComparison.Ordinal);
-        Assert.True(sinceFirstTick.Elapsed < TimeSpan.FromSeconds(4.5), $"the stalled stream lasted {sinceFirstTick.Elapsed} after its tick");
+        Assert.True(sinceFirstTick.Elapsed < TimeSpan.FromSeconds(6), $"the stalled stream lasted {sinceFirstTick.Elapsed} after its tick");
     }
 
     /// <summary>A caller of <paramref name="inventory"/> with a 1 s attempt timeout and a 2 s total timeout (and an idle timeout, if given).</summary>
