@@ -19,13 +19,24 @@ internal sealed class WorkloadRegistry(TimeProvider time)
     /// <summary>Gets or sets the name of this replica, written on the workloads it records (set when replicas share state).</summary>
     public string? Replica { get; set; }
 
-    /// <summary>Gets a number that changes whenever this replica records a workload.</summary>
+    /// <summary>
+    /// Gets a number that changes whenever a workload this replica records is new or reports something new (a poll that
+    /// only moves <see cref="WorkloadStatus.LastSeen"/> does not change it: replicas republish on changes, and their
+    /// lists' <c>lastSeen</c> every few minutes, so that 10,000 polling workloads do not rewrite Consul every second).
+    /// </summary>
     public long Version => Interlocked.Read(ref _version);
 
     public void Record(WorkloadStatus status)
     {
-        _workloads[(status.SpiffeId, status.Instance ?? string.Empty)] = Replica is { } replica ? status with { Replica = replica } : status;
-        Interlocked.Increment(ref _version);
+        var key = (status.SpiffeId, status.Instance ?? string.Empty);
+        var recorded = Replica is { } replica ? status with { Replica = replica } : status;
+        var changed = !_workloads.TryGetValue(key, out var previous) || previous with { LastSeen = recorded.LastSeen } != recorded;
+        _workloads[key] = recorded;
+        if (changed)
+        {
+            Interlocked.Increment(ref _version);
+        }
+
         Prune();
     }
 

@@ -78,6 +78,34 @@ public sealed class SharedWorkloadsTests
         Assert.DoesNotContain(a.Logs.Entries, e => e.EventId.Id == 1601);
     }
 
+    [Fact]
+    public void A_poll_that_only_moves_last_seen_does_not_change_the_registry_version_so_replicas_do_not_republish_for_it()
+    {
+        var registry = new WorkloadRegistry(TimeProvider.System);
+        var now = registry.Now;
+        var status = new WorkloadStatus
+        {
+            SpiffeId = $"spiffe://{ControlPlaneHost.TrustDomain}/ns/default/svc/orders",
+            Instance = "orders-1",
+            CertificateSerial = "0A",
+            NotAfter = now.AddHours(1),
+            PolicyVersion = "p1",
+            LastSeen = now,
+        };
+        registry.Record(status);
+        var version = registry.Version;
+
+        registry.Record(status with { LastSeen = now.AddSeconds(1) });
+        Assert.Equal(version, registry.Version);
+        Assert.Equal(now.AddSeconds(1), registry.Find(status.SpiffeId, "orders-1")!.LastSeen); // kept here all the same
+
+        registry.Record(status with { PolicyVersion = "p2", LastSeen = now.AddSeconds(2) });
+        Assert.NotEqual(version, registry.Version);
+        version = registry.Version;
+        registry.Record(status with { Instance = "orders-2" });
+        Assert.NotEqual(version, registry.Version);
+    }
+
     private static void Record(ControlPlaneHost replica, string service, string instance, string policyVersion = "p1", TimeSpan later = default)
     {
         var registry = replica.Services.GetRequiredService<WorkloadRegistry>();

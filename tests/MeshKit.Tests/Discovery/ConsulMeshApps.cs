@@ -72,7 +72,7 @@ public sealed class ConsulServiceApp : IAsyncDisposable
     public ValueTask DisposeAsync() => Host.DisposeAsync();
 }
 
-/// <summary>Settings and callers for mesh apps that use a Consul double: short waits and back-off, a 3 s TTL.</summary>
+/// <summary>Settings and callers for mesh apps that use a Consul double: short waits and back-off, a 10 s TTL (tests of a lapse set their own).</summary>
 public static class ConsulMeshApps
 {
     public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
@@ -94,7 +94,7 @@ public static class ConsulMeshApps
             ["Mesh:Discovery:Consul:RetryBaseDelay"] = "00:00:00.100",
             ["Mesh:Discovery:Consul:RetryMaxDelay"] = "00:00:01",
             ["Mesh:Discovery:Consul:RequestTimeout"] = "00:00:05",
-            ["Mesh:Discovery:Consul:Ttl"] = "00:00:03",
+            ["Mesh:Discovery:Consul:Ttl"] = "00:00:10",
             ["Mesh:Discovery:Consul:HealthCheckInterval"] = "00:00:00.200",
             ["Mesh:Service:InstanceId"] = instance,
         };
