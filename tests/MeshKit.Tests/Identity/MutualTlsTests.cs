@@ -104,10 +104,10 @@ public sealed class MutualTlsTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
     public async Task Callers_without_a_valid_mesh_certificate_fail_and_the_server_logs_and_counts_why(string kind)
     {
         var served = 0;
-        await using var orders = await MeshAppHost.StartAsync(bed.ControlPlane, "orders", MeshTestBed.Token,
-            map: app => app.MapGet("/", () => { Interlocked.Increment(ref served); return "served"; }));
         var bundle = bed.ControlPlane.TrustBundle;
 
+        // The bad certificate first (an expired one takes its 5 s to expire), then the callee, so that the callee's own
+        // 5 s certificate is fresh when the caller knocks.
         using var foreignCa = TestCertificates.CreateRootCa("Foreign");
         var (certificate, reason) = kind switch
         {
@@ -117,6 +117,8 @@ public sealed class MutualTlsTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
             "other-trust-domain" => (TestCertificates.CreateSvid(foreignCa, "spiffe://other.mesh/ns/default/svc/frontend"), "wrong_trust_domain"),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
+        await using var orders = await MeshAppHost.StartAsync(bed.ControlPlane, "orders", MeshTestBed.Token,
+            map: app => app.MapGet("/", () => { Interlocked.Increment(ref served); return "served"; }));
 
         using var handler = new SocketsHttpHandler
         {
@@ -134,7 +136,10 @@ public sealed class MutualTlsTests(MeshTestBed bed) : IClassFixture<MeshTestBed>
         await Assert.ThrowsAnyAsync<Exception>(() => client.GetStringAsync($"https://127.0.0.1:{orders.MeshEndPoint.Port}/", TestContext.Current.CancellationToken));
         Assert.Equal(0, served);
 
-        await Eventually.WaitAsync(() => orders.Metrics.Sum("mesh.server.handshake.refusals", "mesh.reason", reason) >= 1, TimeSpan.FromSeconds(5), $"a refusal counted as {reason}");
+        await Eventually.WaitAsync(
+            () => orders.Metrics.Sum("mesh.server.handshake.refusals", "mesh.reason", reason) >= 1,
+            TimeSpan.FromSeconds(5),
+            $"a refusal counted as {reason} (the callee logged: {string.Join(" | ", orders.Logs.Entries.Where(e => e.EventId.Id is 5001 or 2003 or 2004).Select(e => e.Message))})");
         Assert.Contains(orders.Logs.Entries, e => e.EventId.Id == 5001 && e.Message.Contains(reason, StringComparison.Ordinal));
         certificate?.Dispose();
     }
