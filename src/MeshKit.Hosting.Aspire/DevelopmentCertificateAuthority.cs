@@ -109,10 +109,18 @@ internal sealed class DevelopmentCertificateAuthority
             ?? throw new InvalidOperationException($"The mesh's development CA in '{directory}' could not be created or read; delete the folder and start again.");
     }
 
-    private static DevelopmentCertificateAuthority? TryLoad(string directory, string trustDomain, DateTimeOffset now)
+    private static DevelopmentCertificateAuthority? TryLoad(string directory, string trustDomain, DateTimeOffset now) =>
+        LoadCertificateAuthority(Path.Combine(directory, CertificateFileName), Path.Combine(directory, KeyFileName), trustDomain, now, RenewBefore) is { } certificate
+            ? new DevelopmentCertificateAuthority(directory, certificate)
+            : null;
+
+    /// <summary>
+    /// Reads a CA certificate and its key from PEM files, or <see langword="null"/> when either is missing or unreadable,
+    /// the key is not the certificate's, the certificate expires within <paramref name="renewBefore"/>, is not a CA, or
+    /// does not carry <c>spiffe://&lt;trust-domain&gt;</c> as its only URI SAN: the caller then makes a new one.
+    /// </summary>
+    internal static X509Certificate2? LoadCertificateAuthority(string certificatePath, string keyPath, string trustDomain, DateTimeOffset now, TimeSpan renewBefore)
     {
-        var certificatePath = Path.Combine(directory, CertificateFileName);
-        var keyPath = Path.Combine(directory, KeyFileName);
         if (!File.Exists(certificatePath) || !File.Exists(keyPath))
         {
             return null;
@@ -129,13 +137,11 @@ internal sealed class DevelopmentCertificateAuthority
             {
             }
 
-            if (certificate.NotAfter.ToUniversalTime() - now.UtcDateTime < RenewBefore
-                || SubjectAlternativeNames.GetUris(certificate) is not [var uri] || uri != SpiffeId.Prefix + trustDomain)
-            {
-                return null;
-            }
-
-            return new DevelopmentCertificateAuthority(directory, certificate);
+            return certificate.NotAfter.ToUniversalTime() - now.UtcDateTime < renewBefore
+                || certificate.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is not { CertificateAuthority: true }
+                || SubjectAlternativeNames.GetUris(certificate) is not [var uri] || uri != SpiffeId.Prefix + trustDomain
+                ? null
+                : certificate;
         }
         catch (Exception ex) when (ex is CryptographicException or ArgumentException or IOException)
         {

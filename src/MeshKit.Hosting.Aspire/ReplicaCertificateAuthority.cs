@@ -98,41 +98,11 @@ internal sealed class ReplicaCertificateAuthority
         return loaded;
     }
 
-    private static ReplicaCertificateAuthority? TryLoad(string directory, X509Certificate2 root, string trustDomain, DateTimeOffset now)
-    {
-        var certificatePath = Path.Combine(directory, CertificateFileName);
-        var keyPath = Path.Combine(directory, KeyFileName);
-        if (!File.Exists(certificatePath) || !File.Exists(keyPath))
-        {
-            return null;
-        }
-
-        try
-        {
-            var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(certificatePath));
-            using var key = ECDsa.Create();
-            key.ImportFromPem(File.ReadAllText(keyPath));
-
-            // CopyWithPrivateKey throws when the key does not belong to the certificate.
-            using (certificate.CopyWithPrivateKey(key))
-            {
-            }
-
-            if (certificate.NotAfter.ToUniversalTime() - now.UtcDateTime < RenewBefore
-                || certificate.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is not { CertificateAuthority: true }
-                || SubjectAlternativeNames.GetUris(certificate) is not [var uri] || uri != SpiffeId.Prefix + trustDomain
-                || !IssuedBy(certificate, root, now))
-            {
-                return null;
-            }
-
-            return new ReplicaCertificateAuthority(directory, certificate);
-        }
-        catch (Exception ex) when (ex is CryptographicException or ArgumentException or IOException)
-        {
-            return null;
-        }
-    }
+    private static ReplicaCertificateAuthority? TryLoad(string directory, X509Certificate2 root, string trustDomain, DateTimeOffset now) =>
+        DevelopmentCertificateAuthority.LoadCertificateAuthority(Path.Combine(directory, CertificateFileName), Path.Combine(directory, KeyFileName), trustDomain, now, RenewBefore) is { } certificate
+        && IssuedBy(certificate, root, now)
+            ? new ReplicaCertificateAuthority(directory, certificate)
+            : null;
 
     /// <summary>Whether <paramref name="certificate"/> chains to <paramref name="root"/> (and only to it) at <paramref name="now"/>.</summary>
     internal static bool IssuedBy(X509Certificate2 certificate, X509Certificate2 root, DateTimeOffset now)

@@ -38,23 +38,7 @@ public static class CertificateAuthorityRoots
     /// <exception cref="ArgumentException">The trust domain is not valid, the key is not P-256, or the lifetime is not positive.</exception>
     public static X509Certificate2 CreateRoot(ECDsa key, string trustDomain, X500DistinguishedName subject, DateTimeOffset now, TimeSpan lifetime)
     {
-        ArgumentNullException.ThrowIfNull(key);
-        ArgumentNullException.ThrowIfNull(trustDomain);
-        ArgumentNullException.ThrowIfNull(subject);
-        if (!SpiffeId.IsValidTrustDomain(trustDomain, out var why))
-        {
-            throw new ArgumentException($"Trust domain '{trustDomain}' is not valid: it {why}.", nameof(trustDomain));
-        }
-
-        if (key.KeySize != 256)
-        {
-            throw new ArgumentException($"A mesh root uses an ECDSA P-256 key (from {nameof(CreateKey)}); this key has {key.KeySize} bits.", nameof(key));
-        }
-
-        if (lifetime <= TimeSpan.Zero)
-        {
-            throw new ArgumentException($"The lifetime of a root must be positive; it is {lifetime}.", nameof(lifetime));
-        }
+        CheckArguments(key, trustDomain, subject, lifetime, "root");
 
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
@@ -94,23 +78,7 @@ public static class CertificateAuthorityRoots
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(rootKey);
-        ArgumentNullException.ThrowIfNull(key);
-        ArgumentNullException.ThrowIfNull(trustDomain);
-        ArgumentNullException.ThrowIfNull(subject);
-        if (!SpiffeId.IsValidTrustDomain(trustDomain, out var why))
-        {
-            throw new ArgumentException($"Trust domain '{trustDomain}' is not valid: it {why}.", nameof(trustDomain));
-        }
-
-        if (key.KeySize != 256)
-        {
-            throw new ArgumentException($"A mesh intermediate uses an ECDSA P-256 key (from {nameof(CreateKey)}); this key has {key.KeySize} bits.", nameof(key));
-        }
-
-        if (lifetime <= TimeSpan.Zero)
-        {
-            throw new ArgumentException($"The lifetime of an intermediate must be positive; it is {lifetime}.", nameof(lifetime));
-        }
+        CheckArguments(key, trustDomain, subject, lifetime, "intermediate");
 
         if (root.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is not { CertificateAuthority: true })
         {
@@ -148,4 +116,25 @@ public static class CertificateAuthorityRoots
     }
 
     private static bool SameKey(byte[] a, byte[] b) => a.AsSpan().SequenceEqual(b);
+
+    private static void CheckArguments(ECDsa key, string trustDomain, X500DistinguishedName subject, TimeSpan lifetime, string kind)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(trustDomain);
+        ArgumentNullException.ThrowIfNull(subject);
+        if (!SpiffeId.IsValidTrustDomain(trustDomain, out var why))
+        {
+            throw new ArgumentException($"Trust domain '{trustDomain}' is not valid: it {why}.", nameof(trustDomain));
+        }
+
+        if (key.KeySize != 256)
+        {
+            throw new ArgumentException($"A mesh {kind} uses an ECDSA P-256 key (from {nameof(CreateKey)}); this key has {key.KeySize} bits.", nameof(key));
+        }
+
+        if (lifetime <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"The lifetime of {(kind == "root" ? "a root" : "an intermediate")} must be positive; it is {lifetime}.", nameof(lifetime));
+        }
+    }
 }
