@@ -82,11 +82,15 @@ if grep -rq '<ProjectReference' "${work}/app"/*/*.csproj; then fail "the sample 
 grep -q "\"MeshKit/${version}\"" "${work}/app/Ping/obj/project.assets.json" || fail "Ping did not restore MeshKit ${version} from the feed"
 
 # 3. Ports on 127.0.0.1: the control service takes a free one (port 0, read from its log); the services' four are picked
-#    at random among free ones, since each must know the other's mesh port before either starts.
+#    at random among free ones, since each must know the other's mesh port before either starts. They are taken below
+#    the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768+ by default): a port picked inside it could be
+#    taken as the source port of an outgoing connection before the service binds it (seen once: "address already in use").
+ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+(( ephemeral_low > 21000 )) || ephemeral_low=32768
 free_port() {
   local p
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % (ephemeral_low - 20000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null && [[ " ${chosen:-} " != *" ${p} "* ]]; then chosen="${chosen:-} ${p}"; echo "${p}"; return; fi
   done
   fail "no free port found"
